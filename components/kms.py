@@ -1,0 +1,62 @@
+"""The stack's customer-managed KMS key: one per region, since replicas and copies need a local key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+
+@dataclass
+class StackKeyArgs:
+    alias: str
+    account_id: pulumi.Input[str]
+    region: str
+    partition: str
+    deletion_window_days: int = 30
+
+
+class StackKey(pulumi.ComponentResource):
+    key: aws.kms.Key
+    arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: StackKeyArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("trading-platform:security:StackKey", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        account_root = pulumi.Output.concat("arn:", args.partition, ":iam::", args.account_id, ":root")
+        logs_arns = pulumi.Output.concat("arn:", args.partition, ":logs:", args.region, ":", args.account_id, ":*")
+        policy = pulumi.Output.json_dumps({
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    # Key administration stays with the account's IAM policies, as AWS's default policy does.
+                    "Sid": "AccountIamPoliciesGovern",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": account_root},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                },
+                {
+                    # CloudWatch Logs may use the key only for this account's log groups in this region.
+                    "Sid": "CloudWatchLogsInThisRegion",
+                    "Effect": "Allow",
+                    "Principal": {"Service": f"logs.{args.region}.amazonaws.com"},
+                    "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*",
+                               "kms:Describe*"],
+                    "Resource": "*",
+                    "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": logs_arns}},
+                },
+            ],
+        })
+        self.key = aws.kms.Key(
+            name,
+            description=f"{args.alias}: encrypts this stack's data stores, secrets, backups and logs",
+            enable_key_rotation=True,
+            deletion_window_in_days=args.deletion_window_days,
+            policy=policy,
+            opts=child,
+        )
+        aws.kms.Alias(name, name=f"alias/{args.alias}", target_key_id=self.key.key_id, opts=child)
+        self.arn = self.key.arn
+        self.register_outputs({"arn": self.arn})

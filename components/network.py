@@ -1,0 +1,129 @@
+"""VPC with public, private (app) and isolated (data) subnets per AZ, NAT and flow logs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+from regions.addressing import plan_subnets
+
+
+@dataclass
+class NetworkArgs:
+    cidr: str
+    availability_zones: Sequence[str]
+    nat_per_az: bool
+    flow_log_group_name: str
+    flow_log_retention_days: int
+    kms_key_arn: pulumi.Input[str]
+    account_id: pulumi.Input[str]
+
+
+class Network(pulumi.ComponentResource):
+    vpc: aws.ec2.Vpc
+    public_subnet_ids: list[pulumi.Output[str]]
+    private_subnet_ids: list[pulumi.Output[str]]
+    isolated_subnet_ids: list[pulumi.Output[str]]
+    private_route_table_ids: list[pulumi.Output[str]]
+    isolated_route_table_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("trading-platform:network:Network", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        plan = plan_subnets(args.cidr, len(args.availability_zones))
+
+        self.vpc = aws.ec2.Vpc(name, cidr_block=args.cidr, enable_dns_support=True, enable_dns_hostnames=True,
+                               tags={"Name": name}, opts=child)
+        vpc_id = self.vpc.id
+        # Strip the default security group's allow-all rules so nothing can fall back on it.
+        aws.ec2.DefaultSecurityGroup(name, vpc_id=vpc_id, ingress=[], egress=[], opts=child)
+        igw = aws.ec2.InternetGateway(name, vpc_id=vpc_id, tags={"Name": name}, opts=child)
+
+        def subnet(tier: str, az: str, cidr: str) -> aws.ec2.Subnet:
+            label = f"{name}-{tier}-{az[-1]}"
+            return aws.ec2.Subnet(label, vpc_id=vpc_id, availability_zone=az, cidr_block=cidr,
+                                  map_public_ip_on_launch=False, tags={"Name": label, "Tier": tier}, opts=child)
+
+        azs = list(args.availability_zones)
+        public = [subnet("public", az, cidr) for az, cidr in zip(azs, plan.public)]
+        private = [subnet("private", az, cidr) for az, cidr in zip(azs, plan.private)]
+        isolated = [subnet("isolated", az, cidr) for az, cidr in zip(azs, plan.isolated)]
+
+        public_rt = aws.ec2.RouteTable(f"{name}-public", vpc_id=vpc_id, tags={"Name": f"{name}-public"}, opts=child)
+        aws.ec2.Route(f"{name}-public-internet", route_table_id=public_rt.id, destination_cidr_block="0.0.0.0/0",
+                      gateway_id=igw.id, opts=child)
+        for az, sn in zip(azs, public):
+            aws.ec2.RouteTableAssociation(f"{name}-public-{az[-1]}", subnet_id=sn.id, route_table_id=public_rt.id,
+                                          opts=child)
+
+        # One NAT per AZ keeps an AZ outage from cutting the others off; a standby can share one.
+        nat_azs = azs if args.nat_per_az else azs[:1]
+        nats = {}
+        for az, sn in zip(nat_azs, public):
+            label = f"{name}-nat-{az[-1]}"
+            eip = aws.ec2.Eip(label, domain="vpc", tags={"Name": label}, opts=child)
+            nats[az] = aws.ec2.NatGateway(label, subnet_id=sn.id, allocation_id=eip.id, tags={"Name": label},
+                                          opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]))
+
+        self.private_route_table_ids = []
+        for az, sn in zip(azs, private):
+            label = f"{name}-private-{az[-1]}"
+            rt = aws.ec2.RouteTable(label, vpc_id=vpc_id, tags={"Name": label}, opts=child)
+            aws.ec2.Route(f"{label}-nat", route_table_id=rt.id, destination_cidr_block="0.0.0.0/0",
+                          nat_gateway_id=nats.get(az, nats[nat_azs[0]]).id, opts=child)
+            aws.ec2.RouteTableAssociation(label, subnet_id=sn.id, route_table_id=rt.id, opts=child)
+            self.private_route_table_ids.append(rt.id)
+
+        # The data tier has no route out of the VPC at all.
+        isolated_rt = aws.ec2.RouteTable(f"{name}-isolated", vpc_id=vpc_id, tags={"Name": f"{name}-isolated"},
+                                         opts=child)
+        for az, sn in zip(azs, isolated):
+            aws.ec2.RouteTableAssociation(f"{name}-isolated-{az[-1]}", subnet_id=sn.id,
+                                          route_table_id=isolated_rt.id, opts=child)
+
+        self._flow_logs(name, args, child)
+
+        self.public_subnet_ids = [s.id for s in public]
+        self.private_subnet_ids = [s.id for s in private]
+        self.isolated_subnet_ids = [s.id for s in isolated]
+        self.isolated_route_table_id = isolated_rt.id
+        self.register_outputs({
+            "vpc_id": vpc_id,
+            "public_subnet_ids": self.public_subnet_ids,
+            "private_subnet_ids": self.private_subnet_ids,
+            "isolated_subnet_ids": self.isolated_subnet_ids,
+        })
+
+    def _flow_logs(self, name: str, args: NetworkArgs, child: pulumi.ResourceOptions) -> None:
+        group = aws.cloudwatch.LogGroup(f"{name}-flow-logs", name=args.flow_log_group_name,
+                                        retention_in_days=args.flow_log_retention_days,
+                                        kms_key_id=args.kms_key_arn, opts=child)
+        # Only flow logs of this account may assume the role (confused-deputy guard).
+        role = aws.iam.Role(f"{name}-flow-logs", assume_role_policy=pulumi.Output.json_dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
+                           "Action": "sts:AssumeRole",
+                           "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}}}],
+        }), opts=child)
+        aws.iam.RolePolicy(f"{name}-flow-logs", role=role.id, policy=pulumi.Output.json_dumps({
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                    "Resource": [group.arn, pulumi.Output.concat(group.arn, ":*")],
+                },
+                {
+                    # The service checks the group exists; describe calls cannot be narrowed to one group.
+                    "Effect": "Allow",
+                    "Action": "logs:DescribeLogGroups",
+                    "Resource": "*",
+                },
+            ],
+        }), opts=child)
+        aws.ec2.FlowLog(name, vpc_id=self.vpc.id, traffic_type="ALL", log_destination_type="cloud-watch-logs",
+                        log_destination=group.arn, iam_role_arn=role.arn, max_aggregation_interval=60,
+                        tags={"Name": name}, opts=child)

@@ -1,0 +1,80 @@
+"""Security groups chained least privilege: world -> alb -> app -> db / cache / endpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+import pulumi
+import pulumi_aws as aws
+
+POSTGRES_PORT = 5432
+REDIS_PORT = 6379
+HTTPS_PORT = 443
+
+
+@dataclass
+class SecurityGroupsArgs:
+    vpc_id: pulumi.Input[str]
+    # Container ports the load balancer forwards to, by service name.
+    app_ports: Mapping[str, int]
+
+
+class SecurityGroups(pulumi.ComponentResource):
+    alb: aws.ec2.SecurityGroup
+    app: aws.ec2.SecurityGroup
+    db: aws.ec2.SecurityGroup
+    cache: aws.ec2.SecurityGroup
+    endpoints: aws.ec2.SecurityGroup
+
+    def __init__(self, name: str, args: SecurityGroupsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("trading-platform:network:SecurityGroups", name, None, opts)
+        self._name = name
+        self._child = pulumi.ResourceOptions(parent=self)
+
+        def group(role: str, purpose: str) -> aws.ec2.SecurityGroup:
+            # No inline rules: the provider then removes AWS's default allow-all egress.
+            return aws.ec2.SecurityGroup(f"{name}-{role}", vpc_id=args.vpc_id, description=purpose,
+                                         revoke_rules_on_delete=True, tags={"Name": f"{name}-{role}"},
+                                         opts=self._child)
+
+        self.alb = group("alb", "Load balancer: HTTP/HTTPS from the internet")
+        self.app = group("app", "ECS tasks: their ports from the load balancer only")
+        self.db = group("db", "PostgreSQL: 5432 from the app tasks only")
+        self.cache = group("cache", "Redis: 6379 from the app tasks only")
+        self.endpoints = group("endpoints", "VPC interface endpoints: HTTPS from the app tasks only")
+
+        for port in (80, HTTPS_PORT):
+            self._ingress(f"alb-{port}-world", self.alb, port, cidr="0.0.0.0/0")
+        for service, port in sorted(args.app_ports.items()):
+            self._ingress(f"app-{service}-from-alb", self.app, port, source=self.alb)
+            self._egress(f"alb-{service}-to-app", self.alb, port, destination=self.app)
+        self._ingress("db-from-app", self.db, POSTGRES_PORT, source=self.app)
+        self._ingress("cache-from-app", self.cache, REDIS_PORT, source=self.app)
+        self._ingress("endpoints-from-app", self.endpoints, HTTPS_PORT, source=self.app)
+        self._egress("app-to-db", self.app, POSTGRES_PORT, destination=self.db)
+        self._egress("app-to-cache", self.app, REDIS_PORT, destination=self.cache)
+        # Tasks call AWS APIs (through the endpoints or NAT) and external HTTPS APIs such as Google OAuth.
+        self._egress("app-https-out", self.app, HTTPS_PORT, cidr="0.0.0.0/0")
+
+        self.register_outputs({
+            "alb_security_group_id": self.alb.id,
+            "app_security_group_id": self.app.id,
+            "db_security_group_id": self.db.id,
+            "cache_security_group_id": self.cache.id,
+            "endpoints_security_group_id": self.endpoints.id,
+        })
+
+    def _ingress(self, label: str, group: aws.ec2.SecurityGroup, port: int, *, cidr: Optional[str] = None,
+                 source: Optional[aws.ec2.SecurityGroup] = None) -> None:
+        aws.vpc.SecurityGroupIngressRule(
+            f"{self._name}-{label}", security_group_id=group.id, ip_protocol="tcp", from_port=port, to_port=port,
+            cidr_ipv4=cidr, referenced_security_group_id=source.id if source else None,
+            description=label, opts=self._child)
+
+    def _egress(self, label: str, group: aws.ec2.SecurityGroup, port: int, *, cidr: Optional[str] = None,
+                destination: Optional[aws.ec2.SecurityGroup] = None) -> None:
+        aws.vpc.SecurityGroupEgressRule(
+            f"{self._name}-{label}", security_group_id=group.id, ip_protocol="tcp", from_port=port, to_port=port,
+            cidr_ipv4=cidr, referenced_security_group_id=destination.id if destination else None,
+            description=label, opts=self._child)

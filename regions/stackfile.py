@@ -1,0 +1,56 @@
+"""Reading a stack file the way the Pulumi CLI hands its config to a program."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SECRET_PLACEHOLDER = "synth-secret-{key}"
+
+
+class StackFileError(Exception):
+    """A stack file that cannot be read at all (missing, not YAML, no config mapping)."""
+
+
+def stack_file_name(stack: str) -> str:
+    return f"Pulumi.{stack}.yaml"
+
+
+def _redact(value: Any, key: str, secret_keys: list[str]) -> Any:
+    """Replace `secure:` ciphertexts by a placeholder: offline there is no key to decrypt them."""
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            secret_keys.append(key)
+            return SECRET_PLACEHOLDER.format(key=key)
+        return {k: _redact(v, f"{key}.{k}", secret_keys) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v, f"{key}[{i}]", secret_keys) for i, v in enumerate(value)]
+    return value
+
+
+def read_stack_file(path: Path) -> tuple[dict[str, str], list[str]]:
+    """Config as the engine passes it: every value a string, structured values as JSON.
+
+    Returns the config and the keys holding secrets (top-level keys, as the engine marks them).
+    """
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise StackFileError(f"{path.name}: no such stack file in {path.parent}") from None
+    except yaml.YAMLError as exc:
+        raise StackFileError(f"{path.name}: not valid YAML: {exc}") from None
+    config = document.get("config", {}) if isinstance(document, dict) else None
+    if not isinstance(config, dict):
+        raise StackFileError(f"{path.name}: 'config' must be a mapping of keys to values")
+    raw: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in config.items():
+        nested_secrets: list[str] = []
+        value = _redact(value, str(key), nested_secrets)
+        if nested_secrets:
+            secret_keys.append(str(key))
+        raw[str(key)] = value if isinstance(value, str) else json.dumps(value)
+    return raw, secret_keys

@@ -1,0 +1,157 @@
+"""Evaluate the Pulumi program for one stack file under the SDK's mocks, as the engine would run it.
+
+One mechanism for synth and the tests: `evaluate` returns every resource as registered (type, name,
+URN, parent, provider, inputs) and the stack's exports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import os
+import runpy
+import sys
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import pulumi
+from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.settings import ROOT as ROOT_RESOURCE
+from pulumi.runtime.stack import run_in_stack
+
+from regions.settings import PROJECT, SettingsError
+from regions.stackfile import StackFileError, read_stack_file, stack_file_name
+from synth.mocks import AwsMocks, Registration
+
+REPO = Path(__file__).resolve().parent.parent
+PROGRAM = REPO / "__main__.py"
+PEER_KEY = f"{PROJECT}:peerStack"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    stack: str
+    region: str
+    resources: list[Registration]
+    outputs: dict[str, Any]
+
+    def of_type(self, typ: str) -> list[Registration]:
+        return [r for r in self.resources if r.type == typ]
+
+    def named(self, typ: str, name: str) -> Registration:
+        found = [r for r in self.resources if r.type == typ and r.name == name]
+        if len(found) != 1:
+            raise KeyError(f"{len(found)} resources of type {typ} named {name}")
+        return found[0]
+
+    def children_of(self, urn: str) -> list[Registration]:
+        return [r for r in self.resources if r.parent == urn]
+
+
+class _RecordingMonitor(MockMonitor):
+    """The SDK's mock monitor, also keeping what the mocks are not told: parent, provider, URN."""
+
+    def __init__(self, mocks: AwsMocks):
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+
+    def _record(self, request: Any, urn: str, custom: bool, inputs: Any) -> None:
+        self.registrations.append(Registration(
+            type=request.type, name=request.name, urn=urn, parent=request.parent or None,
+            provider=request.provider or None, custom=custom,
+            inputs=inputs, state=self.resources[urn].state if urn in self.resources else {}))
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self._record(request, response.urn, bool(request.custom),
+                         rpc.deserialize_properties(request.object))
+        return response
+
+    def ReadResource(self, request: Any) -> Any:
+        response = super().ReadResource(request)
+        self._record(request, response.urn, True, rpc.deserialize_properties(request.properties))
+        return response
+
+
+@contextmanager
+def _engine_environment(project_dir: Path) -> Iterator[None]:
+    """What the engine gives a program: the project directory as cwd, the repo importable, and no
+    PULUMI_CONFIG* leftovers in the environment (the SDK falls back to them for unset keys)."""
+    saved_env = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("PULUMI_CONFIG")}
+    saved_cwd = os.getcwd()
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    os.chdir(project_dir)
+    try:
+        with warnings.catch_warnings():
+            # pulumi_aws warns about v6 resource names whenever aws.s3 is imported.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.update(saved_env)
+
+
+async def _resolve(value: Any) -> Any:
+    return await pulumi.Output.from_input(value).future(with_unknowns=False)
+
+
+def _run(stack: str, raw: dict[str, str], secret_keys: list[str], mocks: AwsMocks) -> Evaluation:
+    outputs: dict[str, Any] = {}
+    # The loop must be current before set_mocks: the SDK schedules its first tasks on it.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    monitor = _RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config(raw, secret_keys)
+    ROOT_RESOURCE.set(None)
+
+    async def program() -> None:
+        await run_in_stack(lambda: runpy.run_path(str(PROGRAM), run_name="__main__"))
+        root = ROOT_RESOURCE.get()
+        exports = getattr(root, "outputs", {}) or {}
+        for key, value in exports.items():
+            outputs[key] = await _resolve(value)
+
+    try:
+        loop.run_until_complete(program())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+    resources = sorted(monitor.registrations, key=lambda r: r.urn)
+    return Evaluation(stack=stack, region=mocks.region, resources=resources, outputs=outputs)
+
+
+def evaluate(stack: str, project_dir: Path = REPO, cache: Optional[dict[str, Evaluation]] = None) -> Evaluation:
+    """Evaluate `Pulumi.<stack>.yaml` in `project_dir`. A stack that references another stack
+    (the backup's `peerStack`) gets that stack's evaluated outputs as the reference's outputs.
+
+    Raises SettingsError (or StackFileError) for bad configuration.
+    """
+    cache = {} if cache is None else cache
+    if stack in cache:
+        return cache[stack]
+    raw, secret_keys = read_stack_file(project_dir / stack_file_name(stack))
+    stack_outputs: dict[str, dict[str, Any]] = {}
+    peer = raw.get(PEER_KEY)
+    if peer:
+        peer_stack = peer.rsplit("/", 1)[-1]
+        if peer_stack == stack or not (project_dir / stack_file_name(peer_stack)).is_file():
+            raise SettingsError(stack_file_name(stack), PEER_KEY, peer,
+                                "a name whose last part is another stack of this project with a stack file here",
+                                "names no other stack file")
+        stack_outputs[peer] = evaluate(peer_stack, project_dir, cache).outputs
+    mocks = AwsMocks(stack, raw.get("aws:region", ""), stack_outputs)
+    with _engine_environment(project_dir):
+        # A fresh context per stack: the SDK keeps its settings, config and root in context variables.
+        result = contextvars.copy_context().run(_run, stack, raw, secret_keys, mocks)
+    cache[stack] = result
+    return result
+
+
+__all__ = ["Evaluation", "Registration", "evaluate", "SettingsError", "StackFileError", "REPO"]
