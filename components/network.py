@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -48,28 +48,28 @@ class Network(pulumi.ComponentResource):
                                   map_public_ip_on_launch=False, tags={"Name": label, "Tier": tier}, opts=child)
 
         azs = list(args.availability_zones)
-        public = [subnet("public", az, cidr) for az, cidr in zip(azs, plan.public)]
-        private = [subnet("private", az, cidr) for az, cidr in zip(azs, plan.private)]
-        isolated = [subnet("isolated", az, cidr) for az, cidr in zip(azs, plan.isolated)]
+        public = [subnet("public", az, cidr) for az, cidr in zip(azs, plan.public, strict=False)]
+        private = [subnet("private", az, cidr) for az, cidr in zip(azs, plan.private, strict=False)]
+        isolated = [subnet("isolated", az, cidr) for az, cidr in zip(azs, plan.isolated, strict=False)]
 
         public_rt = aws.ec2.RouteTable(f"{name}-public", vpc_id=vpc_id, tags={"Name": f"{name}-public"}, opts=child)
         aws.ec2.Route(f"{name}-public-internet", route_table_id=public_rt.id, destination_cidr_block="0.0.0.0/0",
                       gateway_id=igw.id, opts=child)
-        for az, sn in zip(azs, public):
+        for az, sn in zip(azs, public, strict=False):
             aws.ec2.RouteTableAssociation(f"{name}-public-{az[-1]}", subnet_id=sn.id, route_table_id=public_rt.id,
                                           opts=child)
 
         # One NAT per AZ keeps an AZ outage from cutting the others off; a standby can share one.
         nat_azs = azs if args.nat_per_az else azs[:1]
         nats = {}
-        for az, sn in zip(nat_azs, public):
+        for az, sn in zip(nat_azs, public, strict=False):
             label = f"{name}-nat-{az[-1]}"
             eip = aws.ec2.Eip(label, domain="vpc", tags={"Name": label}, opts=child)
             nats[az] = aws.ec2.NatGateway(label, subnet_id=sn.id, allocation_id=eip.id, tags={"Name": label},
                                           opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]))
 
         self.private_route_table_ids = []
-        for az, sn in zip(azs, private):
+        for az, sn in zip(azs, private, strict=False):
             label = f"{name}-private-{az[-1]}"
             rt = aws.ec2.RouteTable(label, vpc_id=vpc_id, tags={"Name": label}, opts=child)
             aws.ec2.Route(f"{label}-nat", route_table_id=rt.id, destination_cidr_block="0.0.0.0/0",
@@ -80,7 +80,7 @@ class Network(pulumi.ComponentResource):
         # The data tier has no route out of the VPC at all.
         isolated_rt = aws.ec2.RouteTable(f"{name}-isolated", vpc_id=vpc_id, tags={"Name": f"{name}-isolated"},
                                          opts=child)
-        for az, sn in zip(azs, isolated):
+        for az, sn in zip(azs, isolated, strict=False):
             aws.ec2.RouteTableAssociation(f"{name}-isolated-{az[-1]}", subnet_id=sn.id,
                                           route_table_id=isolated_rt.id, opts=child)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Optional
 
 import pulumi
 import pulumi_aws as aws
@@ -65,15 +65,15 @@ class SecurityGroups(pulumi.ComponentResource):
             "endpoints_security_group_id": self.endpoints.id,
         })
 
-    def _ingress(self, label: str, group: aws.ec2.SecurityGroup, port: int, *, cidr: Optional[str] = None,
-                 source: Optional[aws.ec2.SecurityGroup] = None) -> None:
+    def _ingress(self, label: str, group: aws.ec2.SecurityGroup, port: int, *, cidr: str | None = None,
+                 source: aws.ec2.SecurityGroup | None = None) -> None:
         aws.vpc.SecurityGroupIngressRule(
             f"{self._name}-{label}", security_group_id=group.id, ip_protocol="tcp", from_port=port, to_port=port,
             cidr_ipv4=cidr, referenced_security_group_id=source.id if source else None,
             description=label, opts=self._child)
 
-    def _egress(self, label: str, group: aws.ec2.SecurityGroup, port: int, *, cidr: Optional[str] = None,
-                destination: Optional[aws.ec2.SecurityGroup] = None) -> None:
+    def _egress(self, label: str, group: aws.ec2.SecurityGroup, port: int, *, cidr: str | None = None,
+                destination: aws.ec2.SecurityGroup | None = None) -> None:
         aws.vpc.SecurityGroupEgressRule(
             f"{self._name}-{label}", security_group_id=group.id, ip_protocol="tcp", from_port=port, to_port=port,
             cidr_ipv4=cidr, referenced_security_group_id=destination.id if destination else None,

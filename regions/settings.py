@@ -9,9 +9,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any
 
 import pulumi
 
@@ -33,7 +34,7 @@ _TAG_VALUE = re.compile(r"[\w\s.:/=+\-@]{1,256}")
 _RFC1918 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 
 # Top-level keys under the project namespace: a scalar (None) or an object with these fields.
-SCHEMA: dict[str, Optional[tuple[str, ...]]] = {
+SCHEMA: dict[str, tuple[str, ...] | None] = {
     "environment": None,
     "role": None,
     "peerStack": None,
@@ -91,7 +92,7 @@ class StackSettings:
     environment: str
     role: Role
     region: RegionInfo
-    peer_stack: Optional[str]
+    peer_stack: str | None
     domain: DomainSettings
     tags: TagSettings
     network: NetworkSettings
@@ -208,7 +209,7 @@ def _parse_cidr(reader: _Reader, path: str, default: str) -> str:
     return str(network)
 
 
-def _peek(raw: Mapping[str, str], key: str, field: Optional[str] = None) -> Any:
+def _peek(raw: Mapping[str, str], key: str, field: str | None = None) -> Any:
     value = raw.get(key)
     if field is None or value is None:
         return value

@@ -12,10 +12,11 @@ import os
 import runpy
 import sys
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import pulumi
 from pulumi.runtime import rpc
@@ -23,7 +24,7 @@ from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.settings import ROOT as ROOT_RESOURCE
 from pulumi.runtime.stack import run_in_stack
 
-from regions.settings import PROJECT, SettingsError
+from regions.settings import PROJECT, SettingsError, load_settings
 from regions.stackfile import StackFileError, read_stack_file, stack_file_name
 from synth.mocks import AwsMocks, Registration
 
@@ -52,6 +53,18 @@ class Evaluation:
         return [r for r in self.resources if r.parent == urn]
 
 
+def _normalize(value: Any) -> Any:
+    """Inputs cross the wire as protobuf Structs, where every number is a double: 8000 -> 8000.0.
+    Give integral numbers back their integer form, as the program wrote them."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _normalize(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normalize(v) for v in value]
+    return value
+
+
 class _RecordingMonitor(MockMonitor):
     """The SDK's mock monitor, also keeping what the mocks are not told: parent, provider, URN."""
 
@@ -60,10 +73,12 @@ class _RecordingMonitor(MockMonitor):
         self.registrations: list[Registration] = []
 
     def _record(self, request: Any, urn: str, custom: bool, inputs: Any) -> None:
+        registered = self.resources.get(urn)
         self.registrations.append(Registration(
-            type=request.type, name=request.name, urn=urn, parent=request.parent or None,
+            type=request.type, name=request.name, urn=urn, id=registered.id if registered else None,
+            parent=request.parent or None,
             provider=request.provider or None, custom=custom,
-            inputs=inputs, state=self.resources[urn].state if urn in self.resources else {}))
+            inputs=_normalize(inputs), state=registered.state if registered else {}))
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
@@ -116,18 +131,24 @@ def _run(stack: str, raw: dict[str, str], secret_keys: list[str], mocks: AwsMock
         root = ROOT_RESOURCE.get()
         exports = getattr(root, "outputs", {}) or {}
         for key, value in exports.items():
-            outputs[key] = await _resolve(value)
+            outputs[key] = _normalize(await _resolve(value))
 
     try:
         loop.run_until_complete(program())
     finally:
+        # After a failure the SDK leaves tasks behind; end them quietly rather than at interpreter exit.
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_default_executor())
         asyncio.set_event_loop(None)
         loop.close()
     resources = sorted(monitor.registrations, key=lambda r: r.urn)
     return Evaluation(stack=stack, region=mocks.region, resources=resources, outputs=outputs)
 
 
-def evaluate(stack: str, project_dir: Path = REPO, cache: Optional[dict[str, Evaluation]] = None) -> Evaluation:
+def evaluate(stack: str, project_dir: Path = REPO, cache: dict[str, Evaluation] | None = None) -> Evaluation:
     """Evaluate `Pulumi.<stack>.yaml` in `project_dir`. A stack that references another stack
     (the backup's `peerStack`) gets that stack's evaluated outputs as the reference's outputs.
 
@@ -137,6 +158,8 @@ def evaluate(stack: str, project_dir: Path = REPO, cache: Optional[dict[str, Eva
     if stack in cache:
         return cache[stack]
     raw, secret_keys = read_stack_file(project_dir / stack_file_name(stack))
+    # Validate this stack before evaluating its peer, so a problem is reported from this stack's file.
+    load_settings(raw, stack, project_dir)
     stack_outputs: dict[str, dict[str, Any]] = {}
     peer = raw.get(PEER_KEY)
     if peer:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import pulumi
 
@@ -47,15 +47,16 @@ class Registration:
     type: str
     name: str
     urn: str
-    parent: Optional[str]
-    provider: Optional[str]
+    id: str | None
+    parent: str | None
+    provider: str | None
     custom: bool
     inputs: dict[str, Any]
     state: dict[str, Any] = field(default_factory=dict)
 
 
 class AwsMocks(pulumi.runtime.Mocks):
-    def __init__(self, stack: str, region: str, stack_outputs: Optional[dict[str, dict[str, Any]]] = None):
+    def __init__(self, stack: str, region: str, stack_outputs: dict[str, dict[str, Any]] | None = None):
         self.stack = stack
         self.region = region
         # StackReference name -> that stack's outputs.
@@ -72,7 +73,7 @@ class AwsMocks(pulumi.runtime.Mocks):
         resource = typ.rsplit(":", 1)[1].lower()
         return f"arn:aws:{module}:{region}:{ACCOUNT_ID}:{resource}/{rid}"
 
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[Optional[str], dict]:
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
         if args.typ == "pulumi:pulumi:StackReference":
             name = args.inputs.get("name") or args.name
             if name not in self.stack_outputs:
@@ -94,7 +95,7 @@ class AwsMocks(pulumi.runtime.Mocks):
         state.setdefault("arn", self._arn(args.typ, region, rid, state))
         return rid, state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, Optional[list[tuple[str, str]]]]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/synth",
                     "userId": "AIDASYNTH", "id": ACCOUNT_ID}, []

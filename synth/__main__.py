@@ -1,0 +1,62 @@
+"""Offline synth: evaluate the stacks under mocks and report their resources.
+
+    python -m synth                          both stacks, readable
+    python -m synth --stack primary --format json
+    python -m synth --diff                   what differs between primary and backup
+
+Exit 0 when the program evaluates, 2 for a settings error (message on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from regions.settings import SettingsError
+from regions.stackfile import StackFileError, stack_file_name
+from synth.engine import REPO, evaluate
+from synth.report import diff, diff_text, table, to_json
+
+DEFAULT_STACKS = ("primary", "backup")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m synth", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", action="append",
+                        help="stack to evaluate (repeatable; default: primary and backup)")
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.add_argument("--diff", action="store_true", help="show what differs between primary and backup")
+    parser.add_argument("--project-dir", type=Path, default=REPO,
+                        help="directory holding Pulumi.yaml and the stack files (default: this repository)")
+    args = parser.parse_args(argv)
+    project_dir = args.project_dir.resolve()
+    stacks = args.stack or list(DEFAULT_STACKS)
+    if args.diff and len(stacks) != 2:
+        parser.error("--diff compares two stacks: give none (primary and backup) or two --stack")
+
+    cache: dict = {}
+    try:
+        for stack in stacks:
+            if not (project_dir / stack_file_name(stack)).is_file():
+                raise StackFileError(f"{stack_file_name(stack)}: no such stack file in {project_dir}")
+            evaluate(stack, project_dir, cache)
+    except (SettingsError, StackFileError) as exc:
+        print(f"synth: {exc}", file=sys.stderr)
+        return 2
+
+    if args.diff:
+        result = diff(cache[stacks[0]], cache[stacks[1]])
+        print(json.dumps(result, indent=2, default=str) if args.format == "json" else diff_text(result))
+    elif args.format == "json":
+        documents = {s: to_json(cache[s]) for s in stacks}
+        only = documents[stacks[0]] if len(stacks) == 1 else documents
+        print(json.dumps(only, indent=2, default=str))
+    else:
+        print("\n\n".join(table(cache[s]) for s in stacks))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

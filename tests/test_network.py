@@ -1,0 +1,175 @@
+"""The network each stack registers: subnets, NAT, routes, endpoints, flow logs, security groups."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+
+import pytest
+
+from regions.addressing import plan_subnets
+from regions.catalog import REGIONS
+
+SUBNET = "aws:ec2/subnet:Subnet"
+ROUTE = "aws:ec2/route:Route"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+EXPECTED = {"primary": {"azs": 3, "nats": 3, "cidr": "10.10.0.0/16"},
+            "backup": {"azs": 2, "nats": 1, "cidr": "10.20.0.0/16"}}
+
+
+def ids(stack):
+    """Physical id -> registration, to follow references between resources."""
+    return {r.id: r for r in stack.resources if r.id}
+
+
+def tier(stack, name):
+    return sorted((r for r in stack.of_type(SUBNET) if r.inputs["tags"]["Tier"] == name),
+                  key=lambda r: r.inputs["availabilityZone"])
+
+
+def test_vpc(stack):
+    vpc = stack.named("aws:ec2/vpc:Vpc", "network")
+    assert vpc.inputs["cidrBlock"] == EXPECTED[stack.stack]["cidr"]
+    assert vpc.inputs["enableDnsSupport"] and vpc.inputs["enableDnsHostnames"]
+
+
+def test_three_tiers_per_az_inside_the_vpc_and_disjoint(stack):
+    azs = REGIONS[stack.region].availability_zones[: EXPECTED[stack.stack]["azs"]]
+    vpc = ipaddress.ip_network(EXPECTED[stack.stack]["cidr"])
+    blocks = []
+    for name in ("public", "private", "isolated"):
+        subnets = tier(stack, name)
+        assert [s.inputs["availabilityZone"] for s in subnets] == list(azs)
+        assert not any(s.inputs["mapPublicIpOnLaunch"] for s in subnets)
+        blocks += [ipaddress.ip_network(s.inputs["cidrBlock"]) for s in subnets]
+    assert all(b.subnet_of(vpc) for b in blocks)
+    assert not any(a.overlaps(b) for i, a in enumerate(blocks) for b in blocks[i + 1:])
+
+
+def test_nat_per_az_in_primary_single_in_backup(stack):
+    by_id = ids(stack)
+    nats = stack.of_type("aws:ec2/natGateway:NatGateway")
+    assert len(nats) == EXPECTED[stack.stack]["nats"]
+    public_ids = {s.id for s in tier(stack, "public")}
+    assert all(n.inputs["subnetId"] in public_ids for n in nats)
+    private = tier(stack, "private")
+    for subnet in private:
+        az = subnet.inputs["availabilityZone"]
+        assoc = next(a for a in stack.of_type("aws:ec2/routeTableAssociation:RouteTableAssociation")
+                     if a.inputs["subnetId"] == subnet.id)
+        routes = [r for r in stack.of_type(ROUTE) if r.inputs["routeTableId"] == assoc.inputs["routeTableId"]]
+        assert [r.inputs["destinationCidrBlock"] for r in routes] == ["0.0.0.0/0"]
+        nat_subnet = by_id[by_id[routes[0].inputs["natGatewayId"]].inputs["subnetId"]]
+        if stack.stack == "primary":
+            assert nat_subnet.inputs["availabilityZone"] == az  # an AZ outage spares the others
+        else:
+            assert nat_subnet.name == "network-public-a"
+
+
+def test_public_routes_to_internet_and_isolated_has_no_route_out(stack):
+    by_id = ids(stack)
+    tables = {}
+    for assoc in stack.of_type("aws:ec2/routeTableAssociation:RouteTableAssociation"):
+        tables.setdefault(by_id[assoc.inputs["subnetId"]].inputs["tags"]["Tier"], set()).add(
+            assoc.inputs["routeTableId"])
+    (public_rt,) = tables["public"]
+    (isolated_rt,) = tables["isolated"]
+    public_routes = [r for r in stack.of_type(ROUTE) if r.inputs["routeTableId"] == public_rt]
+    assert [by_id[r.inputs["gatewayId"]].type for r in public_routes] == ["aws:ec2/internetGateway:InternetGateway"]
+    assert not [r for r in stack.of_type(ROUTE) if r.inputs["routeTableId"] == isolated_rt]
+
+
+def test_endpoints_keep_aws_traffic_off_the_nat(stack):
+    by_id = ids(stack)
+    endpoints = {r.inputs["serviceName"].removeprefix(f"com.amazonaws.{stack.region}."): r
+                 for r in stack.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")}
+    assert set(endpoints) == {"s3", "ecr.api", "ecr.dkr", "logs", "secretsmanager"}
+    s3 = endpoints.pop("s3")
+    assert s3.inputs["vpcEndpointType"] == "Gateway"
+    private_and_isolated_tables = {
+        a.inputs["routeTableId"] for a in stack.of_type("aws:ec2/routeTableAssociation:RouteTableAssociation")
+        if by_id[a.inputs["subnetId"]].inputs["tags"]["Tier"] in ("private", "isolated")}
+    assert set(s3.inputs["routeTableIds"]) == private_and_isolated_tables
+    private_ids = {s.id for s in tier(stack, "private")}
+    for endpoint in endpoints.values():
+        assert endpoint.inputs["vpcEndpointType"] == "Interface"
+        assert endpoint.inputs["privateDnsEnabled"] is True
+        assert set(endpoint.inputs["subnetIds"]) == private_ids
+        assert [by_id[g].name for g in endpoint.inputs["securityGroupIds"]] == ["security-groups-endpoints"]
+
+
+def test_flow_logs_to_an_encrypted_group_with_retention(stack):
+    by_id = ids(stack)
+    flow = stack.named("aws:ec2/flowLog:FlowLog", "network")
+    assert flow.inputs["trafficType"] == "ALL"
+    assert flow.inputs["vpcId"] == stack.named("aws:ec2/vpc:Vpc", "network").id
+    group = stack.named("aws:cloudwatch/logGroup:LogGroup", "network-flow-logs")
+    assert flow.inputs["logDestination"] == group.state["arn"]
+    assert group.inputs["retentionInDays"] == 90
+    assert group.inputs["kmsKeyId"] == stack.named("aws:kms/key:Key", "stack-key").state["arn"]
+    role = stack.named("aws:iam/role:Role", "network-flow-logs")
+    assert flow.inputs["iamRoleArn"] == role.state["arn"]
+    trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert [s["Principal"]["Service"] for s in trust] == ["vpc-flow-logs.amazonaws.com"]
+    assert trust[0]["Condition"]["StringEquals"]["aws:SourceAccount"] == "123456789012"
+    policy = json.loads(stack.named("aws:iam/rolePolicy:RolePolicy", "network-flow-logs").inputs["policy"])
+    writes = next(s for s in policy["Statement"] if "logs:PutLogEvents" in s["Action"])
+    assert set(writes["Resource"]) == {group.state["arn"], group.state["arn"] + ":*"}
+    assert by_id[stack.named("aws:iam/rolePolicy:RolePolicy", "network-flow-logs").inputs["role"]] is role
+
+
+def test_kms_key_rotates_and_lets_only_this_regions_logs_use_it(stack):
+    key = stack.named("aws:kms/key:Key", "stack-key")
+    assert key.inputs["enableKeyRotation"] is True
+    statements = json.loads(key.inputs["policy"])["Statement"]
+    logs = next(s for s in statements if "Service" in s["Principal"])
+    assert logs["Principal"]["Service"] == f"logs.{stack.region}.amazonaws.com"
+    assert logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"].startswith(
+        f"arn:aws:logs:{stack.region}:123456789012:")
+
+
+def rules(stack, typ):
+    by_id = ids(stack)
+    out = set()
+    for r in stack.of_type(typ):
+        peer = r.inputs.get("cidrIpv4") or by_id[r.inputs["referencedSecurityGroupId"]].name.removeprefix(
+            "security-groups-")
+        out.add((by_id[r.inputs["securityGroupId"]].name.removeprefix("security-groups-"), r.inputs["fromPort"],
+                 r.inputs["toPort"], peer))
+    return out
+
+
+def test_security_groups_are_chained_least_privilege(stack):
+    assert rules(stack, INGRESS) == {
+        ("alb", 80, 80, "0.0.0.0/0"), ("alb", 443, 443, "0.0.0.0/0"),
+        ("app", 8000, 8000, "alb"), ("app", 80, 80, "alb"),
+        ("db", 5432, 5432, "app"), ("cache", 6379, 6379, "app"), ("endpoints", 443, 443, "app"),
+    }
+    assert rules(stack, EGRESS) == {
+        ("alb", 8000, 8000, "app"), ("alb", 80, 80, "app"),
+        ("app", 5432, 5432, "db"), ("app", 6379, 6379, "cache"), ("app", 443, 443, "0.0.0.0/0"),
+    }
+    for group in stack.of_type("aws:ec2/securityGroup:SecurityGroup"):
+        # Inline rules would clash with the rule resources; none means no default allow-all egress either.
+        assert "ingress" not in group.inputs and "egress" not in group.inputs
+    default = stack.named("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", "network")
+    assert default.inputs["ingress"] == [] and default.inputs["egress"] == []
+
+
+@pytest.mark.parametrize("cidr", ["10.0.0.0/16", "172.16.0.0/18", "192.168.0.0/20"])
+@pytest.mark.parametrize("az_count", [1, 2, 3, 4, 5, 6])
+def test_subnet_plan_fits_any_allowed_vpc(cidr, az_count):
+    plan = plan_subnets(cidr, az_count)
+    vpc = ipaddress.ip_network(cidr)
+    blocks = [ipaddress.ip_network(c) for c in plan.public + plan.private + plan.isolated]
+    assert len(blocks) == 3 * az_count
+    assert all(b.subnet_of(vpc) and b.prefixlen <= 28 for b in blocks)
+    assert not any(a.overlaps(b) for i, a in enumerate(blocks) for b in blocks[i + 1:])
+
+
+def test_subnet_plan_refuses_what_it_cannot_fit():
+    with pytest.raises(ValueError):
+        plan_subnets("10.0.0.0/24", 2)
+    with pytest.raises(ValueError):
+        plan_subnets("10.0.0.0/16", 7)

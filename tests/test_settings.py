@@ -1,0 +1,135 @@
+"""Every bad setting stops the program before any resource registers, with one message naming
+the stack file, the key, the value found and what is allowed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from regions.settings import SettingsError, check_peer_region, load_settings
+from regions.stackfile import read_stack_file
+from synth.engine import REPO, evaluate
+
+NS = "trading-platform"
+
+# (stack file edited, edits, stack file named in the message, key in the message, found, words in the message)
+CASES = {
+    "missing region": ("primary", {"aws:region": None}, "primary", "aws:region", None, "is missing"),
+    "region outside the catalog": ("backup", {"aws:region": "eu-west-1"}, "backup", "aws:region", "'eu-west-1'",
+                                   "us-east-1, us-west-2"),
+    "unknown role": ("primary", {f"{NS}:role": "standby"}, "primary", f"{NS}:role", "'standby'",
+                     "one of primary, backup"),
+    "two stacks claim one role": ("backup", {f"{NS}:role": "primary", f"{NS}:peerStack": None}, "backup",
+                                  f"{NS}:role", "'primary'", "Pulumi.primary.yaml"),
+    "malformed cidr": ("primary", {f"{NS}:network.cidr": "10.0.0.0/33"}, "primary", f"{NS}:network.cidr",
+                       "'10.0.0.0/33'", "RFC 1918"),
+    "cidr with host bits": ("primary", {f"{NS}:network.cidr": "10.10.0.1/16"}, "primary",
+                            f"{NS}:network.cidr", "'10.10.0.1/16'", "no host bits"),
+    "public cidr": ("primary", {f"{NS}:network.cidr": "8.8.0.0/16"}, "primary", f"{NS}:network.cidr",
+                    "'8.8.0.0/16'", "RFC 1918"),
+    "overlapping cidrs": ("backup", {f"{NS}:network.cidr": "10.10.128.0/17"}, "backup", f"{NS}:network.cidr",
+                          "'10.10.128.0/17'", "overlaps the primary stack's 10.10.0.0/16"),
+    "one az": ("primary", {f"{NS}:network.azCount": 1}, "primary", f"{NS}:network.azCount", "1",
+               "from 2 to 5"),
+    "more azs than the region has": ("backup", {f"{NS}:network.azCount": 5}, "backup",
+                                     f"{NS}:network.azCount", "5", "from 2 to 4"),
+    "az count as a word": ("primary", {f"{NS}:network.azCount": "three"}, "primary",
+                           f"{NS}:network.azCount", "'three'", "is not an integer"),
+    "az count as a fraction": ("primary", {f"{NS}:network.azCount": 2.5}, "primary",
+                               f"{NS}:network.azCount", "2.5", "is not an integer"),
+    "az count as a boolean": ("primary", {f"{NS}:network.azCount": True}, "primary",
+                              f"{NS}:network.azCount", "true", "is not an integer"),
+    "unknown key": ("primary", {f"{NS}:netwrok": {"cidr": "10.10.0.0/16"}}, "primary", f"{NS}:netwrok",
+                    None, "is not a known setting"),
+    "unknown field": ("backup", {f"{NS}:network.natGateway": "single"}, "backup", f"{NS}:network.natGateway",
+                      "'single'", "natGateways"),
+    "unknown nat mode": ("backup", {f"{NS}:network.natGateways": "none"}, "backup",
+                         f"{NS}:network.natGateways", "'none'", "one of perAz, single"),
+    "backup without its peer": ("backup", {f"{NS}:peerStack": None}, "backup", f"{NS}:peerStack", None,
+                                "is missing"),
+    "primary with a peer": ("primary", {f"{NS}:peerStack": "organization/trading-platform/backup"}, "primary",
+                            f"{NS}:peerStack", None, "only the backup stack"),
+    "regions that do not pair": ("backup", {"aws:region": "us-east-1", f"{NS}:network.azCount": 2}, "backup",
+                                 "aws:region", "'us-east-1'", "us-west-2"),
+    "bad tag value": ("primary", {f"{NS}:tags.owner": "team<script>"}, "primary", f"{NS}:tags.owner",
+                      "'team<script>'", "letters, digits"),
+    "missing tag": ("primary", {f"{NS}:tags.costCenter": None}, "primary", f"{NS}:tags.costCenter", None,
+                    "is missing"),
+    "bad zone name": ("primary", {f"{NS}:domain.zoneName": "Trading_Example"}, "primary",
+                      f"{NS}:domain.zoneName", "'Trading_Example'", "DNS zone name"),
+    "retention AWS does not offer": ("primary", {f"{NS}:network.flowLogRetentionDays": 45}, "primary",
+                                     f"{NS}:network.flowLogRetentionDays", "45", "retention periods"),
+    "an object that is a string": ("primary", {f"{NS}:network": "10.10.0.0/16"}, "primary", f"{NS}:network",
+                                   "'10.10.0.0/16'", "is not an object"),
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_bad_setting_stops_with_one_message(project, case):
+    edited, edits, named, key, found, words = CASES[case]
+    project_dir = project(**{edited: edits})
+    with pytest.raises(SettingsError) as raised:
+        evaluate(named, project_dir)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(f"Pulumi.{named}.yaml: {key} ")
+    if found is not None:
+        assert f"{key} {found} " in message
+    assert words in message
+    assert "allowed:" in message
+
+
+def test_the_project_stack_files_are_valid():
+    for stack in ("primary", "backup"):
+        raw, _ = read_stack_file(REPO / f"Pulumi.{stack}.yaml")
+        settings = load_settings(raw, stack, REPO)
+        assert settings.role == stack
+        assert settings.network.az_count == {"primary": 3, "backup": 2}[stack]
+
+
+def test_role_profiles_fill_what_a_stack_file_leaves_out(project):
+    project_dir = project(backup={f"{NS}:network.azCount": None, f"{NS}:network.natGateways": None,
+                                  f"{NS}:network.cidr": None})
+    raw, _ = read_stack_file(project_dir / "Pulumi.backup.yaml")
+    settings = load_settings(raw, "backup", project_dir)
+    assert (settings.network.az_count, settings.network.nat_gateways) == (2, "single")
+    assert settings.network.cidr == "10.20.0.0/16"  # the catalog's default for us-west-2
+
+
+def test_a_peer_stack_in_the_wrong_region_is_refused():
+    raw, _ = read_stack_file(REPO / "Pulumi.backup.yaml")
+    settings = load_settings(raw, "backup", REPO)
+    assert check_peer_region(settings, "us-east-1") == "us-east-1"
+    with pytest.raises(SettingsError, match=r"Pulumi.backup.yaml: trading-platform:peerStack "
+                                            r"'organization/trading-platform/primary' leads to a stack whose "
+                                            r"region output is 'us-west-2'"):
+        check_peer_region(settings, "us-west-2")
+
+
+def test_a_peer_stack_without_a_stack_file_is_a_settings_error(project):
+    project_dir = project(backup={f"{NS}:peerStack": "organization/trading-platform/prod"})
+    with pytest.raises(SettingsError, match="Pulumi.backup.yaml: trading-platform:peerStack"):
+        evaluate("backup", project_dir)
+
+
+def test_synth_exits_2_with_the_message_on_stderr_and_no_traceback(project):
+    project_dir = project(backup={f"{NS}:network.cidr": "10.10.0.0/16"})
+    result = subprocess.run([sys.executable, "-m", "synth", "--stack", "backup", "--project-dir", str(project_dir)],
+                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip() == (
+        "synth: Pulumi.backup.yaml: trading-platform:network.cidr '10.10.0.0/16' overlaps the primary stack's "
+        "10.10.0.0/16 (Pulumi.primary.yaml); allowed: a range disjoint from 10.10.0.0/16 "
+        "(the peer VPCs must stay routable to each other)")
+
+
+def test_a_stack_file_that_is_not_yaml_is_named(project):
+    project_dir = project()
+    (project_dir / "Pulumi.primary.yaml").write_text("config: [unclosed\n")
+    result = subprocess.run([sys.executable, "-m", "synth", "--stack", "primary", "--project-dir", str(project_dir)],
+                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith("synth: Pulumi.primary.yaml: not valid YAML")

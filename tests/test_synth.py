@@ -1,0 +1,73 @@
+"""The offline synth: its JSON contract, determinism, and that the stacks differ only by role."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from synth.engine import REPO, evaluate
+from synth.report import diff, table, to_json
+
+
+@pytest.mark.parametrize("name", ["primary", "backup"])
+def test_json_contract_from_the_command_line(name):
+    result = subprocess.run([sys.executable, "-m", "synth", "--stack", name, "--format", "json"],
+                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)  # nothing but the JSON object on stdout
+    assert set(document) >= {"stack", "region", "resources", "outputs", "cost", "findings"}
+    assert document["stack"] == name
+    assert document["region"] == {"primary": "us-east-1", "backup": "us-west-2"}[name]
+    for resource in document["resources"]:
+        assert set(resource) >= {"type", "name", "urn", "parent", "inputs"}
+        assert resource["urn"].startswith(f"urn:pulumi:{name}::trading-platform::")
+    types = {r["type"] for r in document["resources"]}
+    assert {"aws:ec2/vpc:Vpc", "aws:ec2/flowLog:FlowLog", "aws:ec2/vpcEndpoint:VpcEndpoint",
+            "aws:ec2/securityGroup:SecurityGroup"} <= types
+    assert document["outputs"]["region"] == document["region"]
+    assert document["outputs"]["role"] == name
+
+
+def test_backup_reads_the_primary_outputs_through_its_stack_reference(evaluations):
+    backup = evaluations["backup"]
+    (reference,) = backup.of_type("pulumi:pulumi:StackReference")
+    assert reference.inputs["name"] == "organization/trading-platform/primary"
+    assert reference.state["outputs"] == evaluations["primary"].outputs
+    assert backup.outputs["peer_region"] == "us-east-1"
+
+
+def test_evaluation_is_deterministic(evaluations):
+    again = evaluate("primary", REPO)
+    assert to_json(again) == to_json(evaluations["primary"])
+
+
+def test_logical_names_are_the_same_and_only_the_role_differs(evaluations):
+    d = diff(evaluations["primary"], evaluations["backup"])
+    # Primary's extra AZ (c) and its per-AZ NAT gateways (b, c) are the role profile's; nothing else.
+    assert sorted(r["name"] for r in d["only_in_primary"]) == sorted([
+        "network-nat-b", "network-nat-b", "network-nat-c", "network-nat-c", "network-private-c-nat",
+        "network-private-c", "network-private-c", "network-public-c", "network-isolated-c",
+        "network-isolated-c", "network-public-c", "network-private-c"])
+    assert d["only_in_backup"] == [{"type": "pulumi:pulumi:StackReference", "name": "primary"}]
+    changed_inputs = {c["input"].split(".")[0] for c in d["changed"]}
+    assert changed_inputs <= {"region", "defaultTags", "serviceName", "subnetIds", "routeTableIds",
+                              "natGatewayId", "availabilityZone", "cidrBlock", "policy"}
+
+
+def test_table_names_components_and_references_by_logical_name(evaluations):
+    text = table(evaluations["backup"])
+    assert "network (trading-platform:network:Network)" in text
+    assert "natGatewayId=NatGateway:network-nat-a.id" in text
+    vpc_id = evaluations["backup"].named("aws:ec2/vpc:Vpc", "network").id
+    assert vpc_id not in text.split("outputs:")[0]  # physical ids are shown as logical names
+
+
+def test_diff_from_the_command_line():
+    result = subprocess.run([sys.executable, "-m", "synth", "--diff"], cwd=REPO, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("primary vs backup")
+    assert "only in backup: 1" in result.stdout
