@@ -13,6 +13,7 @@ import runpy
 import sys
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,26 @@ class Evaluation:
 
     def children_of(self, urn: str) -> list[Registration]:
         return [r for r in self.resources if r.parent == urn]
+
+
+class _LoopClosingExecutor(ThreadPoolExecutor):
+    """The mock monitor runs in executor threads and gives each an event loop that nobody closes;
+    left to the garbage collector they fail noisily. Here each worker gets its loop up front, and
+    the loops are closed with the pool."""
+
+    def __init__(self) -> None:
+        self._loops: list[asyncio.AbstractEventLoop] = []
+        super().__init__(thread_name_prefix="synth-monitor", initializer=self._give_loop)
+
+    def _give_loop(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._loops.append(loop)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait=True, cancel_futures=cancel_futures)
+        for loop in self._loops:
+            loop.close()
 
 
 def _normalize(value: Any) -> Any:
@@ -120,6 +141,7 @@ def _run(stack: str, raw: dict[str, str], secret_keys: list[str], mocks: AwsMock
     outputs: dict[str, Any] = {}
     # The loop must be current before set_mocks: the SDK schedules its first tasks on it.
     loop = asyncio.new_event_loop()
+    loop.set_default_executor(_LoopClosingExecutor())
     asyncio.set_event_loop(loop)
     monitor = _RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)

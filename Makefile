@@ -1,0 +1,29 @@
+# Entry points for a fresh machine with Python 3.11 and make.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: venv synth test lint bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+synth: venv  ## offline synth of both stacks
+	$(PY) -m synth
+
+test: venv  ## the whole test suite
+	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+bench: venv  ## synth timings for the README
+	$(PY) bench/synth.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
