@@ -11,6 +11,8 @@ import pulumi_aws as aws
 POSTGRES_PORT = 5432
 REDIS_PORT = 6379
 HTTPS_PORT = 443
+Ingress = aws.vpc.SecurityGroupIngressRule
+Egress = aws.vpc.SecurityGroupEgressRule
 
 
 @dataclass
@@ -45,17 +47,17 @@ class SecurityGroups(pulumi.ComponentResource):
         self.endpoints = group("endpoints", "VPC interface endpoints: HTTPS from the app tasks only")
 
         for port in (80, HTTPS_PORT):
-            self._ingress(f"alb-{port}-world", self.alb, port, cidr="0.0.0.0/0")
+            self._rule(Ingress, f"alb-{port}-world", self.alb, port, cidr="0.0.0.0/0")
         for service, port in sorted(args.app_ports.items()):
-            self._ingress(f"app-{service}-from-alb", self.app, port, source=self.alb)
-            self._egress(f"alb-{service}-to-app", self.alb, port, destination=self.app)
-        self._ingress("db-from-app", self.db, POSTGRES_PORT, source=self.app)
-        self._ingress("cache-from-app", self.cache, REDIS_PORT, source=self.app)
-        self._ingress("endpoints-from-app", self.endpoints, HTTPS_PORT, source=self.app)
-        self._egress("app-to-db", self.app, POSTGRES_PORT, destination=self.db)
-        self._egress("app-to-cache", self.app, REDIS_PORT, destination=self.cache)
+            self._rule(Ingress, f"app-{service}-from-alb", self.app, port, peer=self.alb)
+            self._rule(Egress, f"alb-{service}-to-app", self.alb, port, peer=self.app)
+        self._rule(Ingress, "db-from-app", self.db, POSTGRES_PORT, peer=self.app)
+        self._rule(Ingress, "cache-from-app", self.cache, REDIS_PORT, peer=self.app)
+        self._rule(Ingress, "endpoints-from-app", self.endpoints, HTTPS_PORT, peer=self.app)
+        self._rule(Egress, "app-to-db", self.app, POSTGRES_PORT, peer=self.db)
+        self._rule(Egress, "app-to-cache", self.app, REDIS_PORT, peer=self.cache)
         # Tasks call AWS APIs (through the endpoints or NAT) and external HTTPS APIs such as Google OAuth.
-        self._egress("app-https-out", self.app, HTTPS_PORT, cidr="0.0.0.0/0")
+        self._rule(Egress, "app-https-out", self.app, HTTPS_PORT, cidr="0.0.0.0/0")
 
         self.register_outputs({
             "alb_security_group_id": self.alb.id,
@@ -65,16 +67,8 @@ class SecurityGroups(pulumi.ComponentResource):
             "endpoints_security_group_id": self.endpoints.id,
         })
 
-    def _ingress(self, label: str, group: aws.ec2.SecurityGroup, port: int, *, cidr: str | None = None,
-                 source: aws.ec2.SecurityGroup | None = None) -> None:
-        aws.vpc.SecurityGroupIngressRule(
-            f"{self._name}-{label}", security_group_id=group.id, ip_protocol="tcp", from_port=port, to_port=port,
-            cidr_ipv4=cidr, referenced_security_group_id=source.id if source else None,
-            description=label, opts=self._child)
-
-    def _egress(self, label: str, group: aws.ec2.SecurityGroup, port: int, *, cidr: str | None = None,
-                destination: aws.ec2.SecurityGroup | None = None) -> None:
-        aws.vpc.SecurityGroupEgressRule(
-            f"{self._name}-{label}", security_group_id=group.id, ip_protocol="tcp", from_port=port, to_port=port,
-            cidr_ipv4=cidr, referenced_security_group_id=destination.id if destination else None,
-            description=label, opts=self._child)
+    def _rule(self, direction: type[pulumi.CustomResource], label: str, group: aws.ec2.SecurityGroup, port: int,
+              *, cidr: str | None = None, peer: aws.ec2.SecurityGroup | None = None) -> None:
+        direction(f"{self._name}-{label}", security_group_id=group.id, ip_protocol="tcp", from_port=port,
+                  to_port=port, cidr_ipv4=cidr, referenced_security_group_id=peer.id if peer else None,
+                  description=label, opts=self._child)
