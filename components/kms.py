@@ -1,4 +1,4 @@
-"""The stack's customer-managed KMS key: one per region, since replicas and copies need a local key."""
+"""A customer-managed KMS key: one per region, since replicas and copies need a key in their own region."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ class StackKeyArgs:
     account_id: pulumi.Input[str]
     region: str
     partition: str
+    # Let CloudWatch Logs (encrypted log groups) and CloudWatch alarms (encrypted SNS topics) use the key.
+    for_logs_and_alarms: bool = True
     deletion_window_days: int = 30
 
 
@@ -24,19 +26,17 @@ class StackKey(pulumi.ComponentResource):
     def __init__(self, name: str, args: StackKeyArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("trading-platform:security:StackKey", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        account_root = pulumi.Output.concat("arn:", args.partition, ":iam::", args.account_id, ":root")
-        logs_arns = pulumi.Output.concat("arn:", args.partition, ":logs:", args.region, ":", args.account_id, ":*")
-        policy = pulumi.Output.json_dumps({
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    # Key administration stays with the account's IAM policies, as AWS's default policy does.
-                    "Sid": "AccountIamPoliciesGovern",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": account_root},
-                    "Action": "kms:*",
-                    "Resource": "*",
-                },
+        statements: list[dict] = [{
+            # Key administration and use stay with the account's IAM policies, as AWS's default policy does;
+            # RDS, ElastiCache, S3, Secrets Manager and AWS Backup act with their callers' permissions.
+            "Sid": "AccountIamPoliciesGovern",
+            "Effect": "Allow",
+            "Principal": {"AWS": pulumi.Output.concat("arn:", args.partition, ":iam::", args.account_id, ":root")},
+            "Action": "kms:*",
+            "Resource": "*",
+        }]
+        if args.for_logs_and_alarms:
+            statements += [
                 {
                     # CloudWatch Logs may use the key only for this account's log groups in this region.
                     "Sid": "CloudWatchLogsInThisRegion",
@@ -45,18 +45,29 @@ class StackKey(pulumi.ComponentResource):
                     "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*",
                                "kms:Describe*"],
                     "Resource": "*",
-                    "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": logs_arns}},
+                    "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": pulumi.Output.concat(
+                        "arn:", args.partition, ":logs:", args.region, ":", args.account_id, ":*")}},
                 },
-            ],
-        })
+                {
+                    # Alarms publish to the stack's encrypted SNS topic.
+                    "Sid": "CloudWatchAlarmsToEncryptedTopics",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                    "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}},
+                },
+            ]
         self.key = aws.kms.Key(
             name,
+            region=args.region,
             description=f"{args.alias}: encrypts this stack's data stores, secrets, backups and logs",
             enable_key_rotation=True,
             deletion_window_in_days=args.deletion_window_days,
-            policy=policy,
+            policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
             opts=child,
         )
-        aws.kms.Alias(name, name=f"alias/{args.alias}", target_key_id=self.key.key_id, opts=child)
+        aws.kms.Alias(name, region=args.region, name=f"alias/{args.alias}", target_key_id=self.key.key_id,
+                      opts=child)
         self.arn = self.key.arn
         self.register_outputs({"arn": self.arn})

@@ -44,12 +44,26 @@ class RoleProfile:
 
     az_count: int
     nat_gateways: NatMode
+    db_multi_az: bool
+    cache_node_type: str
+    cache_nodes: int
 
+
+# The replica's instance class follows the primary's (a promoted replica must carry the load).
+DEFAULT_DB_INSTANCE_CLASS = "db.r6g.large"
 
 PROFILES: dict[Role, RoleProfile] = {
-    "primary": RoleProfile(az_count=3, nat_gateways="perAz"),
-    "backup": RoleProfile(az_count=2, nat_gateways="single"),
+    "primary": RoleProfile(az_count=3, nat_gateways="perAz", db_multi_az=True,
+                           cache_node_type="cache.r7g.large", cache_nodes=2),
+    "backup": RoleProfile(az_count=2, nat_gateways="single", db_multi_az=False,
+                          cache_node_type="cache.t4g.medium", cache_nodes=1),
 }
 
 # Container ports behind the load balancer (the deployment guide: uvicorn on 8000, nginx on 80).
 SERVICE_PORTS: dict[str, int] = {"api": 8000, "web": 80}
+
+# Cache engine -> version -> parameter group family.
+CACHE_VERSIONS: dict[str, dict[str, str]] = {
+    "valkey": {"7.2": "valkey7", "8.0": "valkey8", "8.1": "valkey8"},
+    "redis": {"6.2": "redis6.x", "7.0": "redis7", "7.1": "redis7"},
+}

@@ -10,14 +10,23 @@ import ipaddress
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
 
 from regions.addressing import MAX_VPC_PREFIX, MIN_VPC_PREFIX
-from regions.catalog import NAT_MODES, PROFILES, REGIONS, ROLES, RegionInfo, Role
+from regions.catalog import (
+    CACHE_VERSIONS,
+    DEFAULT_DB_INSTANCE_CLASS,
+    NAT_MODES,
+    PROFILES,
+    REGIONS,
+    ROLES,
+    RegionInfo,
+    Role,
+)
 from regions.stackfile import StackFileError, read_stack_file, stack_file_name
 
 PROJECT = "trading-platform"
@@ -27,7 +36,13 @@ _MISSING = object()
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
                       2192, 2557, 2922, 3288, 3653)
 _DNS_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_ENVIRONMENT = re.compile(r"[a-z][a-z0-9-]{0,31}")
+# Short enough that bucket names (project-environment-purpose-region-account) stay within 63.
+_ENVIRONMENT = re.compile(r"[a-z][a-z0-9-]{0,14}")
+_PG_VERSION = re.compile(r"1[3-7](?:\.\d{1,2})?")
+_DB_CLASS = re.compile(r"db\.[a-z0-9]+\.[a-z0-9]+")
+_CACHE_NODE = re.compile(r"cache\.[a-z0-9]+\.[a-z0-9]+")
+_PG_IDENTIFIER = re.compile(r"[a-z][a-z0-9_]{0,62}")
+_VAULT_NAME = re.compile(r"[A-Za-z0-9_.-]{2,50}")
 _STACK_NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 # What AWS accepts in a tag value.
 _TAG_VALUE = re.compile(r"[\w\s.:/=+\-@]{1,256}")
@@ -41,6 +56,15 @@ SCHEMA: dict[str, tuple[str, ...] | None] = {
     "domain": ("zoneName", "appRecord"),
     "tags": ("costCenter", "owner"),
     "network": ("cidr", "azCount", "natGateways", "flowLogRetentionDays"),
+    "database": ("engineVersion", "instanceClass", "allocatedStorageGb", "maxAllocatedStorageGb",
+                 "backupRetentionDays", "multiAz", "promoted", "logMinDurationMs", "logRetentionDays",
+                 "passwordVersion", "name", "username"),
+    "cache": ("engine", "engineVersion", "nodeType", "nodes", "snapshotRetentionDays", "authTokenVersion"),
+    "backups": ("vaultName", "dailyRetentionDays", "weeklyRetentionDays", "monthlyRetentionDays",
+                "coldStorageAfterDays"),
+    # secure: values (`pulumi config set --secret`); generated or left for operators when absent.
+    "jwtSecret": None,
+    "googleClientId": None,
 }
 
 
@@ -85,6 +109,60 @@ class NetworkSettings:
 
 
 @dataclass(frozen=True)
+class DatabaseSettings:
+    engine_version: str
+    instance_class: str
+    allocated_storage_gb: int
+    max_allocated_storage_gb: int
+    backup_retention_days: int
+    multi_az: bool
+    # Backup only: the replica has been promoted to a standalone writer (after a failover).
+    promoted: bool
+    log_min_duration_ms: int
+    log_retention_days: int
+    password_version: int
+    name: str
+    username: str
+
+    @property
+    def major_version(self) -> str:
+        return self.engine_version.split(".")[0]
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    engine: str
+    engine_version: str
+    node_type: str
+    nodes: int
+    snapshot_retention_days: int
+    auth_token_version: int
+
+    @property
+    def parameter_family(self) -> str:
+        return CACHE_VERSIONS[self.engine][self.engine_version]
+
+
+@dataclass(frozen=True)
+class BackupSettings:
+    vault_name: str
+    # The backup stack's vault, where the primary's plan copies its recovery points.
+    peer_vault_name: str
+    daily_retention_days: int
+    weekly_retention_days: int
+    monthly_retention_days: int
+    cold_storage_after_days: int
+
+
+@dataclass(frozen=True)
+class AppSecrets:
+    """Values from `secure:` config; None where the stack file sets none."""
+
+    jwt_secret: str | None = field(default=None, repr=False)
+    google_client_id: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class StackSettings:
     project: str
     stack: str
@@ -96,6 +174,20 @@ class StackSettings:
     domain: DomainSettings
     tags: TagSettings
     network: NetworkSettings
+    database: DatabaseSettings
+    cache: CacheSettings
+    backups: BackupSettings
+    secrets: AppSecrets
+
+    @property
+    def name_prefix(self) -> str:
+        """`trading-platform/production`: secrets, aliases and log groups live under it."""
+        return f"{self.project}/{self.environment}"
+
+    @property
+    def resource_prefix(self) -> str:
+        """`trading-platform-production`: names AWS restricts to letters, digits and hyphens."""
+        return f"{self.project}-{self.environment}"
 
     @property
     def availability_zones(self) -> tuple[str, ...]:
@@ -147,9 +239,9 @@ class _Reader:
             if not isinstance(value, dict):
                 raise self.fail(key, value, f"an object with the fields {', '.join(fields)}",
                                 "is not an object")
-            for field in value:
-                if field not in fields:
-                    raise self.fail(f"{key}.{field}", value[field], f"the fields {', '.join(fields)}",
+            for member in value:
+                if member not in fields:
+                    raise self.fail(f"{key}.{member}", value[member], f"the fields {', '.join(fields)}",
                                     "is not a known setting")
             self.objects[name] = value
 
@@ -182,6 +274,21 @@ class _Reader:
             raise self.fail(self.key(path), value, allowed)
         return value
 
+    def boolean(self, path: str, default: Any = _MISSING) -> bool:
+        value = self.get(path, default)
+        if value in ("true", "false"):  # top-level scalars arrive as strings
+            value = value == "true"
+        if not isinstance(value, bool):
+            raise self.fail(self.key(path), value, "true or false")
+        return value
+
+    def secret(self, path: str) -> str | None:
+        value = self.get(path, None)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise self.fail(self.key(path), "(hidden)", "a non-empty secure: string set with "
+                            f"`pulumi config set --secret {self.key(path)} ...`")
+        return value
+
     def integer(self, path: str, lo: int, hi: int, default: Any = _MISSING, why: str = "") -> int:
         allowed = f"an integer from {lo} to {hi}{why}"
         value = self.get(path, default)
@@ -209,37 +316,45 @@ def _parse_cidr(reader: _Reader, path: str, default: str) -> str:
     return str(network)
 
 
-def _peek(raw: Mapping[str, str], key: str, field: str | None = None) -> Any:
+def _peek(raw: Mapping[str, str], key: str, member: str | None = None) -> Any:
     value = raw.get(key)
-    if field is None or value is None:
+    if member is None or value is None:
         return value
     try:
         obj = json.loads(value)
     except json.JSONDecodeError:
         return None
-    return obj.get(field) if isinstance(obj, dict) else None
+    return obj.get(member) if isinstance(obj, dict) else None
 
 
-def _check_other_stacks(reader: _Reader, project_dir: Path, role: Role, region: RegionInfo, cidr: str) -> None:
+def _other_stacks(project_dir: Path, own_file: str) -> list[tuple[str, dict[str, str]]]:
+    """The other stack files beside this one, as (file name, raw config); unreadable ones are
+    skipped here, since that stack reports its own file when it runs."""
+    others = []
+    for path in sorted(project_dir.glob("Pulumi.*.yaml")):
+        if path.name != own_file:
+            try:
+                others.append((path.name, read_stack_file(path)[0]))
+            except StackFileError:
+                continue
+    return others
+
+
+def _check_other_stacks(reader: _Reader, others: list[tuple[str, dict[str, str]]], role: Role,
+                        region: RegionInfo, cidr: str) -> None:
     """The stack files are a pair: one per role, peer regions, disjoint address ranges."""
     own = ipaddress.ip_network(cidr)
-    for path in sorted(project_dir.glob("Pulumi.*.yaml")):
-        if path.name == reader.stack_file:
-            continue
-        try:
-            raw, _ = read_stack_file(path)
-        except StackFileError:
-            continue  # that stack reports its own file when it runs
+    for name, raw in others:
         other_role = _peek(raw, f"{PROJECT}:role")
         other_region = REGIONS.get(_peek(raw, "aws:region") or "")
         if other_role == role:
             raise reader.fail(reader.key("role"), role,
                               f"exactly one stack file per role ({', '.join(ROLES)})",
-                              f"is already the role of {path.name}")
+                              f"is already the role of {name}")
         if other_role in ROLES and other_region is not None and region.name != other_region.peer:
             raise reader.fail("aws:region", region.name,
                               f"{other_region.peer} (the catalog's peer of {other_region.name}, "
-                              f"the {other_role} stack's region in {path.name})",
+                              f"the {other_role} stack's region in {name})",
                               "does not pair with the other stack")
         other_cidr = _peek(raw, f"{PROJECT}:network", "cidr") or (other_region.default_cidr if other_region else None)
         try:
@@ -249,7 +364,78 @@ def _check_other_stacks(reader: _Reader, project_dir: Path, role: Role, region: 
         if other is not None and own.overlaps(other):
             raise reader.fail(reader.key("network.cidr"), cidr,
                               f"a range disjoint from {other} (the peer VPCs must stay routable to each other)",
-                              f"overlaps the {other_role or path.stem} stack's {other} ({path.name})")
+                              f"overlaps the {other_role or name} stack's {other} ({name})")
+
+
+def _database(reader: _Reader, role: Role, peer: Mapping[str, str]) -> DatabaseSettings:
+    profile = PROFILES[role]
+    # A replica defaults to the primary's class: once promoted it carries the primary's load.
+    class_default = DEFAULT_DB_INSTANCE_CLASS
+    if role == "backup":
+        class_default = _peek(peer, f"{PROJECT}:database", "instanceClass") or class_default
+    allocated = reader.integer("database.allocatedStorageGb", 20, 65536, 100)
+    promoted = reader.boolean("database.promoted", False)
+    if promoted and role != "backup":
+        raise reader.fail(reader.key("database.promoted"), True,
+                          "false in a primary stack (its database is the writer)")
+    return DatabaseSettings(
+        engine_version=reader.string("database.engineVersion", _PG_VERSION,
+                                     "a PostgreSQL version 13 to 17 as MAJOR or MAJOR.MINOR, e.g. 16.9", "16.9"),
+        instance_class=reader.string("database.instanceClass", _DB_CLASS,
+                                     "an RDS instance class such as db.r6g.large", class_default),
+        allocated_storage_gb=allocated,
+        max_allocated_storage_gb=reader.integer("database.maxAllocatedStorageGb", allocated, 65536, 500,
+                                                " (at least allocatedStorageGb: the autoscaling ceiling)"),
+        backup_retention_days=reader.integer("database.backupRetentionDays", 7, 35, 14,
+                                             " (at least a week of point-in-time recovery)"),
+        multi_az=reader.boolean("database.multiAz", profile.db_multi_az),
+        promoted=promoted,
+        log_min_duration_ms=reader.integer("database.logMinDurationMs", -1, 3_600_000, 500,
+                                           " (-1 turns slow-statement logging off)"),
+        log_retention_days=_retention(reader, "database.logRetentionDays", 90),
+        password_version=reader.integer("database.passwordVersion", 1, 1_000_000, 1,
+                                        " (raise it to rotate the master password)"),
+        name=reader.string("database.name", _PG_IDENTIFIER, "a lowercase PostgreSQL identifier", "trading_platform"),
+        username=reader.string("database.username", _PG_IDENTIFIER, "a lowercase PostgreSQL identifier",
+                               "trading_admin"),
+    )
+
+
+def _cache(reader: _Reader, role: Role) -> CacheSettings:
+    profile = PROFILES[role]
+    engine = reader.choice("cache.engine", tuple(CACHE_VERSIONS), "valkey")
+    versions = tuple(CACHE_VERSIONS[engine])
+    # The primary's cache is also the Celery broker: it must survive a node loss (Multi-AZ failover).
+    min_nodes = 2 if role == "primary" else 1
+    return CacheSettings(
+        engine=engine,
+        engine_version=reader.choice("cache.engineVersion", versions, versions[-1]),
+        node_type=reader.string("cache.nodeType", _CACHE_NODE, "an ElastiCache node type such as cache.r7g.large",
+                                profile.cache_node_type),
+        nodes=reader.integer("cache.nodes", min_nodes, 6, profile.cache_nodes,
+                             " (a primary needs two for automatic failover)" if role == "primary" else ""),
+        snapshot_retention_days=reader.integer("cache.snapshotRetentionDays", 1, 35, 7),
+        auth_token_version=reader.integer("cache.authTokenVersion", 1, 1_000_000, 1,
+                                          " (raise it to rotate the auth token)"),
+    )
+
+
+def _backups(reader: _Reader, resource_prefix: str, peer: Mapping[str, str]) -> BackupSettings:
+    vault_name = reader.string("backups.vaultName", _VAULT_NAME, "2 to 50 letters, digits, '-', '_' or '.'",
+                               resource_prefix)
+    peer_vault = _peek(peer, f"{PROJECT}:backups", "vaultName")
+    monthly = reader.integer("backups.monthlyRetentionDays", 1, 36500, 2557)
+    return BackupSettings(
+        vault_name=vault_name,
+        peer_vault_name=peer_vault if isinstance(peer_vault, str) and _VAULT_NAME.fullmatch(peer_vault)
+        else vault_name,
+        daily_retention_days=reader.integer("backups.dailyRetentionDays", 1, 36500, 35),
+        weekly_retention_days=reader.integer("backups.weeklyRetentionDays", 1, 36500, 180),
+        monthly_retention_days=monthly,
+        # AWS Backup keeps a recovery point in cold storage for at least 90 days.
+        cold_storage_after_days=reader.integer("backups.coldStorageAfterDays", 1, max(1, monthly - 90), 90,
+                                               " (at least 90 days before monthlyRetentionDays)"),
+    )
 
 
 def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project: str = PROJECT) -> StackSettings:
@@ -266,8 +452,11 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
 
     role: Role = reader.choice("role", ROLES)  # type: ignore[assignment]
     profile = PROFILES[role]
+    others = _other_stacks(project_dir, reader.stack_file)
+    peer_role = "backup" if role == "primary" else "primary"
+    peer = next((raw for _, raw in others if _peek(raw, f"{PROJECT}:role") == peer_role), {})
     environment = reader.string("environment", _ENVIRONMENT,
-                                "a lowercase name of letters, digits and '-', up to 32 characters, e.g. production")
+                                "a lowercase name of letters, digits and '-', up to 15 characters, e.g. production")
 
     peer_stack = reader.get("peerStack", None)
     if role == "backup":
@@ -298,12 +487,17 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
         nat_gateways=reader.choice("network.natGateways", NAT_MODES, profile.nat_gateways),
         flow_log_retention_days=_retention(reader, "network.flowLogRetentionDays", 90),
     )
+    database = _database(reader, role, peer)
+    cache = _cache(reader, role)
+    backups = _backups(reader, f"{project}-{environment}", peer)
+    secrets = AppSecrets(jwt_secret=reader.secret("jwtSecret"), google_client_id=reader.secret("googleClientId"))
 
-    _check_other_stacks(reader, project_dir, role, region, cidr)
+    _check_other_stacks(reader, others, role, region, cidr)
 
     return StackSettings(
         project=project, stack=stack, stack_file=reader.stack_file, environment=environment, role=role,
-        region=region, peer_stack=peer_stack, domain=domain, tags=tags, network=network,
+        region=region, peer_stack=peer_stack, domain=domain, tags=tags, network=network, database=database,
+        cache=cache, backups=backups, secrets=secrets,
     )
 
 

@@ -33,7 +33,36 @@ _ID_PREFIX = {
 }
 
 # Resources whose physical name the provider generates from the logical name when none is given.
-_AUTONAMED = {"aws:iam/role:Role", "aws:cloudwatch/logGroup:LogGroup", "aws:iam/policy:Policy"}
+_AUTONAMED = {
+    "aws:iam/role:Role", "aws:cloudwatch/logGroup:LogGroup", "aws:iam/policy:Policy",
+    "aws:rds/subnetGroup:SubnetGroup", "aws:rds/parameterGroup:ParameterGroup",
+    "aws:elasticache/subnetGroup:SubnetGroup", "aws:elasticache/parameterGroup:ParameterGroup",
+    "aws:s3/bucket:Bucket",
+}
+# Resources whose id AWS (and the provider) report as their name: type -> the name's input.
+_ID_IS_NAME = {
+    "aws:s3/bucket:Bucket": "bucket",
+    "aws:backup/vault:Vault": "name",
+    "aws:rds/subnetGroup:SubnetGroup": "name",
+    "aws:rds/parameterGroup:ParameterGroup": "name",
+    "aws:elasticache/subnetGroup:SubnetGroup": "name",
+    "aws:elasticache/parameterGroup:ParameterGroup": "name",
+    "aws:rds/instance:Instance": "identifier",
+    "aws:elasticache/replicationGroup:ReplicationGroup": "replicationGroupId",
+    "aws:iam/role:Role": "name",
+}
+_NAME_INPUT = {"aws:s3/bucket:Bucket": "bucket"}
+# ARN formats AWS uses where they are not `arn:aws:<service>:<region>:<account>:<type>/<id>`.
+_ARN = {
+    "aws:kms/key:Key": "arn:aws:kms:{region}:{account}:key/{id}",
+    "aws:iam/role:Role": "arn:aws:iam::{account}:role/{id}",
+    "aws:cloudwatch/logGroup:LogGroup": "arn:aws:logs:{region}:{account}:log-group:{name}",
+    "aws:s3/bucket:Bucket": "arn:aws:s3:::{id}",
+    "aws:rds/instance:Instance": "arn:aws:rds:{region}:{account}:db:{id}",
+    "aws:elasticache/replicationGroup:ReplicationGroup": "arn:aws:elasticache:{region}:{account}:replicationgroup:{id}",
+    "aws:backup/vault:Vault": "arn:aws:backup:{region}:{account}:backup-vault:{id}",
+    "aws:secretsmanager/secret:Secret": "arn:aws:secretsmanager:{region}:{account}:secret:{name}-{suffix}",
+}
 
 
 def _digest(*parts: str, length: int = 17) -> str:
@@ -62,17 +91,6 @@ class AwsMocks(pulumi.runtime.Mocks):
         # StackReference name -> that stack's outputs.
         self.stack_outputs = stack_outputs or {}
 
-    def _arn(self, typ: str, region: str, rid: str, state: dict[str, Any]) -> str:
-        module = typ.split(":")[1].split("/")[0]
-        if typ == "aws:kms/key:Key":
-            return f"arn:aws:kms:{region}:{ACCOUNT_ID}:key/{rid}"
-        if typ == "aws:iam/role:Role":
-            return f"arn:aws:iam::{ACCOUNT_ID}:role/{state['name']}"
-        if typ == "aws:cloudwatch/logGroup:LogGroup":
-            return f"arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:{state['name']}"
-        resource = typ.rsplit(":", 1)[1].lower()
-        return f"arn:aws:{module}:{region}:{ACCOUNT_ID}:{resource}/{rid}"
-
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
         if args.typ == "pulumi:pulumi:StackReference":
             name = args.inputs.get("name") or args.name
@@ -85,18 +103,42 @@ class AwsMocks(pulumi.runtime.Mocks):
         state = dict(args.inputs)
         region = state.get("region") or self.region
         digest = _digest(self.stack, args.typ, args.name)
-        if args.typ == "aws:kms/key:Key":
+        name_input = _NAME_INPUT.get(args.typ, "name")
+        if args.typ in _AUTONAMED and not state.get(name_input):
+            state[name_input] = f"{args.name}-{digest[:7]}"
+        if args.typ in _ID_IS_NAME:
+            rid = state[_ID_IS_NAME[args.typ]]
+        elif args.typ == "aws:kms/key:Key":
             rid = str(uuid.UUID(_digest(self.stack, args.typ, args.name, length=32)))
             state["keyId"] = rid
         else:
             rid = _ID_PREFIX.get(args.typ, "") + digest
-        if args.typ in _AUTONAMED and not state.get("name"):
-            state["name"] = f"{args.name}-{digest[:7]}"
-        state.setdefault("arn", self._arn(args.typ, region, rid, state))
-        return rid, state
+        module, resource = args.typ.split(":")[1].split("/")[0], args.typ.rsplit(":", 1)[1].lower()
+        template = _ARN.get(args.typ, "arn:aws:{module}:{region}:{account}:{resource}/{id}")
+        state.setdefault("arn", template.format(region=region, account=ACCOUNT_ID, id=rid, name=state.get("name"),
+                                                module=module, resource=resource, suffix=digest[:6]))
+        state.update(self._computed(args.typ, rid, region, state, digest))
+        return state["arn"] if args.typ == "aws:secretsmanager/secret:Secret" else rid, state
+
+    @staticmethod
+    def _computed(typ: str, rid: str, region: str, state: dict[str, Any], digest: str) -> dict[str, Any]:
+        """Attributes AWS computes that the program reads."""
+        if typ == "aws:rds/instance:Instance":
+            address = f"{rid}.c{digest[:10]}.{region}.rds.amazonaws.com"
+            return {"address": address, "port": 5432, "endpoint": f"{address}:5432"}
+        if typ == "aws:elasticache/replicationGroup:ReplicationGroup":
+            return {"primaryEndpointAddress": f"master.{rid}.{digest[:6]}.{region}.cache.amazonaws.com"}
+        if typ == "random:index/randomPassword:RandomPassword":
+            return {"result": f"synth-random-{digest[:24]}"}
+        return {}
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/synth",
                     "userId": "AIDASYNTH", "id": ACCOUNT_ID}, []
+        if args.token == "aws:secretsmanager/getSecretVersion:getSecretVersion":
+            # Offline there is no secret to read: a placeholder stands for its value.
+            secret_id = args.args["secretId"]
+            return {"secretId": secret_id, "secretString": f"synth-secret-version-{_digest(secret_id, length=12)}",
+                    "arn": secret_id, "versionId": "synth", "id": secret_id}, []
         raise NotImplementedError(f"synth does not mock the function {args.token}; add it to synth/mocks.py")

@@ -27,6 +27,17 @@ KEY_INPUTS: dict[str, tuple[str, ...]] = {
     "aws:ec2/flowLog:FlowLog": ("trafficType", "logDestination"),
     "aws:kms/key:Key": ("enableKeyRotation", "deletionWindowInDays"),
     "aws:kms/alias:Alias": ("name",),
+    "aws:rds/instance:Instance": ("identifier", "instanceClass", "engineVersion", "multiAz", "replicateSourceDb"),
+    "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication": ("sourceDbInstanceArn",),
+    "aws:rds/parameterGroup:ParameterGroup": ("family",),
+    "aws:elasticache/replicationGroup:ReplicationGroup":
+        ("engine", "engineVersion", "nodeType", "numCacheClusters", "automaticFailoverEnabled"),
+    "aws:elasticache/parameterGroup:ParameterGroup": ("family",),
+    "aws:secretsmanager/secret:Secret": ("name",),
+    "aws:s3/bucket:Bucket": ("bucket",),
+    "aws:s3/bucketReplicationConfig:BucketReplicationConfig": ("region", "bucket"),
+    "aws:backup/vault:Vault": ("name",),
+    "aws:backup/plan:Plan": ("name",),
 }
 
 
@@ -57,7 +68,8 @@ class Symbols:
         for r in named:
             # Qualify a name that several types share (a VPC and its flow log may both be `network`).
             label = r.name if counts[r.name] == 1 else f"{r.type.rsplit(':', 1)[1]}:{r.name}"
-            if r.id:
+            # An id that is also one of the resource's own inputs is a chosen name, not a physical id.
+            if r.id and r.id not in r.inputs.values():
                 pairs[r.id] = f"{label}.id"
             arn = r.state.get("arn")
             if isinstance(arn, str):

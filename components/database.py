@@ -1,0 +1,123 @@
+"""RDS PostgreSQL: the writer in primary, its cross-region read replica in backup."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from regions.settings import DatabaseSettings
+from regions.tuning import postgres_parameters
+
+LOG_EXPORTS = ("postgresql", "upgrade")
+
+
+@dataclass
+class WriterCredentials:
+    """Only a writer that is created as one takes a master user; a replica inherits its source's."""
+
+    username: str
+    db_name: str
+    password: pulumi.Input[str]
+    password_version: int
+
+
+@dataclass
+class DatabaseArgs:
+    identifier: str
+    settings: DatabaseSettings
+    subnet_ids: Sequence[pulumi.Input[str]]
+    security_group_id: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    tags: Mapping[str, str]
+    credentials: WriterCredentials | None = None
+    # The primary writer's ARN while this instance is its read replica; None for a writer.
+    replicate_source_db: pulumi.Input[str] | None = None
+    # Copy the primary's automated backups into this region (backup stack).
+    automated_backups_source_arn: pulumi.Input[str] | None = None
+
+
+class Database(pulumi.ComponentResource):
+    instance: aws.rds.Instance
+
+    def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("trading-platform:data:Database", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        s = args.settings
+
+        subnets = aws.rds.SubnetGroup(name, subnet_ids=list(args.subnet_ids),
+                                      description=f"{args.identifier}: isolated subnets", opts=child)
+        parameters = aws.rds.ParameterGroup(
+            name, family=f"postgres{s.major_version}", description=f"{args.identifier}: deployment guide tuning",
+            parameters=[aws.rds.ParameterGroupParameterArgs(name=p.name, value=p.value, apply_method=p.apply_method)
+                        for p in postgres_parameters(s.log_min_duration_ms)],
+            opts=child)
+        monitoring = aws.iam.Role(f"{name}-monitoring", assume_role_policy=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": "monitoring.rds.amazonaws.com"},
+                           "Action": "sts:AssumeRole"}],
+        }), opts=child)
+        attachment = aws.iam.RolePolicyAttachment(
+            f"{name}-monitoring", role=monitoring.name,
+            policy_arn="arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole", opts=child)
+        # Created before the instance, so RDS exports into encrypted groups with retention, not its own.
+        log_groups = [aws.cloudwatch.LogGroup(f"{name}-{kind}", name=f"/aws/rds/instance/{args.identifier}/{kind}",
+                                              retention_in_days=s.log_retention_days, kms_key_id=args.kms_key_arn,
+                                              opts=child)
+                      for kind in LOG_EXPORTS]
+
+        credentials = args.credentials
+        self.instance = aws.rds.Instance(
+            name,
+            identifier=args.identifier,
+            engine="postgres",
+            engine_version=s.engine_version,
+            # Minor upgrades are changes like any other: reviewed in a preview, not applied by AWS.
+            auto_minor_version_upgrade=False,
+            instance_class=s.instance_class,
+            allocated_storage=s.allocated_storage_gb,
+            max_allocated_storage=s.max_allocated_storage_gb,
+            storage_type="gp3",
+            storage_encrypted=True,
+            kms_key_id=args.kms_key_arn,
+            multi_az=s.multi_az,
+            db_subnet_group_name=subnets.name,
+            vpc_security_group_ids=[args.security_group_id],
+            publicly_accessible=False,
+            parameter_group_name=parameters.name,
+            backup_retention_period=s.backup_retention_days,
+            # After AWS Backup's 02:00 daily job; maintenance after both.
+            backup_window="03:00-04:00",
+            maintenance_window="sun:05:00-sun:06:00",
+            copy_tags_to_snapshot=True,
+            deletion_protection=True,
+            skip_final_snapshot=False,
+            final_snapshot_identifier=f"{args.identifier}-final",
+            performance_insights_enabled=True,
+            performance_insights_kms_key_id=args.kms_key_arn,
+            performance_insights_retention_period=7,
+            monitoring_interval=60,
+            monitoring_role_arn=monitoring.arn,
+            iam_database_authentication_enabled=True,
+            enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
+            username=credentials.username if credentials else None,
+            db_name=credentials.db_name if credentials else None,
+            # Write-only: the password reaches RDS but never the Pulumi state.
+            password_wo=credentials.password if credentials else None,
+            password_wo_version=credentials.password_version if credentials else None,
+            replicate_source_db=args.replicate_source_db,
+            tags=dict(args.tags),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment, *log_groups]),
+        )
+        if args.automated_backups_source_arn is not None:
+            aws.rds.InstanceAutomatedBackupsReplication(
+                name, source_db_instance_arn=args.automated_backups_source_arn, kms_key_id=args.kms_key_arn,
+                retention_period=s.backup_retention_days, opts=child)
+        self.register_outputs({
+            "identifier": self.instance.identifier,
+            "arn": self.instance.arn,
+            "endpoint": self.instance.endpoint,
+        })

@@ -1,0 +1,115 @@
+"""Secrets Manager secrets: the shared ones (created by primary, replicated to the peer region) and
+each region's connection details."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+# Characters RDS accepts in a master password (it refuses / @ " and space).
+_RDS_PASSWORD_SPECIALS = "!#$%&*()-_=+[]{}<>:?"
+SHARED_SECRETS = ("jwt-secret", "google-client-id", "database-credentials", "redis-auth-token")
+
+
+def stored_secret(name: str, secret_name: str, kms_key_arn: pulumi.Input[str], value: pulumi.Input[str] | None,
+                  parent: pulumi.Resource, replicas: list[aws.secretsmanager.SecretReplicaArgs] | None = None,
+                  ) -> aws.secretsmanager.Secret:
+    """A KMS-encrypted secret, with its value as the only place the value appears."""
+    child = pulumi.ResourceOptions(parent=parent)
+    secret = aws.secretsmanager.Secret(name, name=secret_name, kms_key_id=kms_key_arn, recovery_window_in_days=30,
+                                       replicas=replicas, opts=child)
+    if value is not None:
+        aws.secretsmanager.SecretVersion(name, secret_id=secret.id, secret_string=pulumi.Output.secret(value),
+                                         opts=child)
+    return secret
+
+
+@dataclass
+class SharedSecretsArgs:
+    prefix: str
+    kms_key_arn: pulumi.Input[str]
+    replica_region: str
+    replica_kms_key_arn: pulumi.Input[str]
+    # secure: config values; a missing JWT secret is generated, a missing Google client id left for operators.
+    jwt_secret: str | None
+    google_client_id: str | None
+    db_username: str
+    db_password_version: int
+    redis_token_version: int
+
+
+class SharedSecrets(pulumi.ComponentResource):
+    """Secrets both regions use, so the standby can run without reaching the primary's region."""
+
+    arns: dict[str, pulumi.Output[str]]
+    db_password: pulumi.Output[str]
+    redis_auth_token: pulumi.Output[str]
+
+    def __init__(self, name: str, args: SharedSecretsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("trading-platform:security:SharedSecrets", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        def generated(label: str, length: int, version: int | None = None, specials: str | None = None) -> Any:
+            # Raising the version in the stack file regenerates the value (rotation).
+            return random.RandomPassword(
+                f"{name}-{label}", length=length, special=specials is not None, override_special=specials,
+                keepers={"version": str(version)} if version is not None else None, opts=child).result
+
+        self.db_password = generated("db-password", 40, args.db_password_version, _RDS_PASSWORD_SPECIALS)
+        # ElastiCache auth tokens allow few specials; length gives the strength instead.
+        self.redis_auth_token = generated("redis-auth-token", 64, args.redis_token_version)
+        jwt = args.jwt_secret if args.jwt_secret is not None else generated("jwt-secret", 64)
+        if args.google_client_id is None:
+            pulumi.log.warn(f"{args.prefix}/google-client-id is created without a value: set it with "
+                            "`pulumi config set --secret trading-platform:googleClientId ...` before the services "
+                            "start", resource=self)
+        values: dict[str, pulumi.Input[str] | None] = {
+            "jwt-secret": jwt,
+            "google-client-id": args.google_client_id,
+            "database-credentials": pulumi.Output.json_dumps(
+                {"username": args.db_username, "password": self.db_password}),
+            "redis-auth-token": self.redis_auth_token,
+        }
+        replicas = [aws.secretsmanager.SecretReplicaArgs(region=args.replica_region,
+                                                         kms_key_id=args.replica_kms_key_arn)]
+        self.arns = {key: stored_secret(f"{name}-{key}", f"{args.prefix}/{key}", args.kms_key_arn, value, self,
+                                        replicas).arn
+                     for key, value in values.items()}
+        self.register_outputs({"arns": self.arns})
+
+
+def replica_arn(arn: str, region: str) -> str:
+    """A replicated secret keeps its ARN but for the region."""
+    parts = arn.split(":")
+    parts[3] = region
+    return ":".join(parts)
+
+
+@dataclass
+class ConnectionSecretArgs:
+    secret_name: str
+    kms_key_arn: pulumi.Input[str]
+    db_host: pulumi.Input[str]
+    db_port: pulumi.Input[int]
+    db_name: str
+    redis_host: pulumi.Input[str]
+    redis_port: pulumi.Input[int]
+
+
+class ConnectionSecret(pulumi.ComponentResource):
+    """This region's endpoints, which the services read with the shared credentials."""
+
+    arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ConnectionSecretArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("trading-platform:security:ConnectionSecret", name, None, opts)
+        value = pulumi.Output.json_dumps({
+            "db_host": args.db_host, "db_port": args.db_port, "db_name": args.db_name,
+            "redis_host": args.redis_host, "redis_port": args.redis_port, "redis_tls": True,
+        })
+        self.arn = stored_secret(name, args.secret_name, args.kms_key_arn, value, self).arn
+        self.register_outputs({"arn": self.arn})
