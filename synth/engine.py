@@ -74,15 +74,20 @@ class _LoopClosingExecutor(ThreadPoolExecutor):
             loop.close()
 
 
-def _normalize(value: Any) -> Any:
-    """Inputs cross the wire as protobuf Structs, where every number is a double: 8000 -> 8000.0.
-    Give integral numbers back their integer form, as the program wrote them."""
+def _normalize(value: Any, path: str = "", secret_paths: list[str] | None = None) -> Any:
+    """Inputs cross the wire as protobuf Structs, where every number is a double (8000 -> 8000.0) and
+    secrets are wrapped in a signature map. Give integral numbers back their integer form and unwrap
+    secrets, noting their paths (`.secretString`, `.replicas[0].kmsKeyId`) in `secret_paths`."""
+    if isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+        if secret_paths is not None:
+            secret_paths.append(path)
+        return _normalize(value.get("value"), path, secret_paths)
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
-        return {k: _normalize(v) for k, v in value.items()}
+        return {k: _normalize(v, f"{path}.{k}", secret_paths) for k, v in value.items()}
     if isinstance(value, list):
-        return [_normalize(v) for v in value]
+        return [_normalize(v, f"{path}[{i}]", secret_paths) for i, v in enumerate(value)]
     return value
 
 
@@ -95,11 +100,14 @@ class _RecordingMonitor(MockMonitor):
 
     def _record(self, request: Any, urn: str, custom: bool, inputs: Any) -> None:
         registered = self.resources.get(urn)
+        secret_paths: list[str] = []
+        inputs = _normalize(inputs, "", secret_paths)
         self.registrations.append(Registration(
             type=request.type, name=request.name, urn=urn, id=registered.id if registered else None,
             parent=request.parent or None,
             provider=request.provider or None, custom=custom,
-            inputs=_normalize(inputs), state=registered.state if registered else {}))
+            inputs=inputs, secret_paths=tuple(secret_paths),
+            state=_normalize(registered.state) if registered else {}))
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)

@@ -81,6 +81,8 @@ class Registration:
     provider: str | None
     custom: bool
     inputs: dict[str, Any]
+    # Paths in `inputs` that hold secrets, like `.secretString`.
+    secret_paths: tuple[str, ...] = ()
     state: dict[str, Any] = field(default_factory=dict)
 
 

@@ -41,6 +41,20 @@ KEY_INPUTS: dict[str, tuple[str, ...]] = {
 }
 
 
+SECRET_MASK = "[secret]"
+
+
+def masked(value: Any, secret_paths: tuple[str, ...], path: str = "") -> Any:
+    """`value` with what sits at a secret path shown as [secret], as `pulumi preview` shows it."""
+    if path in secret_paths:
+        return SECRET_MASK
+    if isinstance(value, dict):
+        return {k: masked(v, secret_paths, f"{path}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked(v, secret_paths, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
 def to_json(evaluation: Evaluation, cost: dict | None = None, findings: list | None = None) -> dict[str, Any]:
     """The DESIGN.md synth contract. `cost` and `findings` stay null until something computes them."""
     return {
@@ -48,7 +62,7 @@ def to_json(evaluation: Evaluation, cost: dict | None = None, findings: list | N
         "region": evaluation.region,
         "resources": [
             {"type": r.type, "name": r.name, "urn": r.urn, "parent": r.parent, "provider": r.provider,
-             "inputs": r.inputs}
+             "inputs": masked(r.inputs, r.secret_paths)}
             for r in evaluation.resources
         ],
         "outputs": evaluation.outputs,
@@ -131,7 +145,8 @@ def table(evaluation: Evaluation) -> str:
         type_width = max(len(_short_type(r.type)) for r in members)
         name_width = max(len(r.name) for r in members)
         for r in sorted(members, key=lambda m: (m.type, m.name)):
-            shown = [f"{k}={_format_value(symbols(r.inputs[k]))}" for k in KEY_INPUTS.get(r.type, ())
+            inputs = masked(r.inputs, r.secret_paths)
+            shown = [f"{k}={_format_value(symbols(inputs[k]))}" for k in KEY_INPUTS.get(r.type, ())
                      if r.inputs.get(k) not in (None, "", [])]
             lines.append(f"  {_short_type(r.type):<{type_width}}  {r.name:<{name_width}}  {' '.join(shown)}".rstrip())
     lines.append("")
@@ -163,7 +178,8 @@ def diff(a: Evaluation, b: Evaluation) -> dict[str, Any]:
     changed = []
     for key in sorted(res_a.keys() & res_b.keys()):
         ra, rb = res_a[key], res_b[key]
-        flat_a, flat_b = _flatten(_decode(sym_a(ra.inputs))), _flatten(_decode(sym_b(rb.inputs)))
+        flat_a = _flatten(_decode(sym_a(masked(ra.inputs, ra.secret_paths))))
+        flat_b = _flatten(_decode(sym_b(masked(rb.inputs, rb.secret_paths))))
         for field in sorted(flat_a.keys() | flat_b.keys()):
             if flat_a.get(field) != flat_b.get(field):
                 changed.append({"type": ra.type, "name": ra.name, "input": field,

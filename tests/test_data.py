@@ -1,0 +1,398 @@
+"""The data tier as registered: one writer, its cross-region replica, the cache, secrets, backups."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from regions.settings import SettingsError
+from regions.stackfile import SECRET_PLACEHOLDER
+from regions.tuning import rds_value
+from synth.engine import evaluate
+from synth.report import to_json
+
+NS = "trading-platform"
+INSTANCE = "aws:rds/instance:Instance"
+GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
+SECRET = "aws:secretsmanager/secret:Secret"
+
+
+def by_id(stack):
+    return {r.id: r for r in stack.resources if r.id}
+
+
+def stack_key_arn(stack):
+    return stack.named("aws:kms/key:Key", "stack-key").state["arn"]
+
+
+def isolated_subnet_ids(stack):
+    return {r.id for r in stack.of_type("aws:ec2/subnet:Subnet") if r.inputs["tags"]["Tier"] == "isolated"}
+
+
+# --- RDS
+
+
+def test_exactly_one_writer_in_primary(evaluations):
+    (writer,) = evaluations["primary"].of_type(INSTANCE)
+    i = writer.inputs
+    assert "replicateSourceDb" not in i
+    assert i["multiAz"] is True
+    assert (i["username"], i["dbName"]) == ("trading_admin", "trading_platform")
+    # Write-only password from the generated secret; never the state-stored `password`, and not RDS-managed
+    # (RDS cannot create a read replica of an instance whose master password it manages).
+    assert i["passwordWo"] and i["passwordWoVersion"] == 1
+    assert "password" not in i and "manageMasterUserPassword" not in i
+
+
+def test_exactly_one_replica_in_backup_pointing_at_the_primary_writer(evaluations):
+    (writer,) = evaluations["primary"].of_type(INSTANCE)
+    (replica,) = evaluations["backup"].of_type(INSTANCE)
+    source = replica.inputs["replicateSourceDb"]
+    assert source == evaluations["primary"].outputs["db_instance_arn"] == writer.state["arn"]
+    assert replica.inputs["replicateSourceDb"].startswith("arn:aws:rds:us-east-1:")
+    assert replica.inputs["kmsKeyId"] == stack_key_arn(evaluations["backup"])
+    assert replica.inputs["kmsKeyId"].startswith("arn:aws:kms:us-west-2:")
+    assert replica.inputs["instanceClass"] == writer.inputs["instanceClass"]  # same class unless set
+    for inherited in ("username", "dbName", "passwordWo"):
+        assert inherited not in replica.inputs
+    assert evaluations["backup"].outputs["db_is_replica"] is True
+    assert evaluations["primary"].outputs["db_is_replica"] is False
+
+
+def test_database_is_encrypted_private_protected_and_observable(stack):
+    (db,) = stack.of_type(INSTANCE)
+    i = db.inputs
+    ids = by_id(stack)
+    assert i["engine"] == "postgres" and i["engineVersion"].startswith("16.")
+    assert i["storageEncrypted"] is True and i["kmsKeyId"] == stack_key_arn(stack)
+    assert i["storageType"] == "gp3" and i["maxAllocatedStorage"] > i["allocatedStorage"]
+    assert i["backupRetentionPeriod"] >= 7
+    assert i["deletionProtection"] is True
+    assert i["skipFinalSnapshot"] is False and i["finalSnapshotIdentifier"]
+    assert i["copyTagsToSnapshot"] is True
+    assert i["performanceInsightsEnabled"] is True and i["performanceInsightsKmsKeyId"] == stack_key_arn(stack)
+    assert i["monitoringInterval"] == 60
+    monitoring_role = next(r for r in stack.of_type("aws:iam/role:Role") if r.state["arn"] == i["monitoringRoleArn"])
+    assert json.loads(monitoring_role.inputs["assumeRolePolicy"])["Statement"][0]["Principal"] == {
+        "Service": "monitoring.rds.amazonaws.com"}
+    assert i["iamDatabaseAuthenticationEnabled"] is True
+    assert i["enabledCloudwatchLogsExports"] == ["postgresql", "upgrade"]
+    assert i["publiclyAccessible"] is False
+    subnet_group = stack.named("aws:rds/subnetGroup:SubnetGroup", "database")
+    assert i["dbSubnetGroupName"] == subnet_group.state["name"]
+    assert set(subnet_group.inputs["subnetIds"]) == isolated_subnet_ids(stack)
+    assert [ids[g].name for g in i["vpcSecurityGroupIds"]] == ["security-groups-db"]
+    assert db.name == "database" and i["identifier"] == "trading-platform-production"
+    for kind in ("postgresql", "upgrade"):
+        group = stack.named("aws:cloudwatch/logGroup:LogGroup", f"database-{kind}")
+        assert group.inputs["name"] == f"/aws/rds/instance/trading-platform-production/{kind}"
+        assert group.inputs["kmsKeyId"] == stack_key_arn(stack)
+
+
+def test_parameter_group_carries_the_guide_tuning_in_rds_units(stack):
+    group = stack.named("aws:rds/parameterGroup:ParameterGroup", "database")
+    assert group.inputs["family"] == "postgres16"
+    (db,) = stack.of_type(INSTANCE)
+    assert db.inputs["parameterGroupName"] == group.state["name"]
+    params = {p["name"]: (p["value"], p["applyMethod"]) for p in group.inputs["parameters"]}
+    assert params == {
+        "max_connections": ("100", "pending-reboot"),
+        "shared_buffers": ("32768", "pending-reboot"),  # 256MB in 8 kB pages
+        "effective_cache_size": ("131072", "immediate"),  # 1GB in 8 kB pages
+        "work_mem": ("4096", "immediate"),  # kB
+        "maintenance_work_mem": ("65536", "immediate"),
+        "random_page_cost": ("1.1", "immediate"),
+        "effective_io_concurrency": ("200", "immediate"),
+        "checkpoint_completion_target": ("0.9", "immediate"),
+        "wal_buffers": ("2048", "pending-reboot"),  # 16MB in 8 kB pages
+        "rds.force_ssl": ("1", "immediate"),
+        "log_min_duration_statement": ("500", "immediate"),
+    }
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), [
+    ("shared_buffers", "256MB", "32768"), ("effective_cache_size", "1GB", "131072"), ("work_mem", "4MB", "4096"),
+    ("wal_buffers", "16MB", "2048"), ("maintenance_work_mem", "64MB", "65536"), ("random_page_cost", "1.1", "1.1"),
+])
+def test_rds_units(name, value, expected):
+    assert rds_value(name, value) == expected
+
+
+def test_rds_units_refuse_what_they_cannot_convert():
+    with pytest.raises(ValueError):
+        rds_value("shared_buffers", "lots")
+    with pytest.raises(ValueError):
+        rds_value("shared_buffers", "4kB")  # not a whole number of 8 kB pages
+
+
+def test_backup_replicates_the_primary_automated_backups(evaluations):
+    assert not evaluations["primary"].of_type(
+        "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication")
+    (copy,) = evaluations["backup"].of_type(
+        "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication")
+    assert copy.inputs["sourceDbInstanceArn"] == evaluations["primary"].outputs["db_instance_arn"]
+    assert copy.inputs["kmsKeyId"] == stack_key_arn(evaluations["backup"])
+    assert copy.inputs["retentionPeriod"] >= 7
+
+
+def test_promotion_changes_replicate_source_db_only(evaluations, project):
+    promoted = evaluate("backup", project(backup={f"{NS}:database.promoted": True}))
+    before, after = to_json(evaluations["backup"]), to_json(promoted)
+    (replica,) = [r for r in before["resources"] if r["type"] == INSTANCE]
+    (writer,) = [r for r in after["resources"] if r["type"] == INSTANCE]
+    # Same logical name and URN, same identifier: an update in place, not a replacement.
+    assert (writer["urn"], writer["inputs"]["identifier"]) == (replica["urn"], replica["inputs"]["identifier"])
+    assert "replicateSourceDb" not in writer["inputs"]
+    assert {k: v for k, v in replica["inputs"].items() if k != "replicateSourceDb"} == writer["inputs"]
+    others_before = [r for r in before["resources"] if r["type"] != INSTANCE]
+    others_after = [r for r in after["resources"] if r["type"] != INSTANCE]
+    assert others_before == others_after
+    assert after["outputs"] == {**before["outputs"], "db_is_replica": False}
+
+
+# --- cache
+
+
+def test_cache_is_encrypted_authenticated_and_private(stack):
+    (group,) = stack.of_type(GROUP)
+    i = group.inputs
+    ids = by_id(stack)
+    assert i["engine"] in ("valkey", "redis")
+    assert i["atRestEncryptionEnabled"] is True and i["kmsKeyId"] == stack_key_arn(stack)
+    assert i["transitEncryptionEnabled"] is True and i["transitEncryptionMode"] == "required"
+    assert i["authTokenWo"] and i["authTokenWoVersion"] == 1 and "authToken" not in i
+    assert i["authTokenUpdateStrategy"] == "ROTATE"
+    assert i["snapshotRetentionLimit"] >= 1
+    assert [ids[g].name for g in i["securityGroupIds"]] == ["security-groups-cache"]
+    subnets = stack.named("aws:elasticache/subnetGroup:SubnetGroup", "cache")
+    assert set(subnets.inputs["subnetIds"]) == isolated_subnet_ids(stack)
+    params = stack.named("aws:elasticache/parameterGroup:ParameterGroup", "cache")
+    assert i["parameterGroupName"] == params.state["name"]
+    # The cache is the Celery broker too: never evict queued tasks.
+    assert params.inputs["parameters"] == [{"name": "maxmemory-policy", "value": "noeviction"}]
+
+
+def test_primary_cache_fails_over_and_backup_cache_is_smaller(evaluations):
+    (primary,) = evaluations["primary"].of_type(GROUP)
+    (backup,) = evaluations["backup"].of_type(GROUP)
+    assert primary.inputs["numCacheClusters"] >= 2
+    assert primary.inputs["automaticFailoverEnabled"] is True and primary.inputs["multiAzEnabled"] is True
+    assert backup.inputs["numCacheClusters"] == 1
+    assert (primary.inputs["nodeType"], backup.inputs["nodeType"]) == ("cache.r7g.large", "cache.t4g.medium")
+
+
+# --- secrets
+
+
+def test_shared_secrets_live_in_primary_with_replicas_on_a_us_west_2_key(evaluations):
+    primary = evaluations["primary"]
+    replica_key = primary.named("aws:kms/key:Key", "secrets-replica-key")
+    assert replica_key.inputs["region"] == "us-west-2" and replica_key.inputs["enableKeyRotation"] is True
+    shared = {r.inputs["name"]: r for r in primary.of_type(SECRET) if r.name.startswith("shared-secrets")}
+    assert set(shared) == {f"trading-platform/production/{k}" for k in
+                           ("jwt-secret", "google-client-id", "database-credentials", "redis-auth-token")}
+    for secret in shared.values():
+        assert secret.inputs["kmsKeyId"] == stack_key_arn(primary)
+        assert secret.inputs["replicas"] == [{"region": "us-west-2", "kmsKeyId": replica_key.state["arn"]}]
+    assert not [r for r in evaluations["backup"].of_type(SECRET) if r.name.startswith("shared-secrets")]
+
+
+def test_each_region_has_its_connection_secret(stack):
+    secret = stack.named(SECRET, "connection-secret")
+    assert secret.inputs["name"] == f"trading-platform/production/{stack.region}/connection"
+    version = stack.named("aws:secretsmanager/secretVersion:SecretVersion", "connection-secret")
+    value = json.loads(version.inputs["secretString"])
+    assert value["db_host"] == stack.of_type(INSTANCE)[0].state["address"]
+    assert value["redis_host"] == stack.outputs["redis_primary_endpoint"]
+    assert set(stack.outputs["secret_arns"]) == {"jwt-secret", "google-client-id", "database-credentials",
+                                                 "redis-auth-token", "connection"}
+    assert all(f":secretsmanager:{stack.region}:" in arn for arn in stack.outputs["secret_arns"].values())
+
+
+def _walk(value, path=""):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _walk(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _walk(v, f"{path}[{i}]")
+    else:
+        yield path, value
+
+
+def test_no_secret_value_outside_its_secret_version(project):
+    project_dir = project(primary={f"{NS}:jwtSecret": {"secure": "v1:AAAjwt"},
+                                   f"{NS}:googleClientId": {"secure": "v1:AAAgoogle"}})
+    cache: dict = {}
+    evaluate("backup", project_dir, cache)
+    primary, backup = cache["primary"], cache["backup"]
+    jwt, google = (SECRET_PLACEHOLDER.format(key=f"{NS}:{k}") for k in ("jwtSecret", "googleClientId"))
+    generated = {r.name: r.state["result"] for r in primary.of_type("random:index/randomPassword:RandomPassword")}
+    assert set(generated) == {"shared-secrets-db-password", "shared-secrets-redis-auth-token"}  # jwt from config
+    (backup_token,) = {r.inputs["authTokenWo"] for r in backup.of_type(GROUP)}  # read from the replica secret
+    secrets = {jwt, google, backup_token, *generated.values()}
+    assert len(secrets) == 5
+
+    allowed = {("aws:secretsmanager/secretVersion:SecretVersion", ".secretString"),
+               (INSTANCE, ".passwordWo"), (GROUP, ".authTokenWo")}
+    leaks = []
+    for stack in (primary, backup):
+        for resource in stack.resources:
+            if resource.type.startswith("random:"):
+                continue  # the generator itself
+            for path, value in _walk(resource.inputs):
+                if isinstance(value, str) and any(s in value for s in secrets) and (resource.type, path) not in allowed:
+                    leaks.append((stack.stack, resource.type, resource.name, path))
+        for path, value in _walk(stack.outputs):
+            if isinstance(value, str) and any(s in value for s in secrets):
+                leaks.append((stack.stack, "output", path))
+    assert leaks == []
+    versions = {r.name: r.inputs["secretString"] for r in primary.of_type(
+        "aws:secretsmanager/secretVersion:SecretVersion")}
+    assert versions["shared-secrets-jwt-secret"] == jwt
+    assert versions["shared-secrets-google-client-id"] == google
+    assert json.loads(versions["shared-secrets-database-credentials"]) == {
+        "username": "trading_admin", "password": generated["shared-secrets-db-password"]}
+    assert primary.of_type(INSTANCE)[0].inputs["passwordWo"] == generated["shared-secrets-db-password"]
+
+
+# --- S3
+
+
+def test_backups_bucket_is_versioned_encrypted_private_and_tls_only(stack):
+    bucket = stack.named("aws:s3/bucket:Bucket", "backups")
+    name = bucket.state["bucket"]
+    assert name == stack.outputs["backup_bucket_name"]
+    assert name == f"trading-platform-production-backups-{stack.region}-123456789012"
+
+    def on_bucket(typ):
+        resource = stack.named(typ, "backups")
+        assert resource.inputs["bucket"] == name
+        return resource.inputs
+
+    assert on_bucket("aws:s3/bucketVersioning:BucketVersioning")["versioningConfiguration"]["status"] == "Enabled"
+    sse = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    (rule,) = on_bucket(sse)["rules"]
+    assert rule["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "aws:kms",
+                                                          "kmsMasterKeyId": stack_key_arn(stack)}
+    assert rule["bucketKeyEnabled"] is True
+    block = on_bucket("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+    assert all(block[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
+                                           "restrictPublicBuckets"))
+    assert on_bucket("aws:s3/bucketOwnershipControls:BucketOwnershipControls")["rule"] == {
+        "objectOwnership": "BucketOwnerEnforced"}
+    (deny,) = json.loads(on_bucket("aws:s3/bucketPolicy:BucketPolicy")["policy"])["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert set(deny["Resource"]) == {bucket.state["arn"], bucket.state["arn"] + "/*"}
+    logging = on_bucket("aws:s3/bucketLogging:BucketLogging")
+    assert logging["targetBucket"] == stack.named("aws:s3/bucket:Bucket", "backups-logs").state["bucket"]
+
+
+def test_backups_lifecycle_mirrors_the_guide(stack):
+    rules = {r["id"]: r for r in stack.named(
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "backups").inputs["rules"]}
+    assert rules["daily"]["filter"] == {"prefix": "daily/"} and rules["daily"]["expiration"] == {"days": 35}
+    assert rules["weekly"]["transitions"] == [{"days": 30, "storageClass": "STANDARD_IA"}]
+    assert rules["weekly"]["expiration"] == {"days": 180}
+    assert [t["storageClass"] for t in rules["monthly"]["transitions"]] == ["GLACIER", "DEEP_ARCHIVE"]
+    assert rules["monthly"]["expiration"] == {"days": 2557}  # seven years
+    housekeeping = rules["housekeeping"]
+    assert housekeeping["noncurrentVersionExpiration"]["noncurrentDays"] == 30
+    assert housekeeping["abortIncompleteMultipartUpload"]["daysAfterInitiation"] == 7
+    assert all(r["status"] == "Enabled" for r in rules.values())
+
+
+def test_access_log_bucket_takes_server_access_logs(stack):
+    logs = stack.named("aws:s3/bucket:Bucket", "backups-logs")
+    (rule,) = stack.named("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+                          "backups-logs").inputs["rules"]
+    assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"  # S3 logging can't write SSE-KMS
+    statements = json.loads(stack.named("aws:s3/bucketPolicy:BucketPolicy", "backups-logs").inputs["policy"])[
+        "Statement"]
+    delivery = next(s for s in statements if s["Effect"] == "Allow")
+    assert delivery["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert delivery["Resource"] == logs.state["arn"] + "/backups/*"
+    assert delivery["Condition"]["ArnLike"]["aws:SourceArn"] == stack.outputs["backup_bucket_arn"]
+
+
+def test_replication_primary_to_backup_is_owned_by_backup(evaluations):
+    primary, backup = evaluations["primary"], evaluations["backup"]
+    assert not primary.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig")
+    (config,) = backup.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig")
+    assert config.inputs["region"] == "us-east-1"  # v7 per-resource region, no second provider
+    assert len(backup.of_type("pulumi:providers:aws")) == 1
+    assert config.inputs["bucket"] == primary.outputs["backup_bucket_name"]
+    (rule,) = config.inputs["rules"]
+    destination = rule["destination"]
+    assert destination["bucket"] == backup.outputs["backup_bucket_arn"]
+    assert destination["encryptionConfiguration"]["replicaKmsKeyId"] == stack_key_arn(backup)
+    assert destination["replicationTime"] == {"status": "Enabled", "time": {"minutes": 15}}
+    assert destination["metrics"] == {"status": "Enabled", "eventThreshold": {"minutes": 15}}
+    assert rule["deleteMarkerReplication"] == {"status": "Enabled"}
+    role = next(r for r in backup.of_type("aws:iam/role:Role") if r.state["arn"] == config.inputs["role"])
+    policy = json.loads(backup.named("aws:iam/rolePolicy:RolePolicy", role.name).inputs["policy"])
+    resources = {json.dumps(s["Resource"]) for s in policy["Statement"]}
+    assert resources == {json.dumps(x) for x in (
+        primary.outputs["backup_bucket_arn"], primary.outputs["backup_bucket_arn"] + "/*",
+        backup.outputs["backup_bucket_arn"] + "/*", primary.outputs["kms_key_arn"], backup.outputs["kms_key_arn"])}
+
+
+# --- AWS Backup
+
+
+def test_backup_vault_and_plan(stack):
+    vault = stack.named("aws:backup/vault:Vault", "backup-plan")
+    assert vault.inputs["kmsKeyArn"] == stack_key_arn(stack)
+    assert stack.outputs["backup_vault_name"] == vault.inputs["name"] == "trading-platform-production"
+    rules = {r["ruleName"]: r for r in stack.named("aws:backup/plan:Plan", "backup-plan").inputs["rules"]}
+    assert rules["daily"]["lifecycle"] == {"deleteAfter": 35}
+    assert rules["weekly"]["lifecycle"] == {"deleteAfter": 180}
+    assert rules["monthly"]["lifecycle"] == {"deleteAfter": 2557, "coldStorageAfter": 90}
+    copy_target = "arn:aws:backup:us-west-2:123456789012:backup-vault:trading-platform-production"
+    for rule in rules.values():
+        if stack.stack == "primary":
+            assert [c["destinationVaultArn"] for c in rule["copyActions"]] == [copy_target]
+            assert rule["copyActions"][0]["lifecycle"] == rule["lifecycle"]
+        else:
+            assert "copyActions" not in rule
+    (selection,) = stack.of_type("aws:backup/selection:Selection")
+    assert selection.inputs["selectionTags"] == [
+        {"type": "STRINGEQUALS", "key": "BackupPlan", "value": "trading-platform-production"}]
+    # The database and the backups bucket carry the tag the selection picks.
+    assert stack.of_type(INSTANCE)[0].inputs["tags"]["BackupPlan"] == "trading-platform-production"
+    assert stack.named("aws:s3/bucket:Bucket", "backups").inputs["tags"]["BackupPlan"] == "trading-platform-production"
+
+
+# --- outputs and settings
+
+
+def test_data_outputs_of_the_contract(stack):
+    for key in ("db_instance_identifier", "db_instance_arn", "db_endpoint", "db_is_replica",
+                "redis_primary_endpoint", "backup_bucket_name", "backup_bucket_arn", "backup_vault_name",
+                "kms_key_arn"):
+        assert stack.outputs.get(key) not in (None, ""), key
+    assert stack.outputs["db_instance_arn"].startswith(f"arn:aws:rds:{stack.region}:")
+
+
+@pytest.mark.parametrize(("stack_name", "key", "value", "words"), [
+    ("primary", "database.engineVersion", "sixteen", "a PostgreSQL version 13 to 17"),
+    ("primary", "database.engineVersion", "16.x", "MAJOR.MINOR"),
+    ("backup", "database.backupRetentionDays", 0, "from 7 to 35"),
+    ("primary", "database.backupRetentionDays", 3, "from 7 to 35"),
+    ("primary", "database.instanceClass", "r6g.large", "db.r6g.large"),
+    ("primary", "database.promoted", True, "false in a primary stack"),
+    ("backup", "database.promoted", "yes", "true or false"),
+    ("primary", "database.maxAllocatedStorageGb", 50, "at least allocatedStorageGb"),
+    ("primary", "cache.nodes", 1, "automatic failover"),
+    ("primary", "cache.engine", "memcached", "one of valkey, redis"),
+    ("primary", "cache.engineVersion", "6.2", "one of 7.2, 8.0, 8.1"),
+    ("backup", "cache.nodeType", "t4g.medium", "cache.r7g.large"),
+    ("primary", "backups.coldStorageAfterDays", 2500, "at least 90 days before"),
+])
+def test_data_settings_errors(project, stack_name, key, value, words):
+    with pytest.raises(SettingsError) as raised:
+        evaluate(stack_name, project(**{stack_name: {f"{NS}:{key}": value}}))
+    message = str(raised.value)
+    assert message.startswith(f"Pulumi.{stack_name}.yaml: {NS}:{key} ")
+    assert words in message
