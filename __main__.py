@@ -79,6 +79,8 @@ if is_primary:
     credentials = WriterCredentials(username=settings.database.username, db_name=settings.database.name,
                                     password=shared.db_password, password_version=settings.database.password_version)
     primary_db_arn = None
+    # The backup stack's services decrypt the replicas with it.
+    pulumi.export("secrets_replica_key_arn", replica_key.arn)
 else:
     primary = pulumi.StackReference("primary", stack_name=settings.peer_stack)
     pulumi.export("peer_region", primary.get_output("region").apply(partial(check_peer_region, settings)))

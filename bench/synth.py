@@ -3,13 +3,15 @@
     python bench/synth.py [--runs 5]
 
 In-process: evaluate primary then backup (fed primary's outputs) in one warm interpreter.
-Processes: `python -m synth --stack primary --format json` then the same for backup, as the
-pre-stop hook and a CI job run them; the backup process evaluates primary too, for its reference.
+Processes: `python -m synth --stack primary --format json` and the same for backup, one after the
+other (as the pre-stop hook runs them) and side by side; the backup process evaluates primary too,
+for its stack reference.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import subprocess
 import sys
@@ -23,6 +25,8 @@ sys.path.insert(0, str(REPO))
 def in_process(runs: int) -> list[float]:
     from synth.engine import evaluate
 
+    logging.disable(logging.WARNING)  # the program's warnings, once per evaluation
+
     evaluate("backup", REPO)  # warm-up: imports
     times = []
     for _ in range(runs):
@@ -32,13 +36,19 @@ def in_process(runs: int) -> list[float]:
     return times
 
 
-def as_processes(runs: int, commands: list[list[str]]) -> list[float]:
+def as_processes(runs: int, commands: list[list[str]], parallel: bool = False) -> list[float]:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
+        started = []
         for command in commands:
-            subprocess.run([sys.executable, "-m", "synth", *command], cwd=REPO, check=True,
-                           stdout=subprocess.DEVNULL)
+            process = subprocess.Popen([sys.executable, "-m", "synth", *command], cwd=REPO,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            started.append(process)
+            if not parallel:
+                process.wait()
+        if any(process.wait() != 0 for process in started):
+            raise SystemExit(f"synth failed: {commands}")
         times.append(time.perf_counter() - start)
     return times
 
@@ -47,11 +57,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     runs = parser.parse_args().runs
+    per_stack = [["--stack", "primary", "--format", "json"], ["--stack", "backup", "--format", "json"]]
     rows = [
         ("both stacks, in-process (warm)", in_process(runs)),
         ("both stacks, one process (python -m synth)", as_processes(runs, [["--format", "json"]])),
-        ("both stacks, two processes (--stack primary; --stack backup)",
-         as_processes(runs, [["--stack", "primary", "--format", "json"], ["--stack", "backup", "--format", "json"]])),
+        ("both stacks, two processes one after the other", as_processes(runs, per_stack)),
+        ("both stacks, two processes side by side (2 cores)", as_processes(runs, per_stack, parallel=True)),
     ]
     print(f"synth timings, median of {runs} (min-max), {sys.platform}, python {sys.version.split()[0]}")
     for label, times in rows:
