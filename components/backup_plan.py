@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
+from components.iam import service_role
 from regions.settings import BackupSettings
 
 BACKUP = aws.backup
@@ -60,11 +60,7 @@ class BackupPlan(pulumi.ComponentResource):
                 lifecycle=BACKUP.PlanRuleLifecycleArgs(**life), copy_actions=copies))
         plan = BACKUP.Plan(name, name=s.vault_name, rules=rules, opts=child)
 
-        role = aws.iam.Role(f"{name}-service", assume_role_policy=json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": "backup.amazonaws.com"},
-                           "Action": "sts:AssumeRole"}],
-        }), opts=child)
+        role = service_role(f"{name}-service", "backup.amazonaws.com", self)
         attachments = [aws.iam.RolePolicyAttachment(f"{name}-{policy.rsplit('/', 1)[-1]}", role=role.name,
                                                     policy_arn=f"arn:aws:iam::aws:policy/{policy}", opts=child)
                        for policy in MANAGED_POLICIES]

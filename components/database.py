@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
+from components.iam import service_role
 from regions.settings import DatabaseSettings
 from regions.tuning import postgres_parameters
 
@@ -55,11 +55,7 @@ class Database(pulumi.ComponentResource):
             parameters=[aws.rds.ParameterGroupParameterArgs(name=p.name, value=p.value, apply_method=p.apply_method)
                         for p in postgres_parameters(s.log_min_duration_ms)],
             opts=child)
-        monitoring = aws.iam.Role(f"{name}-monitoring", assume_role_policy=json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": "monitoring.rds.amazonaws.com"},
-                           "Action": "sts:AssumeRole"}],
-        }), opts=child)
+        monitoring = service_role(f"{name}-monitoring", "monitoring.rds.amazonaws.com", self)
         attachment = aws.iam.RolePolicyAttachment(
             f"{name}-monitoring", role=monitoring.name,
             policy_arn="arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole", opts=child)

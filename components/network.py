@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.iam import service_role
 from regions.addressing import plan_subnets
 
 
@@ -101,13 +102,7 @@ class Network(pulumi.ComponentResource):
         group = aws.cloudwatch.LogGroup(f"{name}-flow-logs", name=args.flow_log_group_name,
                                         retention_in_days=args.flow_log_retention_days,
                                         kms_key_id=args.kms_key_arn, opts=child)
-        # Only flow logs of this account may assume the role (confused-deputy guard).
-        role = aws.iam.Role(f"{name}-flow-logs", assume_role_policy=pulumi.Output.json_dumps({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
-                           "Action": "sts:AssumeRole",
-                           "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}}}],
-        }), opts=child)
+        role = service_role(f"{name}-flow-logs", "vpc-flow-logs.amazonaws.com", self, source_account=args.account_id)
         aws.iam.RolePolicy(f"{name}-flow-logs", role=role.id, policy=pulumi.Output.json_dumps({
             "Version": "2012-10-17",
             "Statement": [

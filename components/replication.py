@@ -6,11 +6,12 @@ the v7 per-resource `region` argument rather than a second provider.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
+
+from components.iam import service_role
 
 S3 = aws.s3
 # S3 Replication Time Control: 15 minutes is the only value AWS offers.
@@ -32,11 +33,7 @@ class BucketReplication(pulumi.ComponentResource):
     def __init__(self, name: str, args: BucketReplicationArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("trading-platform:data:BucketReplication", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        role = aws.iam.Role(name, assume_role_policy=json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"},
-                           "Action": "sts:AssumeRole"}],
-        }), opts=child)
+        role = service_role(name, "s3.amazonaws.com", self)
         aws.iam.RolePolicy(name, role=role.id, policy=pulumi.Output.json_dumps({
             "Version": "2012-10-17",
             "Statement": [
