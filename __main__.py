@@ -8,10 +8,13 @@ import pulumi_aws as aws
 
 from components.backup_plan import BackupPlan, BackupPlanArgs
 from components.cache import REDIS_PORT, Cache, CacheArgs
+from components.cluster import Cluster, ClusterArgs
 from components.database import Database, DatabaseArgs, WriterCredentials
 from components.endpoints import Endpoints, EndpointsArgs
 from components.kms import StackKey, StackKeyArgs
+from components.load_balancer import LoadBalancer, LoadBalancerArgs, Target
 from components.network import Network, NetworkArgs
+from components.registry import Images, ImagesArgs
 from components.replication import BucketReplication, BucketReplicationArgs
 from components.secrets import (
     SHARED_SECRETS,
@@ -22,9 +25,11 @@ from components.secrets import (
     replica_arn,
 )
 from components.security_groups import POSTGRES_PORT, SecurityGroups, SecurityGroupsArgs
-from components.storage import BackupBucket, BackupBucketArgs
-from regions.catalog import SERVICE_PORTS
+from components.service import Service, ServiceArgs
+from components.storage import ALB_LOG_PREFIX, BackupBucket, BackupBucketArgs, LogBucket, LogBucketArgs
+from regions.catalog import SERVICE_PORTS, SERVICES
 from regions.settings import check_peer_region, from_pulumi
+from regions.workloads import WORKLOADS
 
 # The engine runs the program in the project directory, beside the stack files.
 settings = from_pulumi(Path.cwd())
@@ -123,12 +128,23 @@ connection = ConnectionSecret("connection-secret", ConnectionSecretArgs(
 ), opts=aws_opts)
 
 # --- backups
-backups = BackupBucket("backups", BackupBucketArgs(
-    bucket_name=pulumi.Output.concat(settings.resource_prefix, "-backups-", region.name, "-", account_id),
-    log_bucket_name=pulumi.Output.concat(settings.resource_prefix, "-s3-logs-", region.name, "-", account_id),
-    kms_key_arn=key.arn,
+def bucket_name(purpose: str) -> pulumi.Output[str]:
+    return pulumi.Output.concat(settings.resource_prefix, "-", purpose, "-", region.name, "-", account_id)
+
+
+backups_bucket_name = bucket_name("backups")
+access_logs = LogBucket("access-logs", LogBucketArgs(
+    bucket_name=bucket_name("access-logs"),
     account_id=account_id,
+    elb_account_id=region.elb_account_id,
+    s3_log_sources={"backups": pulumi.Output.concat("arn:aws:s3:::", backups_bucket_name)},
+), opts=aws_opts)
+backups = BackupBucket("backups", BackupBucketArgs(
+    bucket_name=backups_bucket_name,
+    kms_key_arn=key.arn,
     tags=dict([backup_tag]),
+    log_bucket=access_logs.bucket.id,
+    log_prefix="backups",
 ), opts=aws_opts)
 if not is_primary:
     BucketReplication("backups-replication", BucketReplicationArgs(
@@ -150,6 +166,56 @@ backup_plan = BackupPlan("backup-plan", BackupPlanArgs(
     copy_to_vault_arn=peer_vault_arn if is_primary else None,
 ), opts=aws_opts)
 
+# --- services
+zone_id = aws.route53.get_zone_output(name=settings.domain.zone_name, private_zone=False, opts=invoke_opts).zone_id
+images = Images("images", ImagesArgs(repository_prefix=prefix, settings=settings.images, kms_key_arn=key.arn),
+                opts=aws_opts)
+cluster = Cluster("cluster", ClusterArgs(name=settings.resource_prefix, kms_key_arn=key.arn), opts=aws_opts)
+load_balancer = LoadBalancer("alb", LoadBalancerArgs(
+    vpc_id=network.vpc.id,
+    subnet_ids=network.public_subnet_ids,
+    security_group_id=security_groups.alb.id,
+    domain=settings.domain.app_domain,
+    zone_id=zone_id,
+    writes_validation_record=is_primary,
+    deletion_protection=is_primary,
+    log_bucket=access_logs.bucket.bucket,
+    log_prefix=ALB_LOG_PREFIX,
+    targets={name: Target(port=WORKLOADS[name].port, health_path=WORKLOADS[name].health_path)
+             for name in SERVICE_PORTS},
+), opts=pulumi.ResourceOptions(providers={"aws": provider}, depends_on=[access_logs]))
+secret_arns = pulumi.Output.all(shared_secret_arns, connection.arn).apply(
+    lambda pair: {**pair[0], "connection": pair[1]})
+# Shared secrets are encrypted with the primary's key in us-east-1 and the replica key in us-west-2.
+secret_key_arns = [key.arn] if is_primary else [key.arn, primary.require_output("secrets_replica_key_arn")]
+services = {}
+for workload_name in SERVICES:
+    workload = WORKLOADS[workload_name]
+    services[workload_name] = Service(workload_name, ServiceArgs(
+        family=f"{settings.resource_prefix}-{workload_name}",
+        settings=settings.services[workload_name],
+        workload=workload,
+        running=settings.services.running(workload_name),
+        region=region.name,
+        cluster_arn=cluster.cluster.arn,
+        cluster_name=cluster.cluster.name,
+        image=images.refs[workload.image],
+        repository_arn=images.repository_arns[workload.image],
+        subnet_ids=network.private_subnet_ids,
+        security_group_id=security_groups.app.id,
+        environment={"LOG_LEVEL": settings.services.log_level, "DEBUG": "false", "AWS_REGION": region.name,
+                     "PLATFORM_REGION": region.name, "PLATFORM_ROLE": settings.role},
+        secret_arns=secret_arns,
+        secret_key_arns=secret_key_arns,
+        kms_key_arn=key.arn,
+        log_group_name=f"/{prefix}/ecs/{workload_name}",
+        log_retention_days=settings.services.log_retention_days,
+        log_level=settings.services.log_level,
+        exec_enabled=settings.services.exec_enabled,
+        target_group_arn=load_balancer.target_groups[workload_name].arn if workload.port else None,
+        backups_bucket_arn=backups.bucket.arn if workload.writes_backups else None,
+    ), opts=pulumi.ResourceOptions(providers={"aws": provider}, depends_on=[load_balancer]))
+
 pulumi.export("region", region.name)
 pulumi.export("role", settings.role)
 pulumi.export("app_domain", settings.domain.app_domain)
@@ -163,5 +229,14 @@ pulumi.export("redis_primary_endpoint", cache.group.primary_endpoint_address)
 pulumi.export("backup_bucket_name", backups.bucket.bucket)
 pulumi.export("backup_bucket_arn", backups.bucket.arn)
 pulumi.export("backup_vault_name", backup_plan.vault.name)
-pulumi.export("secret_arns", pulumi.Output.all(shared_secret_arns, connection.arn).apply(
-    lambda pair: {**pair[0], "connection": pair[1]}))
+pulumi.export("secret_arns", secret_arns)
+pulumi.export("hosted_zone_id", zone_id)
+pulumi.export("alb_dns_name", load_balancer.alb.dns_name)
+pulumi.export("alb_zone_id", load_balancer.alb.zone_id)
+pulumi.export("alb_arn", load_balancer.alb.arn)
+pulumi.export("ecs_cluster_name", cluster.cluster.name)
+pulumi.export("ecs_services", {name: service.service.name for name, service in services.items()})
+# The capacity when this region is the active one: a drill scales the standby up to it.
+pulumi.export("ecs_capacity", {
+    name: {"min": c.min, "max": c.max, "desired": c.desired}
+    for name, c in ((s.name, s.active) for s in settings.services.services)})

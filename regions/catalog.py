@@ -19,6 +19,10 @@ class RegionInfo:
     # AZ names in order of preference. us-east-1e is left out on purpose: it lacks most
     # current instance families (RDS, ElastiCache, Fargate capacity).
     availability_zones: tuple[str, ...]
+    # Route53 zone of the region's application load balancers (for alias records).
+    alb_zone_id: str
+    # The Elastic Load Balancing account that writes ALB access logs in this region.
+    elb_account_id: str
     partition: str = "aws"
 
 
@@ -28,12 +32,16 @@ REGIONS: dict[str, RegionInfo] = {
         peer="us-west-2",
         default_cidr="10.10.0.0/16",
         availability_zones=("us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d", "us-east-1f"),
+        alb_zone_id="Z35SXDOTRQ7X7K",
+        elb_account_id="127311923021",
     ),
     "us-west-2": RegionInfo(
         name="us-west-2",
         peer="us-east-1",
         default_cidr="10.20.0.0/16",
         availability_zones=("us-west-2a", "us-west-2b", "us-west-2c", "us-west-2d"),
+        alb_zone_id="Z1H1FL5HABSF5",
+        elb_account_id="797873946194",
     ),
 }
 
@@ -61,6 +69,40 @@ PROFILES: dict[Role, RoleProfile] = {
 
 # Container ports behind the load balancer (the deployment guide: uvicorn on 8000, nginx on 80).
 SERVICE_PORTS: dict[str, int] = {"api": 8000, "web": 80}
+SERVICES = ("api", "web", "worker", "beat")
+
+
+@dataclass(frozen=True)
+class ServiceProfile:
+    cpu: int
+    memory: int
+    # Capacity while the region takes the traffic (the guide's HPA: 2 to 10 for api and web).
+    min: int
+    max: int
+    desired: int
+    # Capacity while it is the warm standby: api and web answer health checks, and nothing writes
+    # (the database is a read-only replica) or schedules (exactly one Celery beat, in the active region).
+    standby_min: int
+    standby_desired: int
+
+
+SERVICE_PROFILES: dict[str, ServiceProfile] = {
+    "api": ServiceProfile(cpu=1024, memory=2048, min=2, max=10, desired=2, standby_min=1, standby_desired=1),
+    "web": ServiceProfile(cpu=256, memory=512, min=2, max=10, desired=2, standby_min=1, standby_desired=1),
+    "worker": ServiceProfile(cpu=1024, memory=2048, min=1, max=10, desired=2, standby_min=0, standby_desired=0),
+    "beat": ServiceProfile(cpu=256, memory=512, min=1, max=1, desired=1, standby_min=0, standby_desired=0),
+}
+
+# Fargate's CPU units -> the memory sizes (MiB) each allows.
+FARGATE_MEMORY: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+    8192: tuple(range(16384, 61441, 4096)),
+    16384: tuple(range(32768, 122881, 8192)),
+}
 
 # Cache engine -> version -> parameter group family.
 CACHE_VERSIONS: dict[str, dict[str, str]] = {

@@ -20,10 +20,13 @@ from regions.addressing import MAX_VPC_PREFIX, MIN_VPC_PREFIX
 from regions.catalog import (
     CACHE_VERSIONS,
     DEFAULT_DB_INSTANCE_CLASS,
+    FARGATE_MEMORY,
     NAT_MODES,
     PROFILES,
     REGIONS,
     ROLES,
+    SERVICE_PROFILES,
+    SERVICES,
     RegionInfo,
     Role,
 )
@@ -48,8 +51,11 @@ _STACK_NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 _TAG_VALUE = re.compile(r"[\w\s.:/=+\-@]{1,256}")
 _RFC1918 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 
+_CAPACITY = ("cpu", "memory", "min", "max", "desired")
+_IMAGE = ("context", "dockerfile", "uri")
+Schema = tuple[str, ...] | dict[str, "Schema | None"]
 # Top-level keys under the project namespace: a scalar (None) or an object with these fields.
-SCHEMA: dict[str, tuple[str, ...] | None] = {
+SCHEMA: dict[str, Schema | None] = {
     "environment": None,
     "role": None,
     "peerStack": None,
@@ -62,6 +68,11 @@ SCHEMA: dict[str, tuple[str, ...] | None] = {
     "cache": ("engine", "engineVersion", "nodeType", "nodes", "snapshotRetentionDays", "authTokenVersion"),
     "backups": ("vaultName", "dailyRetentionDays", "weeklyRetentionDays", "monthlyRetentionDays",
                 "coldStorageAfterDays"),
+    "services": {"standby": None, "logLevel": None, "logRetentionDays": None, "execEnabled": None,
+                 "api": (*_CAPACITY, "standbyMin", "standbyDesired"),
+                 "web": (*_CAPACITY, "standbyMin", "standbyDesired"),
+                 "worker": (*_CAPACITY, "spot"), "beat": ("cpu", "memory")},
+    "images": {"tag": None, "keep": None, "api": _IMAGE, "web": _IMAGE},
     # secure: values (`pulumi config set --secret`); generated or left for operators when absent.
     "jwtSecret": None,
     "googleClientId": None,
@@ -163,6 +174,55 @@ class AppSecrets:
 
 
 @dataclass(frozen=True)
+class Capacity:
+    min: int
+    max: int
+    desired: int
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    name: str
+    cpu: int
+    memory: int
+    active: Capacity
+    standby: Capacity
+    spot: bool
+
+
+@dataclass(frozen=True)
+class ServicesSettings:
+    # True while this region is the warm standby (the backup's default until a failover).
+    standby: bool
+    log_level: str
+    log_retention_days: int
+    exec_enabled: bool
+    services: tuple[ServiceSettings, ...]
+
+    def __getitem__(self, name: str) -> ServiceSettings:
+        return next(s for s in self.services if s.name == name)
+
+    def running(self, name: str) -> Capacity:
+        return self[name].standby if self.standby else self[name].active
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """Built from `context` with pulumi-docker and pushed to the stack's ECR, or pulled from `uri`."""
+
+    context: str | None
+    dockerfile: str
+    uri: str | None
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    tag: str | None
+    keep: int
+    sources: dict[str, ImageSource]
+
+
+@dataclass(frozen=True)
 class StackSettings:
     project: str
     stack: str
@@ -177,6 +237,8 @@ class StackSettings:
     database: DatabaseSettings
     cache: CacheSettings
     backups: BackupSettings
+    services: ServicesSettings
+    images: ImageSettings
     secrets: AppSecrets
 
     @property
@@ -236,23 +298,34 @@ class _Reader:
                 value = json.loads(self.raw[key])
             except json.JSONDecodeError:
                 value = self.raw[key]
-            if not isinstance(value, dict):
-                raise self.fail(key, value, f"an object with the fields {', '.join(fields)}",
-                                "is not an object")
-            for member in value:
-                if member not in fields:
-                    raise self.fail(f"{key}.{member}", value[member], f"the fields {', '.join(fields)}",
-                                    "is not a known setting")
+            self._check_object(key, value, fields)
             self.objects[name] = value
+
+    def _check_object(self, key: str, value: Any, fields: Schema) -> None:
+        """`fields` is a tuple of scalar fields, or a mapping of field -> its own fields (None: scalar)."""
+        names = tuple(fields)
+        if not isinstance(value, dict):
+            raise self.fail(key, value, f"an object with the fields {', '.join(names)}", "is not an object")
+        for member, inner in value.items():
+            if member not in names:
+                raise self.fail(f"{key}.{member}", inner, f"the fields {', '.join(names)}", "is not a known setting")
+            nested = fields.get(member) if isinstance(fields, dict) else None
+            if nested is not None:
+                self._check_object(f"{key}.{member}", inner, nested)
 
     def get(self, path: str, default: Any = _MISSING) -> Any:
         """Value at `name` or `name.field` under the project namespace, or `ns:key` as is."""
         if ":" in path:
             return self.raw.get(path, default)
-        name, _, field = path.partition(".")
-        if not field:
+        name, *fields = path.split(".")
+        if not fields:
             return self.raw.get(f"{PROJECT}:{name}", default)
-        return self.objects.get(name, {}).get(field, default)
+        value: Any = self.objects.get(name, {})
+        for member in fields:
+            if not isinstance(value, dict) or member not in value:
+                return default
+            value = value[member]
+        return value
 
     def key(self, path: str) -> str:
         return path if ":" in path else f"{PROJECT}:{path}"
@@ -287,6 +360,12 @@ class _Reader:
         if value is not None and (not isinstance(value, str) or not value):
             raise self.fail(self.key(path), "(hidden)", "a non-empty secure: string set with "
                             f"`pulumi config set --secret {self.key(path)} ...`")
+        return value
+
+    def choice_int(self, path: str, choices: tuple[int, ...], default: int, what: str) -> int:
+        value = self.get(path, default)
+        if isinstance(value, bool) or value not in choices:
+            raise self.fail(self.key(path), value, f"one of {', '.join(map(str, choices))} ({what})")
         return value
 
     def integer(self, path: str, lo: int, hi: int, default: Any = _MISSING, why: str = "") -> int:
@@ -438,6 +517,79 @@ def _backups(reader: _Reader, resource_prefix: str, peer: Mapping[str, str]) -> 
     )
 
 
+_IMAGE_URI = re.compile(r"[\w.-]+(?::\d+)?/[\w./-]+(?:@sha256:[0-9a-f]{64}|:[\w][\w.-]{0,127})")
+_IMAGE_TAG = re.compile(r"[\w][\w.-]{0,127}")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _service(reader: _Reader, name: str) -> ServiceSettings:
+    profile = SERVICE_PROFILES[name]
+    path = f"services.{name}"
+    cpu = reader.choice_int(f"{path}.cpu", tuple(FARGATE_MEMORY), profile.cpu, "Fargate CPU units")
+    memory = reader.choice_int(f"{path}.memory", FARGATE_MEMORY[cpu], profile.memory,
+                               f"the memory sizes (MiB) Fargate pairs with {cpu} CPU units")
+    if name == "beat":
+        # Exactly one scheduler in the active region, none in the standby: not a setting.
+        one, none = Capacity(1, 1, 1), Capacity(0, 1, 0)
+        return ServiceSettings(name, cpu, memory, active=one, standby=none, spot=False)
+    floor = 0 if name == "worker" else 1
+    high = reader.integer(f"{path}.max", 1, 100, profile.max)
+    low = reader.integer(f"{path}.min", floor, high, profile.min, f" (at least {floor} and at most max {high})")
+    desired = reader.integer(f"{path}.desired", low, high, max(low, profile.desired), " (between min and max)")
+    if name == "worker":
+        standby = Capacity(0, high, 0)  # the standby's database is read-only until promoted
+    else:
+        s_low = reader.integer(f"{path}.standbyMin", 1, high, profile.standby_min, f" (at most max {high})")
+        s_desired = reader.integer(f"{path}.standbyDesired", s_low, high, max(s_low, profile.standby_desired),
+                                   " (between standbyMin and max)")
+        standby = Capacity(s_low, high, s_desired)
+    return ServiceSettings(name, cpu, memory, active=Capacity(low, high, desired), standby=standby,
+                           spot=reader.boolean(f"{path}.spot", True) if name == "worker" else False)
+
+
+def _services(reader: _Reader, role: Role, peer: Mapping[str, str], peer_file: str | None) -> ServicesSettings:
+    standby = reader.boolean("services.standby", role == "backup")
+    peer_standby = _peek(peer, f"{PROJECT}:services", "standby")
+    if peer_file and not standby and (peer_standby is False or (peer_standby is None and role == "backup")):
+        raise reader.fail(reader.key("services.standby"), False,
+                          f"true while {peer_file} is active (set it true there first)",
+                          "would make two active regions, so two Celery beats and two writers' workers")
+    return ServicesSettings(
+        standby=standby,
+        log_level=reader.choice("services.logLevel", _LOG_LEVELS, "INFO"),
+        log_retention_days=_retention(reader, "services.logRetentionDays", 90),
+        exec_enabled=reader.boolean("services.execEnabled", False),
+        services=tuple(_service(reader, name) for name in SERVICES),
+    )
+
+
+def _images(reader: _Reader) -> ImageSettings:
+    sources = {}
+    for name in ("api", "web"):
+        path = f"images.{name}"
+        allowed = (f"{{context, dockerfile}} to build (e.g. context: ../{'backend' if name == 'api' else 'frontend'}) "
+                   "or {uri} of a pushed image")
+        if reader.get(path, None) is None:
+            raise reader.fail(reader.key(path), _MISSING, allowed)
+        uri = reader.get(f"{path}.uri", None)
+        context = reader.get(f"{path}.context", None)
+        if (uri is None) == (context is None):
+            raise reader.fail(reader.key(path), reader.get(path), allowed, "needs exactly one of context and uri")
+        if uri is not None:
+            uri = reader.string(f"{path}.uri", _IMAGE_URI, "REGISTRY/REPOSITORY@sha256:DIGEST or :TAG")
+        else:
+            context = reader.string(f"{path}.context", re.compile(r"[^\0]+"), "a directory path")
+        sources[name] = ImageSource(context=context, uri=uri,
+                                    dockerfile=reader.string(f"{path}.dockerfile", re.compile(r"[^\0]+"),
+                                                             "a file name in the context", "Dockerfile"))
+    builds = any(source.context for source in sources.values())
+    tag = reader.get("images.tag", None)
+    if builds:
+        # ECR tags are immutable: every build needs a new tag (a release or commit id).
+        tag = reader.string("images.tag", _IMAGE_TAG, "a new tag per build, such as a commit id")
+    return ImageSettings(tag=tag, keep=reader.integer("images.keep", 1, 1000, 30), sources=sources)
+
+
 def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project: str = PROJECT) -> StackSettings:
     """Validate one stack's config (`raw`, as the engine passes it) against the stack files beside it."""
     reader = _Reader(stack_file_name(stack), raw)
@@ -487,17 +639,20 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
         nat_gateways=reader.choice("network.natGateways", NAT_MODES, profile.nat_gateways),
         flow_log_retention_days=_retention(reader, "network.flowLogRetentionDays", 90),
     )
+    # The pairing comes first: a stack file that claims the other's role fails on that, not on its values.
+    _check_other_stacks(reader, others, role, region, cidr)
     database = _database(reader, role, peer)
     cache = _cache(reader, role)
     backups = _backups(reader, f"{project}-{environment}", peer)
+    peer_file = next((name for name, raw in others if _peek(raw, f"{PROJECT}:role") == peer_role), None)
+    services = _services(reader, role, peer, peer_file)
+    images = _images(reader)
     secrets = AppSecrets(jwt_secret=reader.secret("jwtSecret"), google_client_id=reader.secret("googleClientId"))
-
-    _check_other_stacks(reader, others, role, region, cidr)
 
     return StackSettings(
         project=project, stack=stack, stack_file=reader.stack_file, environment=environment, role=role,
         region=region, peer_stack=peer_stack, domain=domain, tags=tags, network=network, database=database,
-        cache=cache, backups=backups, secrets=secrets,
+        cache=cache, backups=backups, services=services, images=images, secrets=secrets,
     )
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import pulumi
 
+from regions.catalog import REGIONS
+
 ACCOUNT_ID = "123456789012"
 
 # Physical id prefixes AWS gives these resources.
@@ -37,7 +39,8 @@ _AUTONAMED = {
     "aws:iam/role:Role", "aws:cloudwatch/logGroup:LogGroup", "aws:iam/policy:Policy",
     "aws:rds/subnetGroup:SubnetGroup", "aws:rds/parameterGroup:ParameterGroup",
     "aws:elasticache/subnetGroup:SubnetGroup", "aws:elasticache/parameterGroup:ParameterGroup",
-    "aws:s3/bucket:Bucket",
+    "aws:s3/bucket:Bucket", "aws:ecs/cluster:Cluster", "aws:lb/loadBalancer:LoadBalancer",
+    "aws:lb/targetGroup:TargetGroup",
 }
 # Resources whose id AWS (and the provider) report as their name: type -> the name's input.
 _ID_IS_NAME = {
@@ -62,6 +65,12 @@ _ARN = {
     "aws:elasticache/replicationGroup:ReplicationGroup": "arn:aws:elasticache:{region}:{account}:replicationgroup:{id}",
     "aws:backup/vault:Vault": "arn:aws:backup:{region}:{account}:backup-vault:{id}",
     "aws:secretsmanager/secret:Secret": "arn:aws:secretsmanager:{region}:{account}:secret:{name}-{suffix}",
+    "aws:ecr/repository:Repository": "arn:aws:ecr:{region}:{account}:repository/{name}",
+    "aws:ecs/cluster:Cluster": "arn:aws:ecs:{region}:{account}:cluster/{name}",
+    "aws:ecs/service:Service": "arn:aws:ecs:{region}:{account}:service/{name}",
+    "aws:lb/loadBalancer:LoadBalancer": "arn:aws:elasticloadbalancing:{region}:{account}:loadbalancer/app/{id}",
+    "aws:lb/targetGroup:TargetGroup": "arn:aws:elasticloadbalancing:{region}:{account}:targetgroup/{id}",
+    "aws:acm/certificate:Certificate": "arn:aws:acm:{region}:{account}:certificate/{id}",
 }
 
 
@@ -132,6 +141,24 @@ class AwsMocks(pulumi.runtime.Mocks):
             return {"primaryEndpointAddress": f"master.{rid}.{digest[:6]}.{region}.cache.amazonaws.com"}
         if typ == "random:index/randomPassword:RandomPassword":
             return {"result": f"synth-random-{digest[:24]}"}
+        if typ == "aws:ecr/repository:Repository":
+            return {"repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{region}.amazonaws.com/{state['name']}",
+                    "registryId": ACCOUNT_ID}
+        if typ == "docker:index/image:Image":
+            repository = state["imageName"].rsplit(":", 1)[0]
+            return {"repoDigest": f"{repository}@sha256:{_digest(state['imageName'], length=64)}"}
+        if typ == "aws:lb/loadBalancer:LoadBalancer":
+            return {"dnsName": f"{state['name']}-{digest[:9]}.{region}.elb.amazonaws.com",
+                    "zoneId": REGIONS[region].alb_zone_id}
+        if typ == "aws:acm/certificate:Certificate":
+            # ACM's validation record depends on the domain and the account, not the region.
+            domain = state["domainName"]
+            token = _digest(ACCOUNT_ID, domain, length=32)
+            return {"domainValidationOptions": [{
+                "domainName": domain, "resourceRecordName": f"_{token}.{domain}.",
+                "resourceRecordType": "CNAME", "resourceRecordValue": f"_{token[::-1]}.acm-validations.aws."}]}
+        if typ == "aws:ecs/taskDefinition:TaskDefinition":
+            return {"arn": f"arn:aws:ecs:{region}:{ACCOUNT_ID}:task-definition/{state['family']}:1", "revision": 1}
         return {}
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
@@ -143,4 +170,12 @@ class AwsMocks(pulumi.runtime.Mocks):
             secret_id = args.args["secretId"]
             return {"secretId": secret_id, "secretString": f"synth-secret-version-{_digest(secret_id, length=12)}",
                     "arn": secret_id, "versionId": "synth", "id": secret_id}, []
+        if args.token == "aws:route53/getZone:getZone":
+            name = args.args["name"]
+            return {"name": name, "zoneId": "Z" + _digest(name, length=20).upper(), "id": name,
+                    "privateZone": False}, []
+        if args.token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            return {"userName": "AWS", "password": "synth-ecr-token", "authorizationToken": "synth",
+                    "proxyEndpoint": f"https://{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com", "id": "synth",
+                    "expiresAt": "2099-01-01T00:00:00Z"}, []
         raise NotImplementedError(f"synth does not mock the function {args.token}; add it to synth/mocks.py")

@@ -286,7 +286,7 @@ def test_backups_bucket_is_versioned_encrypted_private_and_tls_only(stack):
     assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert set(deny["Resource"]) == {bucket.state["arn"], bucket.state["arn"] + "/*"}
     logging = on_bucket("aws:s3/bucketLogging:BucketLogging")
-    assert logging["targetBucket"] == stack.named("aws:s3/bucket:Bucket", "backups-logs").state["bucket"]
+    assert logging["targetBucket"] == stack.named("aws:s3/bucket:Bucket", "access-logs").state["bucket"]
 
 
 def test_backups_lifecycle_mirrors_the_guide(stack):
@@ -304,11 +304,11 @@ def test_backups_lifecycle_mirrors_the_guide(stack):
 
 
 def test_access_log_bucket_takes_server_access_logs(stack):
-    logs = stack.named("aws:s3/bucket:Bucket", "backups-logs")
+    logs = stack.named("aws:s3/bucket:Bucket", "access-logs")
     (rule,) = stack.named("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
-                          "backups-logs").inputs["rules"]
+                          "access-logs").inputs["rules"]
     assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"  # S3 logging can't write SSE-KMS
-    statements = json.loads(stack.named("aws:s3/bucketPolicy:BucketPolicy", "backups-logs").inputs["policy"])[
+    statements = json.loads(stack.named("aws:s3/bucketPolicy:BucketPolicy", "access-logs").inputs["policy"])[
         "Statement"]
     delivery = next(s for s in statements if s["Effect"] == "Allow")
     assert delivery["Principal"] == {"Service": "logging.s3.amazonaws.com"}

@@ -1,0 +1,36 @@
+"""The ECS cluster: Container Insights, Fargate and Fargate Spot capacity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+
+@dataclass
+class ClusterArgs:
+    name: str
+    kms_key_arn: pulumi.Input[str]
+
+
+class Cluster(pulumi.ComponentResource):
+    cluster: aws.ecs.Cluster
+
+    def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("trading-platform:services:Cluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.cluster = aws.ecs.Cluster(
+            name, name=args.name,
+            settings=[aws.ecs.ClusterSettingArgs(name="containerInsights", value="enhanced")],
+            # ECS Exec sessions (off unless a stack enables them) are encrypted with the stack key.
+            configuration=aws.ecs.ClusterConfigurationArgs(
+                execute_command_configuration=aws.ecs.ClusterConfigurationExecuteCommandConfigurationArgs(
+                    kms_key_id=args.kms_key_arn, logging="DEFAULT")),
+            opts=child)
+        aws.ecs.ClusterCapacityProviders(
+            name, cluster_name=self.cluster.name, capacity_providers=["FARGATE", "FARGATE_SPOT"],
+            default_capacity_provider_strategies=[aws.ecs.ClusterCapacityProvidersDefaultCapacityProviderStrategyArgs(
+                capacity_provider="FARGATE", weight=1)],
+            opts=child)
+        self.register_outputs({"name": self.cluster.name})

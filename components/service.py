@@ -1,0 +1,180 @@
+"""One ECS Fargate service: its task definition, roles, log group, and autoscaling."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.iam import service_role
+from regions.settings import Capacity, ServiceSettings
+from regions.workloads import SECRET_ENV, Workload
+
+ECS = aws.ecs
+SCALING = aws.appautoscaling
+# Target tracking like the guide's HPA: CPU 70 %, memory 80 %.
+SCALING_METRICS = {"cpu": ("ECSServiceAverageCPUUtilization", 70),
+                   "memory": ("ECSServiceAverageMemoryUtilization", 80)}
+
+
+@dataclass
+class ServiceArgs:
+    family: str
+    settings: ServiceSettings
+    workload: Workload
+    running: Capacity
+    region: str
+    cluster_arn: pulumi.Input[str]
+    cluster_name: pulumi.Input[str]
+    image: pulumi.Input[str]
+    # The ECR repository the image comes from, which the execution role may pull from.
+    repository_arn: pulumi.Input[str]
+    subnet_ids: Sequence[pulumi.Input[str]]
+    security_group_id: pulumi.Input[str]
+    environment: Mapping[str, str]
+    # Secret name (`jwt-secret`, `connection`, ...) -> its ARN in this region.
+    secret_arns: pulumi.Input[Mapping[str, str]]
+    # Keys the execution role may decrypt those secrets with (through Secrets Manager only).
+    secret_key_arns: Sequence[pulumi.Input[str]]
+    kms_key_arn: pulumi.Input[str]
+    log_group_name: str
+    log_retention_days: int
+    log_level: str
+    exec_enabled: bool
+    target_group_arn: pulumi.Input[str] | None = None
+    # For workers that write the guide's dumps: the bucket, and the key that encrypts it.
+    backups_bucket_arn: pulumi.Input[str] | None = None
+
+
+def _policy(statements: list[dict]) -> pulumi.Output[str]:
+    return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+class Service(pulumi.ComponentResource):
+    service: aws.ecs.Service
+
+    def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("trading-platform:services:Service", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        w, s = args.workload, args.settings
+
+        logs = aws.cloudwatch.LogGroup(name, name=args.log_group_name, retention_in_days=args.log_retention_days,
+                                       kms_key_id=args.kms_key_arn, opts=child)
+        secret_refs = pulumi.Output.from_input(args.secret_arns).apply(
+            lambda arns: {env: arns[SECRET_ENV[env][0]] + (f":{SECRET_ENV[env][1]}::" if SECRET_ENV[env][1] else "")
+                          for env in w.secrets})
+        used_secret_arns = pulumi.Output.from_input(args.secret_arns).apply(
+            lambda arns: sorted({arns[SECRET_ENV[env][0]] for env in w.secrets}))
+
+        execution = service_role(f"{name}-execution", "ecs-tasks.amazonaws.com", self)
+        execution_statements: list[dict] = [
+            {"Sid": "PullThisImage", "Effect": "Allow",
+             "Action": ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
+             "Resource": args.repository_arn},
+            # ECR's token call takes no resource.
+            {"Sid": "EcrLogin", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+            {"Sid": "WriteOwnLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+             "Resource": pulumi.Output.concat(logs.arn, ":*")},
+        ]
+        if w.secrets:
+            execution_statements += [
+                {"Sid": "ReadOwnSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+                 "Resource": used_secret_arns},
+                {"Sid": "DecryptThroughSecretsManager", "Effect": "Allow", "Action": "kms:Decrypt",
+                 "Resource": list(args.secret_key_arns),
+                 "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{args.region}.amazonaws.com"}}},
+            ]
+        aws.iam.RolePolicy(f"{name}-execution", role=execution.id, policy=_policy(execution_statements), opts=child)
+
+        task = service_role(f"{name}-task", "ecs-tasks.amazonaws.com", self)
+        task_statements: list[dict] = []
+        if args.backups_bucket_arn is not None:
+            task_statements += [
+                {"Sid": "ListBackups", "Effect": "Allow", "Action": "s3:ListBucket",
+                 "Resource": args.backups_bucket_arn},
+                {"Sid": "ReadWriteBackups", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
+                 "Resource": pulumi.Output.concat(args.backups_bucket_arn, "/*")},
+                {"Sid": "BackupsKey", "Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                 "Resource": args.kms_key_arn,
+                 "Condition": {"StringEquals": {"kms:ViaService": f"s3.{args.region}.amazonaws.com"}}},
+            ]
+        if args.exec_enabled:
+            task_statements.append({
+                "Sid": "EcsExecSessions", "Effect": "Allow", "Resource": "*",
+                "Action": ["ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+                           "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"]})
+        if task_statements:
+            aws.iam.RolePolicy(f"{name}-task", role=task.id, policy=_policy(task_statements), opts=child)
+
+        volumes = {path: f"writable{path.replace('/', '-')}" for path in w.writable_paths}
+        container = {
+            "name": name,
+            "image": args.image,
+            "essential": True,
+            "user": w.user,
+            "readonlyRootFilesystem": True,
+            "mountPoints": [{"sourceVolume": v, "containerPath": p, "readOnly": False} for p, v in volumes.items()],
+            "environment": [{"name": k, "value": v} for k, v in sorted(args.environment.items())],
+            "secrets": secret_refs.apply(lambda refs: [{"name": k, "valueFrom": v} for k, v in sorted(refs.items())]),
+            "logConfiguration": {"logDriver": "awslogs", "options": {
+                "awslogs-group": logs.name, "awslogs-region": args.region, "awslogs-stream-prefix": name}},
+            "linuxParameters": {"initProcessEnabled": True},
+            "stopTimeout": w.stop_timeout,
+        }
+        if w.command:
+            container["command"] = [part.format(log_level=args.log_level) for part in w.command]
+        if w.port is not None:
+            container["portMappings"] = [{"containerPort": w.port, "protocol": "tcp"}]
+            if w.port < 1024:
+                # The unprivileged user may bind the port (awsvpc: the sysctl applies to this task only).
+                container["systemControls"] = [{"namespace": "net.ipv4.ip_unprivileged_port_start",
+                                                 "value": str(w.port)}]
+        definition = ECS.TaskDefinition(
+            name, family=args.family,
+            requires_compatibilities=["FARGATE"], network_mode="awsvpc", cpu=str(s.cpu), memory=str(s.memory),
+            execution_role_arn=execution.arn, task_role_arn=task.arn,
+            runtime_platform=ECS.TaskDefinitionRuntimePlatformArgs(operating_system_family="LINUX",
+                                                                   cpu_architecture="X86_64"),
+            volumes=[ECS.TaskDefinitionVolumeArgs(name=v) for v in volumes.values()],
+            container_definitions=pulumi.Output.json_dumps([container]),
+            opts=child)
+
+        self.service = ECS.Service(
+            name, name=name, cluster=args.cluster_arn, task_definition=definition.arn,
+            desired_count=args.running.desired,
+            capacity_provider_strategies=[ECS.ServiceCapacityProviderStrategyArgs(
+                capacity_provider="FARGATE_SPOT" if s.spot else "FARGATE", weight=1)],
+            platform_version="LATEST",
+            network_configuration=ECS.ServiceNetworkConfigurationArgs(
+                subnets=list(args.subnet_ids), security_groups=[args.security_group_id], assign_public_ip=False),
+            load_balancers=[ECS.ServiceLoadBalancerArgs(target_group_arn=args.target_group_arn, container_name=name,
+                                                        container_port=w.port)] if args.target_group_arn else None,
+            health_check_grace_period_seconds=60 if args.target_group_arn else None,
+            deployment_circuit_breaker=ECS.ServiceDeploymentCircuitBreakerArgs(enable=True, rollback=True),
+            # A singleton is stopped before its replacement starts: never two beats, not even while deploying.
+            deployment_minimum_healthy_percent=0 if w.singleton else 100,
+            deployment_maximum_percent=100 if w.singleton else 200,
+            propagate_tags="SERVICE", enable_ecs_managed_tags=True, enable_execute_command=args.exec_enabled,
+            # Autoscaling owns the running count once the service exists; the scaling target's min and max
+            # (from settings) are what a change of role moves.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desiredCount"] if w.scale_on else None))
+
+        if w.scale_on:
+            target = SCALING.Target(
+                name, service_namespace="ecs", scalable_dimension="ecs:service:DesiredCount",
+                resource_id=pulumi.Output.concat("service/", args.cluster_name, "/", self.service.name),
+                min_capacity=args.running.min, max_capacity=args.running.max, opts=child)
+            for label in w.scale_on:
+                metric, value = SCALING_METRICS[label]
+                SCALING.Policy(
+                    f"{name}-{label}", policy_type="TargetTrackingScaling", service_namespace="ecs",
+                    scalable_dimension=target.scalable_dimension, resource_id=target.resource_id,
+                    target_tracking_scaling_policy_configuration=SCALING.PolicyTargetTrackingScalingPolicyConfigurationArgs(
+                        target_value=value, scale_in_cooldown=120, scale_out_cooldown=60,
+                        predefined_metric_specification=(
+                            SCALING.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
+                                predefined_metric_type=metric))),
+                    opts=child)
+        self.register_outputs({"name": self.service.name})

@@ -1,0 +1,69 @@
+"""The platform's four processes, as the deployment guide runs them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Environment variable -> (shared or regional secret, JSON key in it or None for the whole value).
+SECRET_ENV: dict[str, tuple[str, str | None]] = {
+    "DATABASE_USER": ("database-credentials", "username"),
+    "DATABASE_PASSWORD": ("database-credentials", "password"),
+    "DATABASE_HOST": ("connection", "db_host"),
+    "DATABASE_PORT": ("connection", "db_port"),
+    "DATABASE_NAME": ("connection", "db_name"),
+    "REDIS_HOST": ("connection", "redis_host"),
+    "REDIS_PORT": ("connection", "redis_port"),
+    "REDIS_AUTH_TOKEN": ("redis-auth-token", None),
+    "JWT_SECRET": ("jwt-secret", None),
+    "GOOGLE_CLIENT_ID": ("google-client-id", None),
+}
+_DATABASE = ("DATABASE_USER", "DATABASE_PASSWORD", "DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME")
+_BROKER = ("REDIS_HOST", "REDIS_PORT", "REDIS_AUTH_TOKEN")
+
+
+@dataclass(frozen=True)
+class Workload:
+    # Which image it runs: worker and beat run the backend's image with another command.
+    image: str
+    # `{log_level}` is replaced by the stack's services.logLevel.
+    command: tuple[str, ...] | None
+    port: int | None
+    health_path: str | None
+    secrets: tuple[str, ...]
+    # uid:gid of the image's unprivileged user.
+    user: str
+    # The root filesystem is read-only; these paths get a task volume each.
+    writable_paths: tuple[str, ...]
+    # Target-tracking metrics it scales on (none: a fixed count).
+    scale_on: tuple[str, ...] = ("cpu",)
+    # At most one task at any time, deployments included (Celery beat).
+    singleton: bool = False
+    # Writes the guide's daily/weekly/monthly dumps to the backups bucket.
+    writes_backups: bool = False
+    stop_timeout: int = 30
+
+
+WORKLOADS: dict[str, Workload] = {
+    "api": Workload(
+        image="api",
+        command=("uvicorn", "main:app", "--host", "0.0.0.0", "--port", "8000", "--workers", "4",
+                 "--log-level", "{log_level}"),
+        port=8000, health_path="/api/health", secrets=tuple(SECRET_ENV),
+        user="1000:1000", writable_paths=("/tmp",), scale_on=("cpu", "memory")),
+    # nginx serving the React build: no secrets at all. It binds port 80 as the nginx user (uid 101),
+    # which the task allows through the net.ipv4.ip_unprivileged_port_start sysctl.
+    "web": Workload(
+        image="web", command=None, port=80, health_path="/", secrets=(),
+        user="101:101", writable_paths=("/tmp", "/var/cache/nginx", "/var/run"), scale_on=("cpu", "memory")),
+    # Celery's warm shutdown finishes running tasks: give it the two minutes Fargate allows.
+    "worker": Workload(
+        image="api", command=("celery", "-A", "celery_app", "worker", "--loglevel={log_level}"),
+        port=None, health_path=None, secrets=_DATABASE + _BROKER,
+        user="1000:1000", writable_paths=("/tmp",), writes_backups=True, stop_timeout=120),
+    "beat": Workload(
+        image="api",
+        command=("celery", "-A", "celery_app", "beat", "--loglevel={log_level}",
+                 "--schedule", "/tmp/celerybeat-schedule"),
+        port=None, health_path=None, secrets=_BROKER,
+        user="1000:1000", writable_paths=("/tmp",), scale_on=(), singleton=True),
+}
