@@ -30,19 +30,17 @@ def stack(request, evaluations) -> Evaluation:
 
 
 def _set_path(config: dict[str, Any], path: str, value: Any) -> None:
-    """`trading-platform:network.cidr` -> config['trading-platform:network']['cidr']; None deletes."""
-    key, _, field = path.partition(".")
-    if not field:
-        if value is None:
-            config.pop(key, None)
-        else:
-            config[key] = value
-        return
-    obj = config.setdefault(key, {})
+    """`trading-platform:services.api.cpu` -> config['trading-platform:services']['api']['cpu'];
+    None deletes."""
+    key, *fields = path.split(".")
+    parent, last = config, key
+    for member in fields:
+        parent = parent.setdefault(last, {})
+        last = member
     if value is None:
-        obj.pop(field, None)
+        parent.pop(last, None)
     else:
-        obj[field] = value
+        parent[last] = value
 
 
 @pytest.fixture

@@ -1,0 +1,373 @@
+"""The service tier as registered: images, cluster, the four services, load balancer, WAF, scaling."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from regions.settings import SettingsError
+from regions.stackfile import SECRET_PLACEHOLDER
+from synth.engine import evaluate
+
+NS = "trading-platform"
+SERVICE = "aws:ecs/service:Service"
+TASK = "aws:ecs/taskDefinition:TaskDefinition"
+DIGEST = "sha256:" + "ab" * 32
+
+
+def by_id(stack):
+    return {r.id: r for r in stack.resources if r.id}
+
+
+def by_arn(stack):
+    return {r.state["arn"]: r for r in stack.resources if isinstance(r.state.get("arn"), str)}
+
+
+def container(stack, name):
+    (definition,) = json.loads(stack.named(TASK, name).inputs["containerDefinitions"])
+    return definition
+
+
+def policy(stack, name):
+    return json.loads(stack.named("aws:iam/rolePolicy:RolePolicy", name).inputs["policy"])["Statement"]
+
+
+# --- images
+
+
+def test_ecr_repositories_scan_are_immutable_and_encrypted(stack):
+    repositories = {r.inputs["name"]: r for r in stack.of_type("aws:ecr/repository:Repository")}
+    assert set(repositories) == {"trading-platform/production/api", "trading-platform/production/web"}
+    key = stack.named("aws:kms/key:Key", "stack-key").state["arn"]
+    for repository in repositories.values():
+        assert repository.inputs["imageTagMutability"] == "IMMUTABLE"
+        assert repository.inputs["imageScanningConfiguration"] == {"scanOnPush": True}
+        assert repository.inputs["encryptionConfigurations"] == [{"encryptionType": "KMS", "kmsKey": key}]
+        (rule,) = json.loads(stack.named("aws:ecr/lifecyclePolicy:LifecyclePolicy", repository.name)
+                             .inputs["policy"])["rules"]
+        assert rule["selection"]["countType"] == "imageCountMoreThan" and rule["selection"]["countNumber"] == 30
+
+
+def test_images_are_built_for_amd64_pushed_to_this_stacks_ecr_and_deployed_by_digest(stack):
+    for image, context in (("api", "../backend"), ("web", "../frontend")):
+        built = stack.named("docker:index/image:Image", f"images-{image}")
+        repository = stack.named("aws:ecr/repository:Repository", f"images-{image}")
+        url = repository.state["repositoryUrl"]
+        assert url.startswith(f"123456789012.dkr.ecr.{stack.region}.amazonaws.com/")
+        assert built.inputs["build"] == {"context": context, "dockerfile": f"{context}/Dockerfile.prod",
+                                         "platform": "linux/amd64"}
+        assert built.inputs["imageName"] == f"{url}:2026.11.26-1"
+        assert ".registry" in built.secret_paths or ".registry.password" in built.secret_paths
+        assert built.inputs["registry"]["server"] == url
+    for service, image in (("api", "api"), ("web", "web"), ("worker", "api"), ("beat", "api")):
+        built = stack.named("docker:index/image:Image", f"images-{image}")
+        assert container(stack, service)["image"] == built.state["repoDigest"]
+        assert "@sha256:" in built.state["repoDigest"]
+
+
+def test_image_uris_from_settings_are_deployed_without_a_build(project):
+    api = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/trading/api@{DIGEST}"
+    web = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/trading/web@{DIGEST}"
+    primary = evaluate("primary", project(primary={f"{NS}:images": {"api": {"uri": api}, "web": {"uri": web}}}))
+    assert not primary.of_type("docker:index/image:Image")
+    assert {s: container(primary, s)["image"] for s in ("api", "web", "worker", "beat")} == {
+        "api": api, "web": web, "worker": api, "beat": api}
+
+
+# --- cluster and services
+
+
+def test_cluster_has_container_insights_and_fargate_spot(stack):
+    cluster = stack.named("aws:ecs/cluster:Cluster", "cluster")
+    assert {"name": "containerInsights", "value": "enhanced"} in cluster.inputs["settings"]
+    providers = stack.named("aws:ecs/clusterCapacityProviders:ClusterCapacityProviders", "cluster")
+    assert providers.inputs["capacityProviders"] == ["FARGATE", "FARGATE_SPOT"]
+    assert stack.outputs["ecs_cluster_name"] == cluster.inputs["name"]
+
+
+def test_services_run_private_with_circuit_breaker_and_cost_tags(stack):
+    ids = by_id(stack)
+    private = {r.id for r in stack.of_type("aws:ec2/subnet:Subnet") if r.inputs["tags"]["Tier"] == "private"}
+    for name in ("api", "web", "worker", "beat"):
+        i = stack.named(SERVICE, name).inputs
+        assert set(i["networkConfiguration"]["subnets"]) == private
+        assert i["networkConfiguration"]["assignPublicIp"] is False
+        assert [ids[g].name for g in i["networkConfiguration"]["securityGroups"]] == ["security-groups-app"]
+        assert i["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
+        assert i["propagateTags"] == "SERVICE" and i["enableEcsManagedTags"] is True
+        assert i["enableExecuteCommand"] is False
+        assert i["cluster"] == stack.named("aws:ecs/cluster:Cluster", "cluster").state["arn"]
+    strategies = {n: stack.named(SERVICE, n).inputs["capacityProviderStrategies"][0]["capacityProvider"]
+                  for n in ("api", "web", "worker", "beat")}
+    assert strategies == {"api": "FARGATE", "web": "FARGATE", "worker": "FARGATE_SPOT", "beat": "FARGATE"}
+    assert stack.outputs["ecs_services"] == {"api": "api", "web": "web", "worker": "worker", "beat": "beat"}
+
+
+def test_one_beat_in_the_active_region_none_in_the_standby(evaluations):
+    desired = {stack: {n: evaluations[stack].named(SERVICE, n).inputs["desiredCount"]
+                       for n in ("api", "web", "worker", "beat")} for stack in ("primary", "backup")}
+    assert desired == {"primary": {"api": 2, "web": 2, "worker": 2, "beat": 1},
+                       "backup": {"api": 1, "web": 1, "worker": 0, "beat": 0}}
+    for stack in evaluations.values():
+        beat = stack.named(SERVICE, "beat").inputs
+        # Stopped before its replacement starts: never two beats, even during a deployment.
+        assert (beat["deploymentMinimumHealthyPercent"], beat["deploymentMaximumPercent"]) == (0, 100)
+
+
+def test_after_a_failover_the_roles_swap_by_settings(project):
+    cache: dict = {}
+    project_dir = project(primary={f"{NS}:services.standby": True}, backup={f"{NS}:services.standby": False})
+    evaluate("backup", project_dir, cache)
+    assert cache["backup"].named(SERVICE, "beat").inputs["desiredCount"] == 1
+    assert cache["backup"].named(SERVICE, "worker").inputs["desiredCount"] == 2
+    assert cache["primary"].named(SERVICE, "beat").inputs["desiredCount"] == 0
+    assert cache["primary"].named(SERVICE, "worker").inputs["desiredCount"] == 0
+
+
+def test_ecs_capacity_is_the_active_capacity_in_both_stacks(evaluations):
+    expected = {"api": {"min": 2, "max": 10, "desired": 2}, "web": {"min": 2, "max": 10, "desired": 2},
+                "worker": {"min": 1, "max": 10, "desired": 2}, "beat": {"min": 1, "max": 1, "desired": 1}}
+    assert evaluations["primary"].outputs["ecs_capacity"] == expected
+    assert evaluations["backup"].outputs["ecs_capacity"] == expected
+
+
+# --- task definitions
+
+
+def _known_secret_values(stack_names, project_dir):
+    cache: dict = {}
+    for name in stack_names:
+        evaluate(name, project_dir, cache)
+    values = {SECRET_PLACEHOLDER.format(key=f"{NS}:{k}") for k in ("jwtSecret", "googleClientId")}
+    values |= {r.state["result"] for r in cache["primary"].of_type("random:index/randomPassword:RandomPassword")}
+    values |= {r.inputs["authTokenWo"] for r in cache["backup"].of_type(
+        "aws:elasticache/replicationGroup:ReplicationGroup")}
+    return cache, values
+
+
+def test_no_secret_value_in_any_container_environment(project):
+    cache, secrets = _known_secret_values(
+        ("primary", "backup"),
+        project(primary={f"{NS}:jwtSecret": {"secure": "x"}, f"{NS}:googleClientId": {"secure": "y"}}))
+    for stack in cache.values():
+        for name in ("api", "web", "worker", "beat"):
+            c = container(stack, name)
+            environment = {e["name"]: e["value"] for e in c["environment"]}
+            assert environment == {"LOG_LEVEL": "INFO", "DEBUG": "false", "AWS_REGION": stack.region,
+                                   "PLATFORM_REGION": stack.region, "PLATFORM_ROLE": stack.stack}
+            assert not [v for v in environment.values() if any(s in v for s in secrets)]
+            assert not any(s in json.dumps(c) for s in secrets)  # nowhere in the definition
+
+
+def test_secrets_are_injected_from_this_regions_secrets_manager(stack):
+    arns = stack.outputs["secret_arns"]
+    api = {s["name"]: s["valueFrom"] for s in container(stack, "api")["secrets"]}
+    assert api == {
+        "DATABASE_USER": arns["database-credentials"] + ":username::",
+        "DATABASE_PASSWORD": arns["database-credentials"] + ":password::",
+        "DATABASE_HOST": arns["connection"] + ":db_host::",
+        "DATABASE_PORT": arns["connection"] + ":db_port::",
+        "DATABASE_NAME": arns["connection"] + ":db_name::",
+        "REDIS_HOST": arns["connection"] + ":redis_host::",
+        "REDIS_PORT": arns["connection"] + ":redis_port::",
+        "REDIS_AUTH_TOKEN": arns["redis-auth-token"],
+        "JWT_SECRET": arns["jwt-secret"],
+        "GOOGLE_CLIENT_ID": arns["google-client-id"],
+    }
+    assert all(f":secretsmanager:{stack.region}:" in v for v in api.values())
+    assert "secrets" not in container(stack, "web") or container(stack, "web")["secrets"] == []
+    assert {s["name"] for s in container(stack, "beat")["secrets"]} == {"REDIS_HOST", "REDIS_PORT",
+                                                                        "REDIS_AUTH_TOKEN"}
+
+
+def test_containers_run_unprivileged_on_a_read_only_root(stack):
+    for name, cpu, memory in (("api", 1024, 2048), ("web", 256, 512), ("worker", 1024, 2048), ("beat", 256, 512)):
+        definition = stack.named(TASK, name).inputs
+        assert (definition["cpu"], definition["memory"]) == (str(cpu), str(memory))
+        assert definition["requiresCompatibilities"] == ["FARGATE"] and definition["networkMode"] == "awsvpc"
+        c = container(stack, name)
+        uid = c["user"].split(":")[0]
+        assert uid not in ("0", "root")
+        assert c["readonlyRootFilesystem"] is True
+        assert {m["containerPath"] for m in c["mountPoints"]} >= {"/tmp"}
+        logs = c["logConfiguration"]
+        assert logs["logDriver"] == "awslogs"
+        assert logs["options"]["awslogs-group"] == f"/trading-platform/production/ecs/{name}"
+        group = stack.named("aws:cloudwatch/logGroup:LogGroup", name)
+        assert group.inputs["kmsKeyId"] == stack.named("aws:kms/key:Key", "stack-key").state["arn"]
+        assert group.inputs["retentionInDays"] == 90
+    assert container(stack, "api")["command"] == ["uvicorn", "main:app", "--host", "0.0.0.0", "--port", "8000",
+                                                  "--workers", "4", "--log-level", "INFO"]
+    assert container(stack, "api")["portMappings"] == [{"containerPort": 8000, "protocol": "tcp"}]
+    assert container(stack, "web")["portMappings"] == [{"containerPort": 80, "protocol": "tcp"}]
+    assert container(stack, "web")["systemControls"] == [
+        {"namespace": "net.ipv4.ip_unprivileged_port_start", "value": "80"}]
+    assert container(stack, "worker")["command"][:4] == ["celery", "-A", "celery_app", "worker"]
+    assert container(stack, "beat")["command"][-2:] == ["--schedule", "/tmp/celerybeat-schedule"]
+
+
+def test_execution_roles_read_only_their_own_secrets_image_and_logs(stack):
+    arns = stack.outputs["secret_arns"]
+    for name, secrets in (("api", set(arns.values())), ("worker", {arns["database-credentials"], arns["connection"],
+                                                                   arns["redis-auth-token"]}),
+                          ("beat", {arns["connection"], arns["redis-auth-token"]}), ("web", set())):
+        statements = {s["Sid"]: s for s in policy(stack, f"{name}-execution")}
+        if secrets:
+            assert set(statements["ReadOwnSecrets"]["Resource"]) == secrets
+            assert statements["DecryptThroughSecretsManager"]["Condition"] == {
+                "StringEquals": {"kms:ViaService": f"secretsmanager.{stack.region}.amazonaws.com"}}
+        else:
+            assert "ReadOwnSecrets" not in statements
+        image = "web" if name == "web" else "api"
+        assert statements["PullThisImage"]["Resource"] == stack.named(
+            "aws:ecr/repository:Repository", f"images-{image}").state["arn"]
+        group = stack.named("aws:cloudwatch/logGroup:LogGroup", name)
+        assert statements["WriteOwnLogs"]["Resource"] == group.state["arn"] + ":*"
+        definition = stack.named(TASK, name).inputs
+        execution = by_arn(stack)[definition["executionRoleArn"]]
+        assert json.loads(execution.inputs["assumeRolePolicy"])["Statement"][0]["Principal"] == {
+            "Service": "ecs-tasks.amazonaws.com"}
+
+
+def test_backup_decrypts_shared_secrets_with_the_primarys_replica_key(evaluations):
+    statements = {s["Sid"]: s for s in policy(evaluations["backup"], "api-execution")}
+    assert set(statements["DecryptThroughSecretsManager"]["Resource"]) == {
+        evaluations["backup"].outputs["kms_key_arn"], evaluations["primary"].outputs["secrets_replica_key_arn"]}
+
+
+def test_only_the_worker_may_touch_the_backups_bucket(stack):
+    statements = {s["Sid"]: s for s in policy(stack, "worker-task")}
+    assert statements["ListBackups"]["Resource"] == stack.outputs["backup_bucket_arn"]
+    assert statements["ReadWriteBackups"]["Resource"] == stack.outputs["backup_bucket_arn"] + "/*"
+    for name in ("api", "web", "beat"):
+        with pytest.raises(KeyError):
+            stack.named("aws:iam/rolePolicy:RolePolicy", f"{name}-task")
+
+
+# --- load balancer
+
+
+def test_each_service_is_reachable_only_from_the_alb_on_its_port(stack):
+    ids = by_id(stack)
+    for name, port in (("api", 8000), ("web", 80)):
+        (balanced,) = stack.named(SERVICE, name).inputs["loadBalancers"]
+        assert balanced == {"targetGroupArn": stack.named("aws:lb/targetGroup:TargetGroup", f"alb-{name}").state["arn"],
+                            "containerName": name, "containerPort": port}
+        app_sg = stack.named(SERVICE, name).inputs["networkConfiguration"]["securityGroups"][0]
+        rules = [r.inputs for r in stack.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+                 if r.inputs["securityGroupId"] == app_sg and r.inputs["fromPort"] == port]
+        assert [ids[r["referencedSecurityGroupId"]].name for r in rules] == ["security-groups-alb"]
+    all_app_rules = [r.inputs for r in stack.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+                     if ids[r.inputs["securityGroupId"]].name == "security-groups-app"]
+    assert {ids[r["referencedSecurityGroupId"]].name for r in all_app_rules} == {"security-groups-alb"}
+    assert "loadBalancers" not in stack.named(SERVICE, "worker").inputs
+
+
+def test_alb_is_https_only_with_a_tls13_policy_and_routes_api(stack):
+    ids, arns = by_id(stack), by_arn(stack)
+    alb = stack.named("aws:lb/loadBalancer:LoadBalancer", "alb")
+    public = {r.id for r in stack.of_type("aws:ec2/subnet:Subnet") if r.inputs["tags"]["Tier"] == "public"}
+    assert set(alb.inputs["subnets"]) == public and alb.inputs["internal"] is False
+    assert [ids[g].name for g in alb.inputs["securityGroups"]] == ["security-groups-alb"]
+    assert alb.inputs["dropInvalidHeaderFields"] is True
+    assert alb.inputs["accessLogs"] == {"bucket": stack.named("aws:s3/bucket:Bucket", "access-logs").state["bucket"],
+                                        "prefix": "alb", "enabled": True}
+    assert alb.inputs["enableDeletionProtection"] is (stack.stack == "primary")
+    https = stack.named("aws:lb/listener:Listener", "alb-https").inputs
+    assert (https["port"], https["protocol"], https["sslPolicy"]) == (443, "HTTPS",
+                                                                      "ELBSecurityPolicy-TLS13-1-2-2021-06")
+    certificate = stack.named("aws:acm/certificate:Certificate", "alb")
+    assert https["certificateArn"] == certificate.state["arn"]
+    assert certificate.inputs == {"domainName": "app.trading.example.com", "validationMethod": "DNS"}
+    assert arns[https["defaultActions"][0]["targetGroupArn"]].name == "alb-web"
+    http = stack.named("aws:lb/listener:Listener", "alb-http").inputs
+    assert http["port"] == 80 and http["defaultActions"] == [{"type": "redirect", "redirect": {
+        "protocol": "HTTPS", "port": "443", "statusCode": "HTTP_301"}}]
+    rule = stack.named("aws:lb/listenerRule:ListenerRule", "alb-api").inputs
+    assert rule["conditions"] == [{"pathPattern": {"values": ["/api/*"]}}]
+    assert arns[rule["actions"][0]["targetGroupArn"]].name == "alb-api"
+    health = {n: stack.named("aws:lb/targetGroup:TargetGroup", f"alb-{n}").inputs for n in ("api", "web")}
+    assert (health["api"]["port"], health["api"]["healthCheck"]["path"]) == (8000, "/api/health")
+    assert (health["web"]["port"], health["web"]["healthCheck"]["path"]) == (80, "/")
+    assert all(h["targetType"] == "ip" for h in health.values())
+    assert stack.outputs["alb_zone_id"] == {"primary": "Z35SXDOTRQ7X7K", "backup": "Z1H1FL5HABSF5"}[stack.stack]
+    assert stack.outputs["alb_arn"] == alb.state["arn"] and stack.outputs["alb_dns_name"] == alb.state["dnsName"]
+
+
+def test_certificate_is_validated_in_the_hosted_zone_by_the_primary(evaluations):
+    primary, backup = evaluations["primary"], evaluations["backup"]
+    record = primary.named("aws:route53/record:Record", "alb-certificate-validation").inputs
+    option = primary.named("aws:acm/certificate:Certificate", "alb").state["domainValidationOptions"][0]
+    assert record["zoneId"] == primary.outputs["hosted_zone_id"]
+    assert (record["name"], record["type"], record["records"]) == (
+        option["resourceRecordName"], "CNAME", [option["resourceRecordValue"]])
+    assert not backup.of_type("aws:route53/record:Record")
+    backup_option = backup.named("aws:acm/certificate:Certificate", "alb").state["domainValidationOptions"][0]
+    validation = backup.named("aws:acm/certificateValidation:CertificateValidation", "alb").inputs
+    assert validation["validationRecordFqdns"] == [backup_option["resourceRecordName"]] == [record["name"]]
+
+
+def test_waf_guards_the_alb(stack):
+    acl = stack.named("aws:wafv2/webAcl:WebAcl", "alb").inputs
+    assert acl["scope"] == "REGIONAL" and acl["defaultAction"] == {"allow": {}}
+    rules = {r["name"]: r for r in acl["rules"]}
+    assert rules["AWSManagedRulesCommonRuleSet"]["statement"]["managedRuleGroupStatement"]["vendorName"] == "AWS"
+    assert "AWSManagedRulesKnownBadInputsRuleSet" in rules
+    rate = rules["rate-per-ip"]
+    # The guide's 100 requests a minute per user, as WAF counts: per IP over five minutes.
+    assert rate["statement"]["rateBasedStatement"] == {"limit": 500, "aggregateKeyType": "IP",
+                                                      "evaluationWindowSec": 300}
+    assert rate["action"] == {"block": {}}
+    association = stack.named("aws:wafv2/webAclAssociation:WebAclAssociation", "alb").inputs
+    assert association["resourceArn"] == stack.outputs["alb_arn"]
+
+
+# --- autoscaling
+
+
+def test_autoscaling_follows_the_guides_hpa(evaluations):
+    for stack_name, low in (("primary", 2), ("backup", 1)):
+        stack = evaluations[stack_name]
+        for name in ("api", "web"):
+            target = stack.named("aws:appautoscaling/target:Target", name).inputs
+            assert (target["minCapacity"], target["maxCapacity"]) == (low, 10)
+            assert target["resourceId"] == f"service/trading-platform-production/{name}"
+            for label, metric, value in (("cpu", "ECSServiceAverageCPUUtilization", 70),
+                                         ("memory", "ECSServiceAverageMemoryUtilization", 80)):
+                config = stack.named("aws:appautoscaling/policy:Policy", f"{name}-{label}").inputs[
+                    "targetTrackingScalingPolicyConfiguration"]
+                assert config["targetValue"] == value
+                assert config["predefinedMetricSpecification"]["predefinedMetricType"] == metric
+        worker = stack.named("aws:appautoscaling/target:Target", "worker").inputs
+        assert (worker["minCapacity"], worker["maxCapacity"]) == ((1, 10) if stack_name == "primary" else (0, 10))
+        assert stack.named("aws:appautoscaling/policy:Policy", "worker-cpu")
+        with pytest.raises(KeyError):
+            stack.named("aws:appautoscaling/policy:Policy", "worker-memory")
+        with pytest.raises(KeyError):
+            stack.named("aws:appautoscaling/target:Target", "beat")
+
+
+# --- settings
+
+
+@pytest.mark.parametrize(("stack_name", "key", "value", "words"), [
+    ("primary", "services.api.memory", 512, "the memory sizes (MiB) Fargate pairs with 1024 CPU units"),
+    ("primary", "services.web.cpu", 300, "Fargate CPU units"),
+    ("primary", "services.api.min", 12, "at most max 10"),
+    ("backup", "services.web.standbyMin", 20, "at most max 10"),
+    ("primary", "services.api.desired", 11, "between min and max"),
+    ("backup", "services.standby", False, "two active regions"),
+    ("primary", "services.api.cpus", 512, "is not a known setting"),
+    ("primary", "images.tag", None, "a new tag per build"),
+    ("primary", "images.api", {"uri": "nginx"}, "REGISTRY/REPOSITORY@sha256:DIGEST or :TAG"),
+    ("primary", "images.web", {"context": "../frontend", "uri": "r.example/web:1"}, "exactly one of"),
+    ("primary", "domain.zoneName", "https://trading.example.com", "a lowercase DNS zone name"),
+    ("primary", "domain.appRecord", "http://app", "a single lowercase DNS label"),
+])
+def test_service_settings_errors(project, stack_name, key, value, words):
+    with pytest.raises(SettingsError) as raised:
+        evaluate(stack_name, project(**{stack_name: {f"{NS}:{key}": value}}))
+    message = str(raised.value)
+    assert message.startswith(f"Pulumi.{stack_name}.yaml: {NS}:{key}")
+    assert words in message
