@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from regions.settings import SettingsError
 from regions.stackfile import SECRET_PLACEHOLDER
 from regions.tuning import rds_value
 from synth.engine import evaluate
@@ -373,26 +372,3 @@ def test_data_outputs_of_the_contract(stack):
                 "kms_key_arn"):
         assert stack.outputs.get(key) not in (None, ""), key
     assert stack.outputs["db_instance_arn"].startswith(f"arn:aws:rds:{stack.region}:")
-
-
-@pytest.mark.parametrize(("stack_name", "key", "value", "words"), [
-    ("primary", "database.engineVersion", "sixteen", "a PostgreSQL version 13 to 17"),
-    ("primary", "database.engineVersion", "16.x", "MAJOR.MINOR"),
-    ("backup", "database.backupRetentionDays", 0, "from 7 to 35"),
-    ("primary", "database.backupRetentionDays", 3, "from 7 to 35"),
-    ("primary", "database.instanceClass", "r6g.large", "db.r6g.large"),
-    ("primary", "database.promoted", True, "false in a primary stack"),
-    ("backup", "database.promoted", "yes", "true or false"),
-    ("primary", "database.maxAllocatedStorageGb", 50, "at least allocatedStorageGb"),
-    ("primary", "cache.nodes", 1, "automatic failover"),
-    ("primary", "cache.engine", "memcached", "one of valkey, redis"),
-    ("primary", "cache.engineVersion", "6.2", "one of 7.2, 8.0, 8.1"),
-    ("backup", "cache.nodeType", "t4g.medium", "cache.r7g.large"),
-    ("primary", "backups.coldStorageAfterDays", 2500, "at least 90 days before"),
-])
-def test_data_settings_errors(project, stack_name, key, value, words):
-    with pytest.raises(SettingsError) as raised:
-        evaluate(stack_name, project(**{stack_name: {f"{NS}:{key}": value}}))
-    message = str(raised.value)
-    assert message.startswith(f"Pulumi.{stack_name}.yaml: {NS}:{key} ")
-    assert words in message

@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from regions.settings import SettingsError
 from regions.stackfile import SECRET_PLACEHOLDER
 from synth.engine import evaluate
 
@@ -349,25 +348,3 @@ def test_autoscaling_follows_the_guides_hpa(evaluations):
 
 
 # --- settings
-
-
-@pytest.mark.parametrize(("stack_name", "key", "value", "words"), [
-    ("primary", "services.api.memory", 512, "the memory sizes (MiB) Fargate pairs with 1024 CPU units"),
-    ("primary", "services.web.cpu", 300, "Fargate CPU units"),
-    ("primary", "services.api.min", 12, "at most max 10"),
-    ("backup", "services.web.standbyMin", 20, "at most max 10"),
-    ("primary", "services.api.desired", 11, "between min and max"),
-    ("backup", "services.standby", False, "two active regions"),
-    ("primary", "services.api.cpus", 512, "is not a known setting"),
-    ("primary", "images.tag", None, "a new tag per build"),
-    ("primary", "images.api", {"uri": "nginx"}, "REGISTRY/REPOSITORY@sha256:DIGEST or :TAG"),
-    ("primary", "images.web", {"context": "../frontend", "uri": "r.example/web:1"}, "exactly one of"),
-    ("primary", "domain.zoneName", "https://trading.example.com", "a lowercase DNS zone name"),
-    ("primary", "domain.appRecord", "http://app", "a single lowercase DNS label"),
-])
-def test_service_settings_errors(project, stack_name, key, value, words):
-    with pytest.raises(SettingsError) as raised:
-        evaluate(stack_name, project(**{stack_name: {f"{NS}:{key}": value}}))
-    message = str(raised.value)
-    assert message.startswith(f"Pulumi.{stack_name}.yaml: {NS}:{key}")
-    assert words in message

@@ -133,3 +133,43 @@ def test_a_stack_file_that_is_not_yaml_is_named(project):
                             cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.startswith("synth: Pulumi.primary.yaml: not valid YAML")
+
+
+# (stack file, key under trading-platform:, value, words in the message) for the data and service tiers.
+KEY_CASES = [
+    ("primary", "database.engineVersion", "sixteen", "a PostgreSQL version 13 to 17"),
+    ("primary", "database.engineVersion", "16.x", "MAJOR.MINOR"),
+    ("backup", "database.backupRetentionDays", 0, "from 7 to 35"),
+    ("primary", "database.backupRetentionDays", 3, "from 7 to 35"),
+    ("primary", "database.instanceClass", "r6g.large", "db.r6g.large"),
+    ("primary", "database.promoted", True, "false in a primary stack"),
+    ("backup", "database.promoted", "yes", "true or false"),
+    ("primary", "database.maxAllocatedStorageGb", 50, "at least allocatedStorageGb"),
+    ("primary", "cache.nodes", 1, "automatic failover"),
+    ("primary", "cache.engine", "memcached", "one of valkey, redis"),
+    ("primary", "cache.engineVersion", "6.2", "one of 7.2, 8.0, 8.1"),
+    ("backup", "cache.nodeType", "t4g.medium", "cache.r7g.large"),
+    ("primary", "backups.coldStorageAfterDays", 2500, "at least 90 days before"),
+    ("primary", "services.api.memory", 512, "the memory sizes (MiB) Fargate pairs with 1024 CPU units"),
+    ("primary", "services.web.cpu", 300, "Fargate CPU units"),
+    ("primary", "services.api.min", 12, "at most max 10"),
+    ("backup", "services.web.standbyMin", 20, "at most max 10"),
+    ("primary", "services.api.desired", 11, "between min and max"),
+    ("backup", "services.standby", False, "two active regions"),
+    ("primary", "services.api.cpus", 512, "is not a known setting"),
+    ("primary", "images.tag", None, "a new tag per build"),
+    ("primary", "images.api", {"uri": "nginx"}, "REGISTRY/REPOSITORY@sha256:DIGEST or :TAG"),
+    ("primary", "images.web", {"context": "../frontend", "uri": "r.example/web:1"}, "exactly one of"),
+    ("primary", "domain.zoneName", "https://trading.example.com", "a lowercase DNS zone name"),
+    ("primary", "domain.appRecord", "http://app", "a single lowercase DNS label"),
+]
+
+
+@pytest.mark.parametrize(("stack_name", "key", "value", "words"), KEY_CASES)
+def test_tier_settings_errors(project, stack_name, key, value, words):
+    with pytest.raises(SettingsError) as raised:
+        evaluate(stack_name, project(**{stack_name: {f"{NS}:{key}": value}}))
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(f"Pulumi.{stack_name}.yaml: {NS}:{key}")
+    assert words in message and "allowed:" in message
