@@ -107,6 +107,8 @@ class _RecordingMonitor(MockMonitor):
             parent=request.parent or None,
             provider=request.provider or None, custom=custom,
             inputs=inputs, secret_paths=tuple(secret_paths),
+            ignore_changes=tuple(getattr(request, "ignoreChanges", ())),
+            dependencies=tuple(getattr(request, "dependencies", ())),
             state=_normalize(registered.state) if registered else {}))
 
     def RegisterResource(self, request: Any) -> Any:

@@ -92,6 +92,9 @@ class Registration:
     inputs: dict[str, Any]
     # Paths in `inputs` that hold secrets, like `.secretString`.
     secret_paths: tuple[str, ...] = ()
+    # Resource options the engine acts on.
+    ignore_changes: tuple[str, ...] = ()
+    dependencies: tuple[str, ...] = ()
     state: dict[str, Any] = field(default_factory=dict)
 
 

@@ -114,6 +114,12 @@ def test_one_beat_in_the_active_region_none_in_the_standby(evaluations):
         assert (beat["deploymentMinimumHealthyPercent"], beat["deploymentMaximumPercent"]) == (0, 100)
 
 
+def test_autoscaling_owns_the_running_count(stack):
+    for name in ("api", "web", "worker"):
+        assert stack.named(SERVICE, name).ignore_changes == ("desiredCount",)
+    assert stack.named(SERVICE, "beat").ignore_changes == ()  # beat's count is the setting, always
+
+
 def test_after_a_failover_the_roles_swap_by_settings(project):
     cache: dict = {}
     project_dir = project(primary={f"{NS}:services.standby": True}, backup={f"{NS}:services.standby": False})
