@@ -9,10 +9,14 @@ import pulumi_aws as aws
 from components.backup_plan import BackupPlan, BackupPlanArgs
 from components.cache import REDIS_PORT, Cache, CacheArgs
 from components.cluster import Cluster, ClusterArgs
+from components.cost import Cost, CostArgs
 from components.database import Database, DatabaseArgs, WriterCredentials
+from components.dns import Failover, FailoverArgs, HostedZone, HostedZoneArgs
+from components.drill_role import DrillRole, DrillRoleArgs, RegionResources
 from components.endpoints import Endpoints, EndpointsArgs
 from components.kms import StackKey, StackKeyArgs
 from components.load_balancer import LoadBalancer, LoadBalancerArgs, Target
+from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
 from components.registry import Images, ImagesArgs
 from components.replication import BucketReplication, BucketReplicationArgs
@@ -167,7 +171,12 @@ backup_plan = BackupPlan("backup-plan", BackupPlanArgs(
 ), opts=aws_opts)
 
 # --- services
-zone_id = aws.route53.get_zone_output(name=settings.domain.zone_name, private_zone=False, opts=invoke_opts).zone_id
+# The primary looks the zone up (or creates it); the backup takes the primary's, so both write to one zone.
+if is_primary:
+    zone_id = HostedZone("zone", HostedZoneArgs(zone_name=settings.domain.zone_name,
+                                                create=settings.create_zone), opts=aws_opts).zone_id
+else:
+    zone_id = primary.require_output("hosted_zone_id")
 images = Images("images", ImagesArgs(repository_prefix=prefix, settings=settings.images, kms_key_arn=key.arn),
                 opts=aws_opts)
 cluster = Cluster("cluster", ClusterArgs(name=settings.resource_prefix, kms_key_arn=key.arn), opts=aws_opts)
@@ -216,6 +225,58 @@ for workload_name in SERVICES:
         backups_bucket_arn=backups.bucket.arn if workload.writes_backups else None,
     ), opts=pulumi.ResourceOptions(providers={"aws": provider}, depends_on=[load_balancer]))
 
+# --- monitoring, failover, cost
+monitoring = Monitoring("monitoring", MonitoringArgs(
+    region=region.name,
+    settings=settings.monitoring,
+    kms_key_arn=key.arn,
+    account_id=account_id,
+    dashboard_name=f"{settings.resource_prefix}-{region.name}",
+    alb_arn_suffix=load_balancer.alb.arn_suffix,
+    target_group_arn_suffixes={name: tg.arn_suffix for name, tg in load_balancer.target_groups.items()},
+    cluster_name=cluster.cluster.name,
+    service_names=list(SERVICES),
+    db_identifier=settings.resource_prefix,
+    # Kept through a promotion (a writer reports no lag, so it stays OK): promotion changes only the instance.
+    db_is_replica=not is_primary,
+    # ElastiCache names a replication group's first node <group>-001.
+    cache_node_id=f"{settings.resource_prefix}-001",
+), opts=aws_opts)
+failover = Failover("failover", FailoverArgs(
+    zone_id=zone_id,
+    app_domain=settings.domain.app_domain,
+    failover_role="PRIMARY" if is_primary else "SECONDARY",
+    set_identifier=region.name,
+    alb_dns_name=load_balancer.alb.dns_name,
+    alb_zone_id=load_balancer.alb.zone_id,
+    # The health-check alarm lives in us-east-1 (Route53's metrics do): the primary's topic is there.
+    alarm_topic_arn=monitoring.topic.arn if is_primary else primary.require_output("alarm_topic_arn"),
+), opts=aws_opts)
+Cost("cost", CostArgs(
+    budget_name=f"{settings.resource_prefix}-{region.name}",
+    settings=settings.budget,
+    stack_tag=("Stack", settings.stack),
+    alert_topic_arn=monitoring.topic.arn,
+    activate_tags=tuple(settings.cost_tags) if is_primary else (),
+), opts=aws_opts)
+if not is_primary:
+    drill_role = DrillRole("drill-operator", DrillRoleArgs(
+        account_id=account_id,
+        principals=settings.drill.principals,
+        require_mfa=settings.drill.require_mfa,
+        regions=[
+            RegionResources(region.peer, primary.require_output("ecs_cluster_name"),
+                            primary.require_output("ecs_services"), primary.require_output("health_check_id")),
+            RegionResources(region.name, cluster.cluster.name,
+                            {name: service.service.name for name, service in services.items()},
+                            failover.health_check.id),
+        ],
+        replica_arn=database.instance.arn,
+        replica_identifier=settings.resource_prefix,
+        backup_region=region.name,
+    ), opts=aws_opts)
+    pulumi.export("drill_role_arn", drill_role.role.arn)
+
 pulumi.export("region", region.name)
 pulumi.export("role", settings.role)
 pulumi.export("app_domain", settings.domain.app_domain)
@@ -231,6 +292,8 @@ pulumi.export("backup_bucket_arn", backups.bucket.arn)
 pulumi.export("backup_vault_name", backup_plan.vault.name)
 pulumi.export("secret_arns", secret_arns)
 pulumi.export("hosted_zone_id", zone_id)
+pulumi.export("health_check_id", failover.health_check.id)
+pulumi.export("alarm_topic_arn", monitoring.topic.arn)
 pulumi.export("alb_dns_name", load_balancer.alb.dns_name)
 pulumi.export("alb_zone_id", load_balancer.alb.zone_id)
 pulumi.export("alb_arn", load_balancer.alb.arn)

@@ -49,10 +49,10 @@ class StackKey(pulumi.ComponentResource):
                         "arn:", args.partition, ":logs:", args.region, ":", args.account_id, ":*")}},
                 },
                 {
-                    # Alarms publish to the stack's encrypted SNS topic.
-                    "Sid": "CloudWatchAlarmsToEncryptedTopics",
+                    # Alarms and budget alerts publish to the stack's encrypted SNS topic.
+                    "Sid": "AlarmsAndBudgetsToEncryptedTopics",
                     "Effect": "Allow",
-                    "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                    "Principal": {"Service": ["cloudwatch.amazonaws.com", "budgets.amazonaws.com"]},
                     "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
                     "Resource": "*",
                     "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}},

@@ -31,6 +31,7 @@ from regions.catalog import (
     Role,
 )
 from regions.stackfile import StackFileError, read_stack_file, stack_file_name
+from regions.tuning import GUIDE_TUNING
 
 PROJECT = "trading-platform"
 _MISSING = object()
@@ -73,6 +74,12 @@ SCHEMA: dict[str, Schema | None] = {
                  "web": (*_CAPACITY, "standbyMin", "standbyDesired"),
                  "worker": (*_CAPACITY, "spot"), "beat": ("cpu", "memory")},
     "images": {"tag": None, "keep": None, "api": _IMAGE, "web": _IMAGE},
+    "dns": ("createZone",),
+    "monitoring": ("alarmEmail", "alb5xxPercent", "p95LatencySeconds", "ecsCpuPercent", "ecsMemoryPercent",
+                   "rdsCpuPercent", "rdsFreeStorageGb", "rdsConnections", "replicaLagSeconds", "redisCpuPercent",
+                   "redisMemoryPercent"),
+    "budget": ("monthlyUsd", "actualPercent", "forecastPercent"),
+    "drill": ("principals", "requireMfa"),
     # secure: values (`pulumi config set --secret`); generated or left for operators when absent.
     "jwtSecret": None,
     "googleClientId": None,
@@ -223,6 +230,35 @@ class ImageSettings:
 
 
 @dataclass(frozen=True)
+class MonitoringSettings:
+    alarm_email: str
+    alb_5xx_percent: float
+    p95_latency_seconds: float
+    ecs_cpu_percent: float
+    ecs_memory_percent: float
+    rds_cpu_percent: float
+    rds_free_storage_gb: float
+    rds_connections: int
+    replica_lag_seconds: int
+    redis_cpu_percent: float
+    redis_memory_percent: float
+
+
+@dataclass(frozen=True)
+class BudgetSettings:
+    monthly_usd: int
+    actual_percent: int
+    forecast_percent: int
+
+
+@dataclass(frozen=True)
+class DrillSettings:
+    # IAM principals that may assume the drill operator role; empty: the account's own principals.
+    principals: tuple[str, ...]
+    require_mfa: bool
+
+
+@dataclass(frozen=True)
 class StackSettings:
     project: str
     stack: str
@@ -239,6 +275,11 @@ class StackSettings:
     backups: BackupSettings
     services: ServicesSettings
     images: ImageSettings
+    # Primary only: create the hosted zone rather than look it up by name.
+    create_zone: bool
+    monitoring: MonitoringSettings
+    budget: BudgetSettings
+    drill: DrillSettings
     secrets: AppSecrets
 
     @property
@@ -360,6 +401,17 @@ class _Reader:
         if value is not None and (not isinstance(value, str) or not value):
             raise self.fail(self.key(path), "(hidden)", "a non-empty secure: string set with "
                             f"`pulumi config set --secret {self.key(path)} ...`")
+        return value
+
+    def number(self, path: str, lo: float, hi: float, default: Any = _MISSING) -> float:
+        allowed = f"a number from {lo:g} to {hi:g}"
+        value = self.get(path, default)
+        if value is _MISSING:
+            raise self.fail(self.key(path), _MISSING, allowed)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(self.key(path), value, allowed, "is not a number")
+        if not lo <= value <= hi:
+            raise self.fail(self.key(path), value, allowed)
         return value
 
     def choice_int(self, path: str, choices: tuple[int, ...], default: int, what: str) -> int:
@@ -590,6 +642,43 @@ def _images(reader: _Reader) -> ImageSettings:
     return ImageSettings(tag=tag, keep=reader.integer("images.keep", 1, 1000, 30), sources=sources)
 
 
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[a-z]{2,}")
+_IAM_PRINCIPAL = re.compile(r"arn:aws:iam::\d{12}:(?:root|role/[\w+=,.@/-]+|user/[\w+=,.@/-]+)")
+
+
+def _monitoring(reader: _Reader, max_connections: int) -> MonitoringSettings:
+    def percent(field: str, default: float) -> float:
+        return reader.number(f"monitoring.{field}", 1, 100, default)
+
+    return MonitoringSettings(
+        alarm_email=reader.string("monitoring.alarmEmail", _EMAIL, "the e-mail address alarms go to"),
+        alb_5xx_percent=percent("alb5xxPercent", 5),
+        p95_latency_seconds=reader.number("monitoring.p95LatencySeconds", 0.01, 60, 1.0),
+        ecs_cpu_percent=percent("ecsCpuPercent", 85),
+        ecs_memory_percent=percent("ecsMemoryPercent", 85),
+        rds_cpu_percent=percent("rdsCpuPercent", 80),
+        rds_free_storage_gb=reader.number("monitoring.rdsFreeStorageGb", 1, 65536, 10),
+        rds_connections=reader.integer("monitoring.rdsConnections", 1, max_connections, 80,
+                                       f" (max_connections is {max_connections})"),
+        # An idle PostgreSQL replica reports up to five minutes of lag: alarm above that.
+        replica_lag_seconds=reader.integer("monitoring.replicaLagSeconds", 60, 86400, 900),
+        redis_cpu_percent=percent("redisCpuPercent", 75),
+        redis_memory_percent=percent("redisMemoryPercent", 80),
+    )
+
+
+def _drill(reader: _Reader, role: Role) -> DrillSettings:
+    if role != "backup" and reader.get("drill", None) is not None:
+        raise reader.fail(reader.key("drill"), reader.get("drill"), "not set in a primary stack",
+                          "is set, but the drill operator role belongs to the backup stack")
+    principals = reader.get("drill.principals", [])
+    if not isinstance(principals, list) or not all(isinstance(p, str) and _IAM_PRINCIPAL.fullmatch(p)
+                                                   for p in principals):
+        raise reader.fail(reader.key("drill.principals"), principals,
+                          "a list of IAM role, user or account-root ARNs")
+    return DrillSettings(principals=tuple(principals), require_mfa=reader.boolean("drill.requireMfa", True))
+
+
 def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project: str = PROJECT) -> StackSettings:
     """Validate one stack's config (`raw`, as the engine passes it) against the stack files beside it."""
     reader = _Reader(stack_file_name(stack), raw)
@@ -647,12 +736,23 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
     peer_file = next((name for name, raw in others if _peek(raw, f"{PROJECT}:role") == peer_role), None)
     services = _services(reader, role, peer, peer_file)
     images = _images(reader)
+    create_zone = reader.boolean("dns.createZone", False)
+    if create_zone and role != "primary":
+        raise reader.fail(reader.key("dns.createZone"), True, "false in the backup stack (it reads the primary's zone)")
+    monitoring = _monitoring(reader, int(GUIDE_TUNING["max_connections"]))
+    budget = BudgetSettings(
+        monthly_usd=reader.integer("budget.monthlyUsd", 1, 10_000_000, why=" (this stack's monthly cost limit)"),
+        actual_percent=reader.integer("budget.actualPercent", 1, 1000, 80),
+        forecast_percent=reader.integer("budget.forecastPercent", 1, 1000, 100),
+    )
+    drill = _drill(reader, role)
     secrets = AppSecrets(jwt_secret=reader.secret("jwtSecret"), google_client_id=reader.secret("googleClientId"))
 
     return StackSettings(
         project=project, stack=stack, stack_file=reader.stack_file, environment=environment, role=role,
         region=region, peer_stack=peer_stack, domain=domain, tags=tags, network=network, database=database,
-        cache=cache, backups=backups, services=services, images=images, secrets=secrets,
+        cache=cache, backups=backups, services=services, images=images, create_zone=create_zone,
+        monitoring=monitoring, budget=budget, drill=drill, secrets=secrets,
     )
 
 

@@ -30,6 +30,7 @@ _ID_PREFIX = {
     "aws:ec2/routeTableAssociation:RouteTableAssociation": "rtbassoc-",
     "aws:ec2/vpcEndpoint:VpcEndpoint": "vpce-",
     "aws:ec2/flowLog:FlowLog": "fl-",
+    "aws:route53/healthCheck:HealthCheck": "",
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "sgr-",
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "sgr-",
 }
@@ -40,7 +41,7 @@ _AUTONAMED = {
     "aws:rds/subnetGroup:SubnetGroup", "aws:rds/parameterGroup:ParameterGroup",
     "aws:elasticache/subnetGroup:SubnetGroup", "aws:elasticache/parameterGroup:ParameterGroup",
     "aws:s3/bucket:Bucket", "aws:ecs/cluster:Cluster", "aws:lb/loadBalancer:LoadBalancer",
-    "aws:lb/targetGroup:TargetGroup",
+    "aws:lb/targetGroup:TargetGroup", "aws:sns/topic:Topic",
 }
 # Resources whose id AWS (and the provider) report as their name: type -> the name's input.
 _ID_IS_NAME = {
@@ -71,6 +72,8 @@ _ARN = {
     "aws:lb/loadBalancer:LoadBalancer": "arn:aws:elasticloadbalancing:{region}:{account}:loadbalancer/app/{id}",
     "aws:lb/targetGroup:TargetGroup": "arn:aws:elasticloadbalancing:{region}:{account}:targetgroup/{id}",
     "aws:acm/certificate:Certificate": "arn:aws:acm:{region}:{account}:certificate/{id}",
+    "aws:sns/topic:Topic": "arn:aws:sns:{region}:{account}:{name}",
+    "aws:route53/healthCheck:HealthCheck": "arn:aws:route53:::healthcheck/{id}",
 }
 
 
@@ -152,7 +155,11 @@ class AwsMocks(pulumi.runtime.Mocks):
             return {"repoDigest": f"{repository}@sha256:{_digest(state['imageName'], length=64)}"}
         if typ == "aws:lb/loadBalancer:LoadBalancer":
             return {"dnsName": f"{state['name']}-{digest[:9]}.{region}.elb.amazonaws.com",
-                    "zoneId": REGIONS[region].alb_zone_id}
+                    "zoneId": REGIONS[region].alb_zone_id, "arnSuffix": f"app/{state['name']}/{digest[:16]}"}
+        if typ == "aws:lb/targetGroup:TargetGroup":
+            return {"arnSuffix": f"targetgroup/{state['name']}/{digest[:16]}"}
+        if typ == "aws:route53/zone:Zone":
+            return {"zoneId": "Z" + _digest(state["name"], length=20).upper()}
         if typ == "aws:acm/certificate:Certificate":
             # ACM's validation record depends on the domain and the account, not the region.
             domain = state["domainName"]

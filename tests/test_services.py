@@ -307,7 +307,7 @@ def test_certificate_is_validated_in_the_hosted_zone_by_the_primary(evaluations)
     assert record["zoneId"] == primary.outputs["hosted_zone_id"]
     assert (record["name"], record["type"], record["records"]) == (
         option["resourceRecordName"], "CNAME", [option["resourceRecordValue"]])
-    assert not backup.of_type("aws:route53/record:Record")
+    assert [r.name for r in backup.of_type("aws:route53/record:Record")] == ["failover"]
     backup_option = backup.named("aws:acm/certificate:Certificate", "alb").state["domainValidationOptions"][0]
     validation = backup.named("aws:acm/certificateValidation:CertificateValidation", "alb").inputs
     assert validation["validationRecordFqdns"] == [backup_option["resourceRecordName"]] == [record["name"]]
