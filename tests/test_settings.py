@@ -162,6 +162,14 @@ KEY_CASES = [
     ("primary", "images.web", {"context": "../frontend", "uri": "r.example/web:1"}, "exactly one of"),
     ("primary", "domain.zoneName", "https://trading.example.com", "a lowercase DNS zone name"),
     ("primary", "domain.appRecord", "http://app", "a single lowercase DNS label"),
+    ("backup", "dns.createZone", True, "false in the backup stack"),
+    ("primary", "drill", {"requireMfa": False}, "belongs to the backup stack"),
+    ("backup", "drill.principals", ["someone"], "IAM role, user or account-root ARNs"),
+    ("primary", "monitoring.alarmEmail", "oncall", "e-mail address"),
+    ("backup", "monitoring.alarmEmail", None, "is missing"),
+    ("primary", "monitoring.p95LatencySeconds", "fast", "is not a number"),
+    ("primary", "monitoring.rdsConnections", 150, "max_connections is 100"),
+    ("primary", "budget.monthlyUsd", None, "is missing"),
 ]
 
 

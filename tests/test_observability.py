@@ -1,0 +1,170 @@
+"""Route53 failover, monitoring, budgets, the drill operator role and the output contract."""
+
+from __future__ import annotations
+
+import json
+
+from synth.engine import evaluate
+
+NS = "trading-platform"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+CONTRACT = ("region", "role", "app_domain", "hosted_zone_id", "health_check_id", "alb_dns_name", "alb_zone_id",
+            "alb_arn", "db_instance_identifier", "db_instance_arn", "db_endpoint", "db_is_replica",
+            "redis_primary_endpoint", "ecs_cluster_name", "ecs_services", "ecs_capacity", "backup_bucket_name",
+            "backup_bucket_arn", "backup_vault_name", "kms_key_arn", "alarm_topic_arn")
+
+
+def test_health_check_on_the_stacks_own_alb(stack):
+    check = stack.named("aws:route53/healthCheck:HealthCheck", "failover")
+    i = check.inputs
+    assert (i["type"], i["port"], i["resourcePath"]) == ("HTTPS", 443, "/api/health")
+    assert (i["requestInterval"], i["failureThreshold"]) == (10, 3)
+    assert i["measureLatency"] is True and i["enableSni"] is True
+    assert i["fqdn"] == stack.outputs["alb_dns_name"]
+    assert stack.outputs["health_check_id"] == check.id
+
+
+def test_health_check_alarm_lives_in_us_east_1_and_tells_the_primary_topic(evaluations, stack):
+    alarm = stack.named(ALARM, "failover-health").inputs
+    assert alarm["region"] == "us-east-1"  # per-resource region: Route53 metrics exist only there
+    assert len(stack.of_type("pulumi:providers:aws")) == 1
+    assert (alarm["namespace"], alarm["metricName"]) == ("AWS/Route53", "HealthCheckStatus")
+    assert alarm["dimensions"] == {"HealthCheckId": stack.outputs["health_check_id"]}
+    assert alarm["alarmActions"] == [evaluations["primary"].outputs["alarm_topic_arn"]]
+    assert alarm["alarmActions"][0].startswith("arn:aws:sns:us-east-1:")
+
+
+def test_failover_records_share_the_name_and_differ_by_role(evaluations):
+    records = {}
+    for name, stack in evaluations.items():
+        (record,) = [r.inputs for r in stack.of_type("aws:route53/record:Record") if r.name == "failover"]
+        records[name] = record
+        assert record["name"] == "app.trading.example.com" and record["type"] == "A"
+        assert record["setIdentifier"] == stack.region
+        assert record["healthCheckId"] == stack.outputs["health_check_id"]
+        assert record["aliases"] == [{"name": stack.outputs["alb_dns_name"], "zoneId": stack.outputs["alb_zone_id"],
+                                      "evaluateTargetHealth": True}]
+    assert records["primary"]["failoverRoutingPolicies"] == [{"type": "PRIMARY"}]
+    assert records["backup"]["failoverRoutingPolicies"] == [{"type": "SECONDARY"}]
+    assert records["primary"]["zoneId"] == records["backup"]["zoneId"] == evaluations["primary"].outputs[
+        "hosted_zone_id"]
+    assert evaluations["backup"].outputs["hosted_zone_id"] == evaluations["primary"].outputs["hosted_zone_id"]
+
+
+def test_primary_can_create_the_zone(project):
+    cache: dict = {}
+    evaluate("backup", project(primary={f"{NS}:dns.createZone": True}), cache)
+    (zone,) = cache["primary"].of_type("aws:route53/zone:Zone")
+    assert zone.inputs["name"] == "trading.example.com"
+    assert cache["primary"].outputs["hosted_zone_id"] == zone.state["zoneId"]
+    record = cache["backup"].named("aws:route53/record:Record", "failover").inputs
+    assert record["zoneId"] == zone.state["zoneId"]
+
+
+def test_alarms_and_dashboard(stack):
+    key = stack.named("aws:kms/key:Key", "stack-key").state["arn"]
+    topic = stack.named("aws:sns/topic:Topic", "monitoring")
+    assert topic.inputs["kmsMasterKeyId"] == key
+    assert stack.outputs["alarm_topic_arn"] == topic.state["arn"]
+    subscription = stack.named("aws:sns/topicSubscription:TopicSubscription", "monitoring").inputs
+    assert (subscription["protocol"], subscription["endpoint"]) == ("email", "platform-oncall@example.com")
+    alarms = {r.name.removeprefix("monitoring-"): r.inputs for r in stack.of_type(ALARM)
+              if r.name.startswith("monitoring-")}
+    expected = {"alb-5xx-rate", "alb-p95-latency", "api-unhealthy-hosts", "web-unhealthy-hosts",
+                *(f"{s}-{m}" for s in ("api", "web", "worker", "beat") for m in ("cpu", "memory")),
+                "rds-cpu", "rds-free-storage", "rds-connections", "redis-cpu", "redis-memory", "redis-evictions"}
+    if stack.stack == "backup":
+        expected.add("rds-replica-lag")
+    assert set(alarms) == expected
+    for alarm in alarms.values():
+        assert alarm["alarmActions"] == [topic.state["arn"]]
+    assert alarms["alb-p95-latency"]["extendedStatistic"] == "p95" and alarms["alb-p95-latency"]["threshold"] == 1
+    rate = alarms["alb-5xx-rate"]
+    assert rate["threshold"] == 5
+    returned = [q.get("expression") for q in rate["metricQueries"] if q.get("returnData")]
+    assert returned == ["IF(m1 > 0, 100 * m0 / m1, 0)"]
+    assert alarms["rds-connections"]["threshold"] == 80
+    assert alarms["rds-free-storage"]["comparisonOperator"] == "LessThanThreshold"
+    assert alarms["redis-evictions"]["dimensions"] == {"CacheClusterId": "trading-platform-production-001"}
+    if stack.stack == "backup":
+        assert alarms["rds-replica-lag"]["metricName"] == "ReplicaLag"
+        assert alarms["rds-replica-lag"]["threshold"] == 900
+    dashboard = stack.named("aws:cloudwatch/dashboard:Dashboard", "monitoring").inputs
+    assert dashboard["dashboardName"] == f"trading-platform-production-{stack.region}"
+    widgets = json.loads(dashboard["dashboardBody"])["widgets"]
+    assert len(widgets) == len(alarms)  # the same metrics as the alarms
+    names = {row[1] for w in widgets for row in w["properties"]["metrics"] if isinstance(row[0], str)}
+    assert {"ReplicaLag" in names} == {stack.stack == "backup"}
+    assert {"HTTPCode_Target_5XX_Count", "TargetResponseTime", "CPUUtilization", "FreeStorageSpace",
+            "EngineCPUUtilization", "Evictions"} <= names
+
+
+def test_budget_watches_this_stacks_tag(stack):
+    budget = stack.named("aws:budgets/budget:Budget", "cost").inputs
+    assert budget["limitAmount"] == {"primary": "9000", "backup": "3000"}[stack.stack]
+    assert (budget["limitUnit"], budget["timeUnit"], budget["budgetType"]) == ("USD", "MONTHLY", "COST")
+    assert budget["costFilters"] == [{"name": "TagKeyValue", "values": [f"user:Stack${stack.stack}"]}]
+    alerts = {(n["notificationType"], n["threshold"]): n["subscriberSnsTopicArns"] for n in budget["notifications"]}
+    assert alerts == {("ACTUAL", 80): [stack.outputs["alarm_topic_arn"]],
+                      ("FORECASTED", 100): [stack.outputs["alarm_topic_arn"]]}
+
+
+def test_cost_allocation_tags_are_activated_once_by_primary(evaluations):
+    tags = {r.inputs["tagKey"] for r in evaluations["primary"].of_type(
+        "aws:costexplorer/costAllocationTag:CostAllocationTag")}
+    assert tags == {"Project", "Environment", "CostCenter", "Owner", "Stack", "Region", "Role", "ManagedBy"}
+    assert not evaluations["backup"].of_type("aws:costexplorer/costAllocationTag:CostAllocationTag")
+
+
+def test_drill_role_may_mutate_only_the_drills_resources(evaluations):
+    primary, backup = evaluations["primary"], evaluations["backup"]
+    assert "drill_role_arn" not in primary.outputs
+    assert not [r for r in primary.of_type("aws:iam/role:Role") if r.name == "drill-operator"]
+    role = backup.named("aws:iam/role:Role", "drill-operator")
+    assert backup.outputs["drill_role_arn"] == role.state["arn"]
+    (trust,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert trust["Principal"] == {"AWS": ["arn:aws:iam::123456789012:root"]}
+    assert trust["Condition"] == {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+    statements = json.loads(backup.named("aws:iam/rolePolicy:RolePolicy", "drill-operator").inputs["policy"])[
+        "Statement"]
+    by_action: dict[str, set] = {}
+    for statement in statements:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        for action in actions:
+            by_action.setdefault(action, set()).update(resources)
+    for action, resources in by_action.items():
+        if "*" in resources:  # only reads may be unscoped
+            assert action.split(":")[1].startswith(("Describe", "Get", "List")), action
+    services = {f"arn:aws:ecs:{s.region}:123456789012:service/trading-platform-production/{n}"
+                for s in (primary, backup) for n in ("api", "web", "worker", "beat")}
+    replica = backup.outputs["db_instance_arn"]
+    assert by_action["ecs:UpdateService"] == services
+    assert by_action["rds:PromoteReadReplica"] == {replica}
+    assert by_action["rds:CreateDBSnapshot"] == {
+        replica, "arn:aws:rds:us-west-2:123456789012:snapshot:trading-platform-production-drill-*"}
+    assert by_action["route53:UpdateHealthCheck"] == {
+        f"arn:aws:route53:::healthcheck/{s.outputs['health_check_id']}" for s in (primary, backup)}
+    assert "cloudwatch:DescribeAlarms" in by_action
+    mutating = {a for a, r in by_action.items() if "*" not in r}
+    assert mutating == {"ecs:UpdateService", "rds:PromoteReadReplica", "rds:CreateDBSnapshot",
+                        "route53:UpdateHealthCheck"}
+
+
+def test_drill_principals_and_mfa_come_from_settings(project):
+    backup = evaluate("backup", project(backup={f"{NS}:drill": {
+        "principals": ["arn:aws:iam::123456789012:role/platform-oncall"], "requireMfa": False}}))
+    (trust,) = json.loads(backup.named("aws:iam/role:Role", "drill-operator").inputs["assumeRolePolicy"])["Statement"]
+    assert trust["Principal"] == {"AWS": ["arn:aws:iam::123456789012:role/platform-oncall"]}
+    assert "Condition" not in trust
+
+
+def test_every_contract_output_in_both_stacks(stack):
+    missing = [k for k in CONTRACT if stack.outputs.get(k) in (None, "", {})]
+    assert missing == []
+    assert stack.outputs["region"] == {"primary": "us-east-1", "backup": "us-west-2"}[stack.stack]
+    assert stack.outputs["role"] == stack.stack
+    assert stack.outputs["db_is_replica"] is (stack.stack == "backup")
+    assert ("drill_role_arn" in stack.outputs) is (stack.stack == "backup")
+    assert set(stack.outputs["ecs_services"]) == set(stack.outputs["ecs_capacity"]) == {"api", "web", "worker",
+                                                                                       "beat"}
