@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv synth test lint bench clean
+.PHONY: venv synth test lint bench clean drill-sandbox
 
 venv: $(VENV)/.installed
 
@@ -27,3 +27,6 @@ bench: venv  ## synth timings for the README
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+drill-sandbox: venv  ## region-evacuation end to end against moto and local endpoints (an emulation)
+	$(PY) -m drills.sandbox

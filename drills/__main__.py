@@ -1,0 +1,243 @@
+"""Failover drills between the primary (us-east-1) and backup (us-west-2) stacks.
+
+    python -m drills plan --scenario region-evacuation --primary-outputs p.json --backup-outputs b.json
+    python -m drills preflight --primary-stack org/trading-platform/primary --backup-stack org/.../backup
+    python -m drills run --scenario dns-failover ...                       (dry run: the plan)
+    python -m drills run --scenario dns-failover --execute --confirm us-west-2 ...
+    python -m drills resume|abort|report --journal .drills/drill-ID.json
+    python -m drills failback plan ...
+
+Exit codes: 0 done, 2 usage or input error, 3 preflight failed (nothing changed), 4 a step failed
+(the journal says where; `resume`), 5 aborted by a stop condition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import secrets
+import socket
+import sys
+import time
+from pathlib import Path
+
+from drills import report
+from drills.journal import Journal, iso, now, open_journals
+from drills.outputs import InputError, StackOutputs, from_file, from_stack, parse
+from drills.preflight import run_checks
+from drills.runner import ABORTED, execute, rollback
+from drills.scenarios import BUILDERS, SCENARIOS, Context, failback_steps, reconcile_commands
+
+USAGE, PREFLIGHT_FAILED = 2, 3
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _inputs(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("stack outputs (either the Pulumi CLI's or files)")
+    group.add_argument("--primary-stack", help="read `pulumi stack output` of this stack")
+    group.add_argument("--backup-stack")
+    group.add_argument("--primary-outputs", type=Path, help="a JSON file of the primary stack's outputs")
+    group.add_argument("--backup-outputs", type=Path)
+
+
+def _tuning(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-replica-lag", type=float, default=300, help="seconds; refuse to promote above")
+    parser.add_argument("--journal-dir", type=Path, default=Path(".drills"))
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scenario", choices=SCENARIOS, required=True)
+    parser.add_argument("--probe-url", help="default: https://<app_domain>/api/health")
+    parser.add_argument("--hold", type=float, default=60, help="dns-failover: seconds to serve from the backup")
+    parser.add_argument("--probe-timeout", type=float, default=600)
+    parser.add_argument("--probe-interval", type=float, default=1)
+    parser.add_argument("--wait-timeout", type=float, default=1800, help="seconds to wait for AWS to settle")
+    parser.add_argument("--stop-alarm", action="append", default=[], help="abort when this alarm is in ALARM")
+
+
+def _load_outputs(args: argparse.Namespace) -> tuple[StackOutputs, StackOutputs]:
+    pairs = {"files": (args.primary_outputs, args.backup_outputs), "stacks": (args.primary_stack, args.backup_stack)}
+    given = {kind: pair for kind, pair in pairs.items() if any(pair)}
+    if len(given) != 1 or not all(next(iter(given.values()))):
+        raise InputError("give either --primary-outputs and --backup-outputs, or --primary-stack and --backup-stack")
+    if "files" in given:
+        return from_file(args.primary_outputs, "primary"), from_file(args.backup_outputs, "backup")
+    return from_stack(args.primary_stack, "primary"), from_stack(args.backup_stack, "backup")
+
+
+def _context(primary: StackOutputs, backup: StackOutputs, options: dict, drill_id: str = "plan") -> Context:
+    return Context(primary=primary, backup=backup, drill_id=drill_id,
+                   probe_url=options.get("probe_url") or f"https://{primary.app_domain}/api/health",
+                   **{k: options[k] for k in ("hold", "probe_timeout", "probe_interval", "max_replica_lag",
+                                              "wait_timeout") if k in options},
+                   stop_alarms=tuple(options.get("stop_alarm", ())))
+
+
+def _print_plan(scenario: str, ctx: Context) -> None:
+    say(f"{scenario}: {ctx.primary.region} -> {ctx.backup.region} (a plan: nothing is called)")
+    for number, step in enumerate(BUILDERS[scenario](ctx), 1):
+        undo = "reversible" if step.undo else "irreversible" if "promote" in step.name else "no undo needed"
+        say(f"{number}. {step.name}: {step.description} [{undo}{', fault' if step.fault else ''}]")
+        for call in step.calls:
+            say(f"     {call}")
+
+
+def _preflight(ctx: Context, journal_dir: Path) -> tuple[bool, list[dict]]:
+    checks = run_checks(ctx, journal_dir)
+    for check in checks:
+        mark = "PASS" if check.passed else ("FAIL" if check.blocking else "WARN")
+        say(f"[{mark}] {check.name}: {check.evidence}")
+    return all(c.passed or not c.blocking for c in checks), [c.to_dict() for c in checks]
+
+
+def _finish(journal: Journal, code: int, report_dir: Path, ctx: Context) -> int:
+    if journal.data["scenario"] == "region-evacuation" and journal.data["status"] == "done":
+        journal.data["reconcile"] = reconcile_commands(ctx)
+        journal.save()
+        say("Reconcile the code with reality:")
+        for command in journal.data["reconcile"]:
+            say(f"  {command}")
+    for path in report.write(journal.data, report_dir):
+        say(f"report: {path}")
+    data = journal.data
+    say(f"RTO {data.get('rto_seconds')} s ({data.get('rto_reason') or 'first fault step to first backup answer'}), "
+        f"RPO {data.get('rpo_seconds')} s ({data.get('rpo_reason')})")
+    return code
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    primary, backup = _load_outputs(args)
+    options = vars(args)
+    if not args.execute:
+        _print_plan(args.scenario, _context(primary, backup, options))
+        say("dry run: add --execute --confirm " + backup.region + " to run it")
+        return 0
+    if args.confirm != backup.region:
+        raise InputError(f"--confirm must be the backup region {backup.region} (found {args.confirm!r}); "
+                         "nothing was called")
+    already = open_journals(args.journal_dir)
+    if already:
+        raise InputError(f"a drill is in progress ({already[0]}): resume or abort it first")
+    drill_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+    ctx = _context(primary, backup, options, drill_id)
+    passed, evidence = _preflight(ctx, args.journal_dir)
+    if not passed:
+        say("preflight failed: nothing was changed")
+        return PREFLIGHT_FAILED
+    steps = BUILDERS[args.scenario](ctx)
+    journal = Journal.create(args.journal_dir, {
+        "id": drill_id, "scenario": args.scenario, "executed": True, "status": "running",
+        "operator": {"user": getpass.getuser(), "host": socket.gethostname()}, "started_at": iso(now()),
+        "probe_url": ctx.probe_url,
+        "options": {k: options[k] for k in ("hold", "probe_url", "probe_timeout", "probe_interval",
+                                            "max_replica_lag", "wait_timeout", "stop_alarm")},
+        "outputs": {"primary": primary.to_dict(), "backup": backup.to_dict()},
+        "preflight": evidence, "probes": [],
+        "steps": [{"name": s.name, "description": s.description, "calls": s.calls, "status": "pending",
+                   "fault": s.fault} for s in steps],
+    })
+    say(f"journal: {journal.path}")
+    return _finish(journal, execute(journal, steps, ctx, say), args.report_dir, ctx)
+
+
+def _from_journal(path: Path) -> tuple[Journal, Context]:
+    journal = Journal.load(path)
+    data = journal.data
+    primary = parse(data["outputs"]["primary"], f"{path} (primary)", "primary")
+    backup = parse(data["outputs"]["backup"], f"{path} (backup)", "backup")
+    return journal, _context(primary, backup, data["options"], data["id"])
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    journal, ctx = _from_journal(args.journal)
+    if not journal.is_open:
+        raise InputError(f"{args.journal}: the drill is {journal.data['status']}; nothing to resume")
+    say(f"resuming {journal.data['scenario']} {journal.data['id']}")
+    return _finish(journal, execute(journal, BUILDERS[journal.data["scenario"]](ctx), ctx, say), args.report_dir, ctx)
+
+
+def cmd_abort(args: argparse.Namespace) -> int:
+    journal, ctx = _from_journal(args.journal)
+    if journal.data["status"] in ("aborted", "done"):
+        raise InputError(f"{args.journal}: the drill is {journal.data['status']}; nothing to abort")
+    say(f"aborting {journal.data['id']}: undoing the reversible steps in reverse order")
+    journal.data["stop_reason"] = "aborted by the operator"
+    rollback(journal, BUILDERS[journal.data["scenario"]](ctx), ctx, say)
+    journal.data["status"] = "aborted"
+    journal.save()
+    return _finish(journal, ABORTED, args.report_dir, ctx)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    journal = Journal.load(args.journal)
+    for path in report.write(journal.data, args.report_dir):
+        say(f"report: {path}")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    primary, backup = _load_outputs(args)
+    _print_plan(args.scenario, _context(primary, backup, vars(args)))
+    return 0
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    primary, backup = _load_outputs(args)
+    passed, _ = _preflight(_context(primary, backup, vars(args)), args.journal_dir)
+    return 0 if passed else PREFLIGHT_FAILED
+
+
+def cmd_failback(args: argparse.Namespace) -> int:
+    primary, backup = _load_outputs(args)
+    say(f"failback from {backup.region} to {primary.region}, in order:")
+    for line in failback_steps(_context(primary, backup, vars(args))):
+        say(line)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m drills", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    plan = commands.add_parser("plan", help="the steps, calls and targets; changes nothing")
+    _inputs(plan), _tuning(plan), _run_options(plan)
+    plan.set_defaults(func=cmd_plan)
+    preflight = commands.add_parser("preflight", help="readiness checks; changes nothing")
+    _inputs(preflight), _tuning(preflight)
+    preflight.set_defaults(func=cmd_preflight)
+    run = commands.add_parser("run", help="plan, or with --execute --confirm REGION run a scenario")
+    _inputs(run), _tuning(run), _run_options(run)
+    run.add_argument("--execute", action="store_true")
+    run.add_argument("--confirm", help="must equal the backup region")
+    run.add_argument("--report-dir", type=Path, default=Path("drill-reports"))
+    run.set_defaults(func=cmd_run)
+    for name, func, text in (("resume", cmd_resume, "continue a drill from its journal"),
+                             ("abort", cmd_abort, "undo a drill's reversible steps; deletes nothing"),
+                             ("report", cmd_report, "write the JSON, Markdown and HTML reports")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--journal", type=Path, required=True)
+        sub.add_argument("--report-dir", type=Path, default=Path("drill-reports"))
+        sub.set_defaults(func=func)
+    failback = commands.add_parser("failback", help="`failback plan`: the ordered steps back to the primary")
+    failback.add_argument("action", choices=["plan"])
+    _inputs(failback), _tuning(failback)
+    failback.set_defaults(func=cmd_failback)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as exc:
+        print(f"drills: {exc}", file=sys.stderr)
+        return USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The two stacks' outputs (DESIGN.md contract), from the Pulumi CLI or from files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+SERVICES = ("api", "web", "worker", "beat")
+
+
+class InputError(Exception):
+    """Bad or missing input: exit 2."""
+
+
+@dataclass(frozen=True)
+class StackOutputs:
+    source: str
+    region: str
+    role: str
+    app_domain: str
+    health_check_id: str
+    db_instance_identifier: str
+    db_instance_arn: str
+    db_is_replica: bool
+    ecs_cluster_name: str
+    ecs_services: dict[str, str]
+    ecs_capacity: dict[str, dict[str, int]]
+    backup_bucket_name: str
+    backup_bucket_arn: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse(document: Any, source: str, expected_role: str) -> StackOutputs:
+    """Validate one stack's outputs; every problem names the key and where it came from."""
+    if not isinstance(document, dict):
+        raise InputError(f"{source}: expected a JSON object of stack outputs")
+
+    def need(key: str, kind: type) -> Any:
+        if key not in document:
+            raise InputError(f"{source}: missing output '{key}'")
+        value = document[key]
+        if not isinstance(value, kind) or (kind is str and not value):
+            wanted = "non-empty string" if kind is str else kind.__name__
+            raise InputError(f"{source}: output '{key}' must be a {wanted}, found {json.dumps(value)}")
+        return value
+
+    services = need("ecs_services", dict)
+    capacity = need("ecs_capacity", dict)
+    for name in SERVICES:
+        if not isinstance(services.get(name), str):
+            raise InputError(f"{source}: output 'ecs_services.{name}' must name the {name} service")
+        counts = capacity.get(name)
+        if not isinstance(counts, dict) or not all(isinstance(counts.get(k), int) for k in ("min", "max", "desired")):
+            raise InputError(f"{source}: output 'ecs_capacity.{name}' must be {{min, max, desired}} integers")
+    role = need("role", str)
+    if role != expected_role:
+        raise InputError(f"{source}: output 'role' is '{role}', expected '{expected_role}'")
+    return StackOutputs(
+        source=source, region=need("region", str), role=role, app_domain=need("app_domain", str),
+        health_check_id=need("health_check_id", str), db_instance_identifier=need("db_instance_identifier", str),
+        db_instance_arn=need("db_instance_arn", str), db_is_replica=need("db_is_replica", bool),
+        ecs_cluster_name=need("ecs_cluster_name", str), ecs_services={k: services[k] for k in SERVICES},
+        ecs_capacity={k: {c: capacity[k][c] for c in ("min", "max", "desired")} for k in SERVICES},
+        backup_bucket_name=need("backup_bucket_name", str), backup_bucket_arn=need("backup_bucket_arn", str),
+    )
+
+
+def from_file(path: Path, expected_role: str) -> StackOutputs:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from None
+    return parse(document, str(path), expected_role)
+
+
+def from_stack(name: str, expected_role: str) -> StackOutputs:
+    """`pulumi stack output --json --show-secrets -s NAME`."""
+    command = ["pulumi", "stack", "output", "--json", "--show-secrets", "-s", name]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    except FileNotFoundError:
+        raise InputError("the Pulumi CLI is not installed: pass --primary-outputs/--backup-outputs files") from None
+    if done.returncode != 0:
+        raise InputError(f"stack {name}: `{' '.join(command)}` failed: {done.stderr.strip()}")
+    try:
+        document = json.loads(done.stdout)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"stack {name}: its outputs are not JSON ({exc})") from None
+    return parse(document, f"stack {name}", expected_role)

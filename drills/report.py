@@ -1,0 +1,89 @@
+"""Drill reports from a journal: JSON, Markdown, and an HTML page with a timeline."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _summary(data: dict[str, Any]) -> dict[str, Any]:
+    steps = [{"name": s["name"], "status": s["status"], "fault": s.get("fault", False),
+              "started_at": s.get("started_at"), "ended_at": s.get("ended_at"),
+              "duration_seconds": round(s["ended_at_epoch"] - s["started_at_epoch"], 3)
+              if s.get("ended_at_epoch") and s.get("started_at_epoch") else None,
+              "error": s.get("error"), "detail": s.get("detail")} for s in data["steps"]]
+    return {
+        "id": data["id"], "scenario": data["scenario"], "status": data["status"], "executed": data["executed"],
+        "rto_seconds": data.get("rto_seconds"), "rto_reason": data.get("rto_reason"),
+        "rpo_seconds": data.get("rpo_seconds"), "rpo_reason": data.get("rpo_reason"),
+        "stop_reason": data.get("stop_reason"), "operator": data["operator"], "started_at": data["started_at"],
+        "regions": {"primary": data["outputs"]["primary"]["region"], "backup": data["outputs"]["backup"]["region"]},
+        "probe_url": data["probe_url"], "steps": steps, "probes": data["probes"], "preflight": data.get("preflight"),
+        "reconcile": data.get("reconcile", []),
+    }
+
+
+def _markdown(summary: dict[str, Any]) -> str:
+    def seconds(value: Any, reason: Any) -> str:
+        return f"{value} s" if value is not None else f"unknown ({reason})"
+
+    lines = [f"# Drill {summary['id']}: {summary['scenario']} ({summary['status']})", "",
+             f"- operator: {summary['operator']['user']} on {summary['operator']['host']}",
+             f"- regions: {summary['regions']['primary']} -> {summary['regions']['backup']}",
+             f"- started: {summary['started_at']}",
+             f"- **RTO**: {seconds(summary['rto_seconds'], summary['rto_reason'])}",
+             f"- **RPO**: {seconds(summary['rpo_seconds'], summary['rpo_reason'])}"]
+    if summary["stop_reason"]:
+        lines.append(f"- stopped: {summary['stop_reason']}")
+    lines += ["", "| step | status | started | duration |", "|---|---|---|---|"]
+    for step in summary["steps"]:
+        duration = f"{step['duration_seconds']} s" if step["duration_seconds"] is not None else ""
+        lines.append(f"| {step['name']}{' (fault)' if step['fault'] else ''} | {step['status']} | "
+                     f"{step['started_at'] or ''} | {duration} |")
+    answered = [p for p in summary["probes"] if p["region"]]
+    lines += ["", f"Probes: {len(summary['probes'])} sent to {summary['probe_url']}, {len(answered)} answered."]
+    if summary["reconcile"]:
+        lines += ["", "Reconcile the code with what the drill changed:", "", "```sh", *summary["reconcile"], "```"]
+    return "\n".join(lines) + "\n"
+
+
+def _html(summary: dict[str, Any], data: dict[str, Any]) -> str:
+    timed = [s for s in data["steps"] if s.get("started_at_epoch")]
+    start = min((s["started_at_epoch"] for s in timed), default=0)
+    end = max([s.get("ended_at_epoch") or s["started_at_epoch"] for s in timed] + [p["at"] for p in data["probes"]]
+              + [start + 1])
+    scale = 760 / max(end - start, 1)
+    rows = []
+    for i, step in enumerate(timed):
+        x = 200 + (step["started_at_epoch"] - start) * scale
+        width = max(2, ((step.get("ended_at_epoch") or end) - step["started_at_epoch"]) * scale)
+        colour = {"done": "#2e7d32", "failed": "#c62828", "undone": "#9e9e9e"}.get(step["status"], "#f9a825")
+        rows.append(f'<text x="0" y="{28 * i + 18}">{html.escape(step["name"])}</text>'
+                    f'<rect x="{x:.1f}" y="{28 * i + 4}" width="{width:.1f}" height="18" fill="{colour}">'
+                    f'<title>{html.escape(step["status"])}</title></rect>')
+    probe_y = 28 * len(timed) + 10
+    regions = summary["regions"]
+    for probe in data["probes"]:
+        colour = {regions["primary"]: "#1565c0", regions["backup"]: "#6a1b9a"}.get(probe["region"], "#c62828")
+        rows.append(f'<circle cx="{200 + (probe["at"] - start) * scale:.1f}" cy="{probe_y}" r="3" fill="{colour}"/>')
+    rows.append(f'<text x="0" y="{probe_y + 4}">probes</text>')
+    height = probe_y + 20
+    return (f"<!doctype html><meta charset='utf-8'><title>Drill {html.escape(summary['id'])}</title>"
+            f"<h1>{html.escape(summary['scenario'])}: {html.escape(summary['status'])}</h1>"
+            f"<p>RTO {summary['rto_seconds']} s &middot; RPO {summary['rpo_seconds']} s &middot; "
+            f"blue: {regions['primary']} answered, purple: {regions['backup']}, red: no answer</p>"
+            f"<svg width='980' height='{height}' font-family='sans-serif' font-size='12'>{''.join(rows)}</svg>"
+            f"<pre>{html.escape(_markdown(summary))}</pre>")
+
+
+def write(data: dict[str, Any], directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    summary = _summary(data)
+    base = directory / f"drill-{data['id']}"
+    paths = [base.with_suffix(".json"), base.with_suffix(".md"), base.with_suffix(".html")]
+    paths[0].write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    paths[1].write_text(_markdown(summary), encoding="utf-8")
+    paths[2].write_text(_html(summary, data), encoding="utf-8")
+    return paths
