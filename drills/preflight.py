@@ -105,13 +105,17 @@ def _replication(ctx: Context) -> Check:
                  f"{p.backup_bucket_name}: {len(enabled)} enabled rule(s) to {b.backup_bucket_arn}")
 
 
+CHECKS = {"replica": _replica, "replica-lag": _lag, "recent-backup": _recent_backup,
+          "backup-services": _services, "health-checks": _health_checks, "s3-replication": _replication}
+
+
 def run_checks(ctx: Context, journal_dir: Path) -> list[Check]:
     checks = []
-    for check in (_replica, _lag, _recent_backup, _services, _health_checks, _replication):
+    for name, check in CHECKS.items():
         try:
             checks.append(check(ctx))
         except (ClientError, BotoCoreError, IndexError, KeyError) as exc:
-            checks.append(Check(check.__name__.strip("_").replace("_", "-"), False, True, f"could not check: {exc}"))
+            checks.append(Check(name, False, True, f"could not check: {exc}"))
     open_ones = open_journals(journal_dir)
     checks.append(Check("no-drill-in-progress", not open_ones, True,
                         f"open journals: {', '.join(map(str, open_ones))}" if open_ones else

@@ -241,10 +241,11 @@ class World:
         return ["--primary-outputs", str(self.directory / "primary.json"),
                 "--backup-outputs", str(self.directory / "backup.json")]
 
-    def close(self) -> None:
+    def close(self, stop_moto: bool = True) -> None:
         for server in (self.front.server, *(r.server for r in self.regions.values())):
             server.shutdown()
-        self.moto.stop()
+        if stop_moto:
+            self.moto.stop()
 
 
 def main() -> int:

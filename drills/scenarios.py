@@ -49,7 +49,8 @@ class Context:
 
     @property
     def snapshot_id(self) -> str:
-        return f"{self.backup.db_instance_identifier}-drill-{self.drill_id}"
+        # RDS keeps identifiers in lower case and answers with them so.
+        return f"{self.backup.db_instance_identifier}-drill-{self.drill_id}".lower()
 
     def check_stop_conditions(self) -> None:
         for name in self.stop_alarms:
