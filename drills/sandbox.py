@@ -84,6 +84,15 @@ def _serve(handler: type[BaseHTTPRequestHandler]) -> _Server:
     return server
 
 
+def _reply(handler: BaseHTTPRequestHandler, status: int, body: bytes, region: str) -> None:
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("X-Region", region)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 class RegionEndpoint:
     """A region's /api/health: 200 with its region, or 503 while `down`."""
 
@@ -93,15 +102,9 @@ class RegionEndpoint:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-                status = 503 if endpoint.down else 200
                 body = json.dumps({"status": "unhealthy" if endpoint.down else "healthy",
                                    "region": endpoint.region}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("X-Region", endpoint.region)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                _reply(self, 503 if endpoint.down else 200, body, endpoint.region)
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -130,12 +133,7 @@ class Front:
                     status, body, region = exc.code, exc.read(), exc.headers.get("X-Region", "")
                 except (urllib.error.URLError, OSError):
                     status, body, region = 502, b"{}", ""
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("X-Region", region)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                _reply(self, status, body, region)
 
             def log_message(self, *args: Any) -> None:
                 pass
