@@ -7,6 +7,7 @@ the failover record would, and tests inject ReplicaLag datapoints where they nee
 from __future__ import annotations
 
 import datetime as dt
+import os
 import json
 
 import boto3
@@ -257,3 +258,29 @@ def test_journal_is_never_half_written(world, tmp_path):
 def _in_a_scratch_directory(tmp_path, monkeypatch):
     """Default journal and report directories land in the test's directory, not the repository."""
     monkeypatch.chdir(tmp_path)
+
+
+def test_outputs_from_the_pulumi_cli(world, tmp_path, monkeypatch, capsys):
+    """`--primary-stack/--backup-stack` run `pulumi stack output --json --show-secrets -s NAME`; a stand-in
+    `pulumi` on PATH answers as the CLI would (there is no Pulumi CLI on these machines)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls.txt"
+    script = bin_dir / "pulumi"
+    script.write_text(f"""#!/bin/sh
+echo "$@" >> {calls}
+case "$*" in
+  *"-s org/primary"*) cat {tmp_path / 'primary.json'} ;;
+  *"-s org/backup"*) cat {tmp_path / 'backup.json'} ;;
+  *) echo "error: no stack named '$7'" >&2; exit 255 ;;
+esac
+""")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    assert cli.main(["plan", "--scenario", "dns-failover", "--primary-stack", "org/primary",
+                     "--backup-stack", "org/backup"]) == 0
+    assert calls.read_text().splitlines() == ["stack output --json --show-secrets -s org/primary",
+                                              "stack output --json --show-secrets -s org/backup"]
+    assert cli.main(["plan", "--scenario", "dns-failover", "--primary-stack", "org/primary",
+                     "--backup-stack", "org/nope"]) == 2
+    assert "stack org/nope:" in capsys.readouterr().err
