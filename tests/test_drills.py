@@ -7,8 +7,8 @@ the failover record would, and tests inject ReplicaLag datapoints where they nee
 from __future__ import annotations
 
 import datetime as dt
-import os
 import json
+import os
 
 import boto3
 import pytest
