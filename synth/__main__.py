@@ -3,8 +3,10 @@
     python -m synth                          both stacks, readable
     python -m synth --stack primary --format json
     python -m synth --diff                   what differs between primary and backup
+    python -m synth --check                  exit 1 when a mandatory policy is violated
 
-Exit 0 when the program evaluates, 2 for a settings error (message on stderr).
+Exit 0 when the program evaluates, 2 for a settings error (message on stderr), 1 with --check and a
+mandatory policy violated.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from pathlib import Path
 
 from regions.settings import SettingsError
 from regions.stackfile import StackFileError, stack_file_name
-from synth.engine import REPO, evaluate
-from synth.report import diff, diff_text, table, to_json
+from synth.engine import PROGRAM, REPO, evaluate
+from synth.findings import evaluate_policies, mandatory
+from synth.report import diff, diff_text, findings_text, table, to_json
 
 DEFAULT_STACKS = ("primary", "backup")
 
@@ -30,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--diff", action="store_true", help="show what differs between primary and backup")
     parser.add_argument("--project-dir", type=Path, default=REPO,
                         help="directory holding Pulumi.yaml and the stack files (default: this repository)")
+    parser.add_argument("--program", type=Path, default=PROGRAM,
+                        help="the Pulumi program to evaluate (default: this repository's __main__.py)")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 when a mandatory policy is violated, and print the violations")
     args = parser.parse_args(argv)
     project_dir = args.project_dir.resolve()
     stacks = args.stack or list(DEFAULT_STACKS)
@@ -41,20 +48,27 @@ def main(argv: list[str] | None = None) -> int:
         for stack in stacks:
             if not (project_dir / stack_file_name(stack)).is_file():
                 raise StackFileError(f"{stack_file_name(stack)}: no such stack file in {project_dir}")
-            evaluate(stack, project_dir, cache)
+            evaluate(stack, project_dir, cache, args.program.resolve())
     except (SettingsError, StackFileError) as exc:
         print(f"synth: {exc}", file=sys.stderr)
         return 2
+    findings = {stack: evaluate_policies(cache[stack]) for stack in stacks}
 
     if args.diff:
         result = diff(cache[stacks[0]], cache[stacks[1]])
         print(json.dumps(result, indent=2, default=str) if args.format == "json" else diff_text(result))
     elif args.format == "json":
-        documents = {s: to_json(cache[s]) for s in stacks}
+        documents = {s: to_json(cache[s], findings=findings[s]) for s in stacks}
         only = documents[stacks[0]] if len(stacks) == 1 else documents
         print(json.dumps(only, indent=2, default=str))
     else:
-        print("\n\n".join(table(cache[s]) for s in stacks))
+        print("\n\n".join(table(cache[s]) + "\n\n" + findings_text(findings[s]) for s in stacks))
+    violations = [(s, f) for s in stacks for f in mandatory(findings[s])]
+    if args.check and violations:
+        for stack, finding in violations:
+            print(f"synth: {stack}: mandatory policy {finding['policy']} violated by {finding['resource']}: "
+                  f"{finding['message']}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -162,7 +162,7 @@ async def _resolve(value: Any) -> Any:
     return await pulumi.Output.from_input(value).future(with_unknowns=False)
 
 
-def _run(stack: str, raw: dict[str, str], secret_keys: list[str], mocks: AwsMocks) -> Evaluation:
+def _run(stack: str, raw: dict[str, str], secret_keys: list[str], mocks: AwsMocks, program: Path) -> Evaluation:
     outputs: dict[str, Any] = {}
     # The loop must be current before set_mocks: the SDK schedules its first tasks on it.
     loop = asyncio.new_event_loop()
@@ -173,15 +173,15 @@ def _run(stack: str, raw: dict[str, str], secret_keys: list[str], mocks: AwsMock
     pulumi.runtime.set_all_config(raw, secret_keys)
     ROOT_RESOURCE.set(None)
 
-    async def program() -> None:
-        await run_in_stack(lambda: runpy.run_path(str(PROGRAM), run_name="__main__"))
+    async def run_program() -> None:
+        await run_in_stack(lambda: runpy.run_path(str(program), run_name="__main__"))
         root = ROOT_RESOURCE.get()
         exports = getattr(root, "outputs", {}) or {}
         for key, value in exports.items():
             outputs[key] = _normalize(await _resolve(value))
 
     try:
-        loop.run_until_complete(program())
+        loop.run_until_complete(run_program())
     finally:
         # After a failure the SDK leaves tasks behind; end them quietly rather than at interpreter exit.
         pending = asyncio.all_tasks(loop)
@@ -195,7 +195,8 @@ def _run(stack: str, raw: dict[str, str], secret_keys: list[str], mocks: AwsMock
     return Evaluation(stack=stack, region=mocks.region, resources=resources, outputs=outputs)
 
 
-def evaluate(stack: str, project_dir: Path = REPO, cache: dict[str, Evaluation] | None = None) -> Evaluation:
+def evaluate(stack: str, project_dir: Path = REPO, cache: dict[str, Evaluation] | None = None,
+             program: Path = PROGRAM) -> Evaluation:
     """Evaluate `Pulumi.<stack>.yaml` in `project_dir`. A stack that references another stack
     (the backup's `peerStack`) gets that stack's evaluated outputs as the reference's outputs.
 
@@ -205,8 +206,9 @@ def evaluate(stack: str, project_dir: Path = REPO, cache: dict[str, Evaluation] 
     if stack in cache:
         return cache[stack]
     raw, secret_keys = read_stack_file(project_dir / stack_file_name(stack))
-    # Validate this stack before evaluating its peer, so a problem is reported from this stack's file.
-    load_settings(raw, stack, project_dir)
+    if program == PROGRAM:
+        # Validate this stack before evaluating its peer, so a problem is reported from this stack's file.
+        load_settings(raw, stack, project_dir)
     stack_outputs: dict[str, dict[str, Any]] = {}
     peer = raw.get(PEER_KEY)
     if peer:
@@ -215,11 +217,11 @@ def evaluate(stack: str, project_dir: Path = REPO, cache: dict[str, Evaluation] 
             raise SettingsError(stack_file_name(stack), PEER_KEY, peer,
                                 "a name whose last part is another stack of this project with a stack file here",
                                 "names no other stack file")
-        stack_outputs[peer] = evaluate(peer_stack, project_dir, cache).outputs
+        stack_outputs[peer] = evaluate(peer_stack, project_dir, cache, program).outputs
     mocks = AwsMocks(stack, raw.get("aws:region", ""), stack_outputs)
     with _engine_environment(project_dir), _collector_paused():
         # A fresh context per stack: the SDK keeps its settings, config and root in context variables.
-        result = contextvars.copy_context().run(_run, stack, raw, secret_keys, mocks)
+        result = contextvars.copy_context().run(_run, stack, raw, secret_keys, mocks, program)
     cache[stack] = result
     return result
 

@@ -41,7 +41,8 @@ _AUTONAMED = {
     "aws:rds/subnetGroup:SubnetGroup", "aws:rds/parameterGroup:ParameterGroup",
     "aws:elasticache/subnetGroup:SubnetGroup", "aws:elasticache/parameterGroup:ParameterGroup",
     "aws:s3/bucket:Bucket", "aws:ecs/cluster:Cluster", "aws:lb/loadBalancer:LoadBalancer",
-    "aws:lb/targetGroup:TargetGroup", "aws:sns/topic:Topic",
+    "aws:lb/targetGroup:TargetGroup", "aws:sns/topic:Topic", "aws:rds/instance:Instance",
+    "aws:elasticache/replicationGroup:ReplicationGroup",
 }
 # Resources whose id AWS (and the provider) report as their name: type -> the name's input.
 _ID_IS_NAME = {
@@ -55,7 +56,8 @@ _ID_IS_NAME = {
     "aws:elasticache/replicationGroup:ReplicationGroup": "replicationGroupId",
     "aws:iam/role:Role": "name",
 }
-_NAME_INPUT = {"aws:s3/bucket:Bucket": "bucket"}
+_NAME_INPUT = {"aws:s3/bucket:Bucket": "bucket", "aws:rds/instance:Instance": "identifier",
+               "aws:elasticache/replicationGroup:ReplicationGroup": "replicationGroupId"}
 # ARN formats AWS uses where they are not `arn:aws:<service>:<region>:<account>:<type>/<id>`.
 _ARN = {
     "aws:kms/key:Key": "arn:aws:kms:{region}:{account}:key/{id}",

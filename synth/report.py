@@ -56,7 +56,7 @@ def masked(value: Any, secret_paths: tuple[str, ...], path: str = "") -> Any:
 
 
 def to_json(evaluation: Evaluation, cost: dict | None = None, findings: list | None = None) -> dict[str, Any]:
-    """The DESIGN.md synth contract. `cost` and `findings` stay null until something computes them."""
+    """The DESIGN.md synth contract; `cost` stays null until something computes it."""
     return {
         "stack": evaluation.stack,
         "region": evaluation.region,
@@ -219,4 +219,13 @@ def diff_text(d: dict[str, Any]) -> str:
     lines.append(f"\ninputs that differ: {len(d['changed'])}")
     for c in d["changed"]:
         lines.append(f"  {c['name']}  {c['input']}: {_format_value(c[a])} -> {_format_value(c[b])}")
+    return "\n".join(lines)
+
+
+def findings_text(findings: list[dict[str, Any]]) -> str:
+    if not findings:
+        return "policy findings: none"
+    lines = [f"policy findings: {len(findings)}"]
+    for f in sorted(findings, key=lambda f: (f["level"] != "mandatory", f["policy"])):
+        lines.append(f"  [{f['level']}] {f['policy']}: {f['resource'].rsplit('::', 1)[-1]}: {f['message']}")
     return "\n".join(lines)

@@ -1,0 +1,190 @@
+"""Every policy passes a compliant resource and flags a violating one; the project's stacks pass all."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from pulumi_policy import (
+    PolicyCustomTimeouts,
+    PolicyProviderResource,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+)
+
+from policies.rules import COST_TAGS, POLICIES
+from synth.engine import REPO
+from synth.findings import evaluate_policies
+
+BY_NAME = {p.name: p for p in POLICIES}
+OPTIONS = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
+TAGGED = PolicyProviderResource("pulumi:providers:aws", {"defaultTags": json.dumps(
+    {"tags": {t: "x" for t in COST_TAGS}})}, "urn:provider", "aws")
+
+RDS_OK = {"storageEncrypted": True, "publiclyAccessible": False, "multiAz": True, "backupRetentionPeriod": 14,
+          "deletionProtection": True, "iamDatabaseAuthenticationEnabled": True, "performanceInsightsEnabled": True,
+          "performanceInsightsKmsKeyId": "arn:aws:kms:us-east-1:1:key/k"}
+CACHE_OK = {"atRestEncryptionEnabled": True, "transitEncryptionEnabled": True, "authTokenWo": "t",
+            "numCacheClusters": 2, "automaticFailoverEnabled": True}
+HTTPS = {"protocol": "HTTPS", "sslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06"}
+REDIRECT = {"protocol": "HTTP", "defaultActions": [{"type": "redirect", "redirect": {"protocol": "HTTPS"}}]}
+ALB_OK = {"dropInvalidHeaderFields": True, "accessLogs": {"bucket": "logs", "enabled": True}}
+TASK = "aws:ecs/taskDefinition:TaskDefinition"
+
+
+def _task(environment):
+    return {"containerDefinitions": json.dumps([{"name": "api", "environment": environment}])}
+
+
+# (policy, resource type, compliant props, violating props)
+RESOURCE_CASES = [
+    ("rds-storage-encrypted", "aws:rds/instance:Instance", RDS_OK, {**RDS_OK, "storageEncrypted": False}),
+    ("rds-not-public", "aws:rds/instance:Instance", RDS_OK, {**RDS_OK, "publiclyAccessible": True}),
+    ("rds-writer-multi-az", "aws:rds/instance:Instance", {**RDS_OK, "multiAz": False, "replicateSourceDb": "arn"},
+     {**RDS_OK, "multiAz": False}),
+    ("rds-backup-retention", "aws:rds/instance:Instance", RDS_OK, {**RDS_OK, "backupRetentionPeriod": 1}),
+    ("rds-deletion-protection", "aws:rds/instance:Instance", RDS_OK, {**RDS_OK, "deletionProtection": False}),
+    ("rds-iam-auth", "aws:rds/instance:Instance", RDS_OK, {**RDS_OK, "iamDatabaseAuthenticationEnabled": False}),
+    ("rds-performance-insights", "aws:rds/instance:Instance", RDS_OK, {**RDS_OK, "performanceInsightsEnabled": False}),
+    ("elasticache-encrypted-authenticated", "aws:elasticache/replicationGroup:ReplicationGroup", CACHE_OK,
+     {**CACHE_OK, "transitEncryptionEnabled": False, "authTokenWo": None}),
+    ("elasticache-automatic-failover", "aws:elasticache/replicationGroup:ReplicationGroup", CACHE_OK,
+     {**CACHE_OK, "automaticFailoverEnabled": False}),
+    ("alb-https-tls12", "aws:lb/listener:Listener", HTTPS, {**HTTPS, "sslPolicy": "ELBSecurityPolicy-2016-08"}),
+    ("alb-https-tls12", "aws:lb/listener:Listener", REDIRECT, {"protocol": "HTTP", "defaultActions": [
+        {"type": "forward", "targetGroupArn": "tg"}]}),
+    ("alb-drop-invalid-headers", "aws:lb/loadBalancer:LoadBalancer", ALB_OK,
+     {**ALB_OK, "dropInvalidHeaderFields": False}),
+    ("alb-access-logs", "aws:lb/loadBalancer:LoadBalancer", ALB_OK, {**ALB_OK, "accessLogs": None}),
+    ("ecs-no-public-ip", "aws:ecs/service:Service", {"networkConfiguration": {"assignPublicIp": False}},
+     {"networkConfiguration": {"assignPublicIp": True}}),
+    ("ecs-container-insights", "aws:ecs/cluster:Cluster", {"settings": [{"name": "containerInsights",
+                                                                         "value": "enhanced"}]}, {"settings": []}),
+    ("ecs-no-secrets-in-environment", TASK, _task([{"name": "LOG_LEVEL", "value": "INFO"}]),
+     _task([{"name": "JWT_SECRET", "value": "hunter2"}])),
+    ("ecs-no-secrets-in-environment", TASK, _task([{"name": "REGION", "value": "us-east-1"}]),
+     _task([{"name": "CONFIG", "value": "AKIAABCDEFGHIJKLMNOP"}])),
+    ("no-world-ingress", "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+     {"cidrIpv4": "0.0.0.0/0", "fromPort": 443, "toPort": 443, "ipProtocol": "tcp"},
+     {"cidrIpv4": "0.0.0.0/0", "fromPort": 22, "toPort": 22, "ipProtocol": "tcp"}),
+    ("no-world-ingress", "aws:ec2/securityGroup:SecurityGroup", {"ingress": []},
+     {"ingress": [{"cidrBlocks": ["0.0.0.0/0"], "fromPort": 0, "toPort": 65535, "protocol": "tcp"}]}),
+    ("kms-key-rotation", "aws:kms/key:Key", {"enableKeyRotation": True}, {"enableKeyRotation": False}),
+]
+
+
+def _resource_findings(name, resource_type, props):
+    found = []
+    args = ResourceValidationArgs(resource_type, props, "urn:r", "r", OPTIONS, TAGGED)
+    BY_NAME[name].validate(args, lambda message, urn=None: found.append(message))
+    return found
+
+
+@pytest.mark.parametrize(("name", "resource_type", "good", "bad"), RESOURCE_CASES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(RESOURCE_CASES)])
+def test_resource_policy_passes_and_flags(name, resource_type, good, bad):
+    assert isinstance(BY_NAME[name], ResourceValidationPolicy)
+    assert _resource_findings(name, resource_type, good) == []
+    assert _resource_findings(name, resource_type, bad) != []
+
+
+def _bucket_stack(**overrides):
+    """A bucket and its configuration resources, each replaceable (None drops it)."""
+    configs = {
+        "aws:s3/bucketVersioning:BucketVersioning": {"versioningConfiguration": {"status": "Enabled"}},
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": {
+            "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms"}}]},
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": {
+            "blockPublicAcls": True, "blockPublicPolicy": True, "ignorePublicAcls": True,
+            "restrictPublicBuckets": True},
+        "aws:s3/bucketPolicy:BucketPolicy": {"policy": json.dumps({"Statement": [
+            {"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]})},
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": {"rules": []},
+    }
+    configs.update(overrides)
+    resources = [PolicyResource("aws:s3/bucket:Bucket", {"bucket": "b"}, "urn:b", "b", OPTIONS, TAGGED, None, [], {})]
+    for i, (resource_type, props) in enumerate(configs.items()):
+        if props is not None:
+            resources.append(PolicyResource(resource_type, {"bucket": "b", **props}, f"urn:c{i}", "b", OPTIONS,
+                                            TAGGED, None, [], {}))
+    return resources
+
+
+def _stack_findings(name, resources):
+    found = []
+    BY_NAME[name].validate(StackValidationArgs(resources), lambda message, urn=None: found.append((urn, message)))
+    return found
+
+
+@pytest.mark.parametrize(("name", "resource_type", "bad"), [
+    ("s3-versioning", "aws:s3/bucketVersioning:BucketVersioning", None),
+    ("s3-sse-kms", "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+     {"rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]}),
+    ("s3-public-access-block", "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+     {"blockPublicAcls": True, "blockPublicPolicy": False, "ignorePublicAcls": True, "restrictPublicBuckets": True}),
+    ("s3-tls-only", "aws:s3/bucketPolicy:BucketPolicy", {"policy": json.dumps({"Statement": []})}),
+    ("s3-lifecycle", "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", None),
+])
+def test_bucket_policy_passes_and_flags(name, resource_type, bad):
+    assert _stack_findings(name, _bucket_stack()) == []
+    findings = _stack_findings(name, _bucket_stack(**{resource_type: bad}))
+    assert [urn for urn, _ in findings] == ["urn:b"] and findings[0][1].startswith("bucket b: ")
+
+
+def test_sse_s3_is_accepted_only_for_log_delivery_targets():
+    sse_s3 = {"aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": {
+        "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]}}
+    resources = _bucket_stack(**sse_s3)
+    assert _stack_findings("s3-sse-kms", resources)
+    resources.append(PolicyResource("aws:s3/bucketLogging:BucketLogging", {"bucket": "other", "targetBucket": "b"},
+                                    "urn:log", "other", OPTIONS, TAGGED, None, [], {}))
+    assert _stack_findings("s3-sse-kms", resources) == []
+
+
+def test_cost_tags_policy():
+    untagged = PolicyProviderResource("pulumi:providers:aws", {"defaultTags": json.dumps({"tags": {"Owner": "x"}})},
+                                      "urn:p", "aws")
+    key = {"enableKeyRotation": True}
+    good = [PolicyResource("aws:kms/key:Key", key, "urn:k", "k", OPTIONS, TAGGED, None, [], {})]
+    bad = [PolicyResource("aws:kms/key:Key", key, "urn:k", "k", OPTIONS, untagged, None, [], {})]
+    assert _stack_findings("cost-tags-through-provider", good) == []
+    ((urn, message),) = _stack_findings("cost-tags-through-provider", bad)
+    assert urn == "urn:k" and "Project" in message and "Owner" not in message
+
+
+def test_every_policy_is_tested_and_names_a_checkov_equivalent():
+    tested = {c[0] for c in RESOURCE_CASES} | {"s3-versioning", "s3-sse-kms", "s3-public-access-block",
+                                               "s3-tls-only", "s3-lifecycle", "cost-tags-through-provider"}
+    assert tested == set(BY_NAME)
+    assert all("checkov" in p.description for p in POLICIES)
+    levels = {p.name: p.enforcement_level.value for p in POLICIES}
+    assert {levels[n] for n in ("rds-storage-encrypted", "rds-not-public", "s3-sse-kms", "s3-public-access-block",
+                                "elasticache-encrypted-authenticated", "no-world-ingress")} == {"mandatory"}
+
+
+def test_the_projects_stacks_violate_no_policy(stack):
+    assert evaluate_policies(stack) == []
+
+
+@pytest.mark.parametrize("name", ["primary", "backup"])
+def test_check_exits_0_for_the_projects_stacks(name):
+    result = subprocess.run([sys.executable, "-m", "synth", "--stack", name, "--check", "--format", "json"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["findings"] == []
+
+
+def test_check_exits_1_for_an_unencrypted_public_database():
+    fixture = REPO / "tests" / "fixtures" / "insecure"
+    result = subprocess.run([sys.executable, "-m", "synth", "--stack", "dev", "--check", "--project-dir", str(fixture),
+                             "--program", str(fixture / "__main__.py")],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert "mandatory policy rds-storage-encrypted violated by" in result.stderr
+    assert "mandatory policy rds-not-public violated by" in result.stderr
+    assert "aws:rds/instance:Instance::orders" in result.stderr
