@@ -80,6 +80,9 @@ SCHEMA: dict[str, Schema | None] = {
                    "redisMemoryPercent"),
     "budget": ("monthlyUsd", "actualPercent", "forecastPercent"),
     "drill": ("principals", "requireMfa"),
+    # Usage the cost estimate cannot read from the resources (monthly figures).
+    "usage": ("s3StorageGb", "replicationGbPerMonth", "natGbPerMonth", "albLcu", "wafMillionRequests",
+              "logsGbPerMonth", "ecrStorageGb", "backupStorageGb"),
     # secure: values (`pulumi config set --secret`); generated or left for operators when absent.
     "jwtSecret": None,
     "googleClientId": None,
@@ -259,6 +262,18 @@ class DrillSettings:
 
 
 @dataclass(frozen=True)
+class UsageSettings:
+    s3_storage_gb: float
+    replication_gb_per_month: float
+    nat_gb_per_month: float
+    alb_lcu: float
+    waf_million_requests: float
+    logs_gb_per_month: float
+    ecr_storage_gb: float
+    backup_storage_gb: float
+
+
+@dataclass(frozen=True)
 class StackSettings:
     project: str
     stack: str
@@ -280,6 +295,7 @@ class StackSettings:
     monitoring: MonitoringSettings
     budget: BudgetSettings
     drill: DrillSettings
+    usage: UsageSettings
     secrets: AppSecrets
 
     @property
@@ -746,13 +762,16 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
         forecast_percent=reader.integer("budget.forecastPercent", 1, 1000, 100),
     )
     drill = _drill(reader, role)
+    usage = UsageSettings(*(reader.number(f"usage.{name}", 0, 10_000_000, default) for name, default in (
+        ("s3StorageGb", 500), ("replicationGbPerMonth", 300), ("natGbPerMonth", 200), ("albLcu", 1),
+        ("wafMillionRequests", 10), ("logsGbPerMonth", 50), ("ecrStorageGb", 20), ("backupStorageGb", 300))))
     secrets = AppSecrets(jwt_secret=reader.secret("jwtSecret"), google_client_id=reader.secret("googleClientId"))
 
     return StackSettings(
         project=project, stack=stack, stack_file=reader.stack_file, environment=environment, role=role,
         region=region, peer_stack=peer_stack, domain=domain, tags=tags, network=network, database=database,
         cache=cache, backups=backups, services=services, images=images, create_zone=create_zone,
-        monitoring=monitoring, budget=budget, drill=drill, secrets=secrets,
+        monitoring=monitoring, budget=budget, drill=drill, usage=usage, secrets=secrets,
     )
 
 

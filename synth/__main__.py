@@ -18,11 +18,21 @@ from pathlib import Path
 
 from regions.settings import SettingsError
 from regions.stackfile import StackFileError, stack_file_name
+from synth.cost import estimate, standby_share, usage_of
+from synth.cost import table as cost_table
 from synth.engine import PROGRAM, REPO, evaluate
 from synth.findings import evaluate_policies, mandatory
 from synth.report import diff, diff_text, findings_text, table, to_json
 
 DEFAULT_STACKS = ("primary", "backup")
+
+
+def cost_text(costs: dict, stacks: list[str]) -> str:
+    priced = [s for s in stacks if costs[s] is not None]
+    parts = [cost_table(costs[s], s) for s in priced]
+    if {"primary", "backup"} <= set(priced):
+        parts.append(standby_share(costs["primary"], costs["backup"]))
+    return "\n\n".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="directory holding Pulumi.yaml and the stack files (default: this repository)")
     parser.add_argument("--program", type=Path, default=PROGRAM,
                         help="the Pulumi program to evaluate (default: this repository's __main__.py)")
+    parser.add_argument("--cost", action="store_true", help="print the monthly cost estimate only")
     parser.add_argument("--check", action="store_true",
                         help="exit 1 when a mandatory policy is violated, and print the violations")
     args = parser.parse_args(argv)
@@ -53,16 +64,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"synth: {exc}", file=sys.stderr)
         return 2
     findings = {stack: evaluate_policies(cache[stack]) for stack in stacks}
+    costs = {stack: estimate(cache[stack], usage_of(project_dir, stack)) if args.program.resolve() == PROGRAM
+             else None for stack in stacks}
 
     if args.diff:
         result = diff(cache[stacks[0]], cache[stacks[1]])
         print(json.dumps(result, indent=2, default=str) if args.format == "json" else diff_text(result))
     elif args.format == "json":
-        documents = {s: to_json(cache[s], findings=findings[s]) for s in stacks}
+        documents = {s: to_json(cache[s], cost=costs[s], findings=findings[s]) for s in stacks}
         only = documents[stacks[0]] if len(stacks) == 1 else documents
         print(json.dumps(only, indent=2, default=str))
+    elif args.cost:
+        print(cost_text(costs, stacks))
     else:
         print("\n\n".join(table(cache[s]) + "\n\n" + findings_text(findings[s]) for s in stacks))
+        print("\n" + cost_text(costs, stacks))
     violations = [(s, f) for s in stacks for f in mandatory(findings[s])]
     if args.check and violations:
         for stack, finding in violations:
