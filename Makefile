@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv synth test lint bench clean drill-sandbox
+.PHONY: venv synth test lint bench clean drill-sandbox graphs
 
 venv: $(VENV)/.installed
 
@@ -30,3 +30,10 @@ clean:
 
 drill-sandbox: venv  ## region-evacuation end to end against moto and local endpoints (an emulation)
 	$(PY) -m drills.sandbox
+
+graphs: venv  ## architecture graphs of both stacks into docs/ (.svg too where graphviz is installed)
+	$(PY) -m synth --graph docs/architecture.mmd > /dev/null
+	$(PY) -m synth --graph docs/architecture.md > /dev/null
+	$(PY) -m synth --graph docs/architecture.dot > /dev/null
+	if command -v dot > /dev/null; then $(PY) -m synth --graph docs/architecture.svg > /dev/null; \
+	else echo "graphviz's dot is not installed: no .svg (apt-get install graphviz)"; fi

@@ -22,6 +22,8 @@ from synth.cost import estimate, standby_share, usage_of
 from synth.cost import table as cost_table
 from synth.engine import PROGRAM, REPO, evaluate
 from synth.findings import evaluate_policies, mandatory
+from synth.graph import GraphError
+from synth.graph import write as write_graph
 from synth.report import diff, diff_text, findings_text, table, to_json
 
 DEFAULT_STACKS = ("primary", "backup")
@@ -46,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--program", type=Path, default=PROGRAM,
                         help="the Pulumi program to evaluate (default: this repository's __main__.py)")
     parser.add_argument("--cost", action="store_true", help="print the monthly cost estimate only")
+    parser.add_argument("--graph", type=Path, metavar="FILE",
+                        help="write the architecture graph (.dot, .mmd or .svg); with two stacks, FILE-<stack>.ext")
+    parser.add_argument("--graph-detail", choices=("components", "resources"),
+                        help="default: resources for .dot/.svg, components for .mmd")
     parser.add_argument("--check", action="store_true",
                         help="exit 1 when a mandatory policy is violated, and print the violations")
     args = parser.parse_args(argv)
@@ -63,6 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, StackFileError) as exc:
         print(f"synth: {exc}", file=sys.stderr)
         return 2
+    if args.graph:
+        for stack in stacks:
+            target = args.graph if len(stacks) == 1 else args.graph.with_name(
+                f"{args.graph.stem}-{stack}{args.graph.suffix}")
+            try:
+                write_graph(cache[stack], target, args.graph_detail)
+            except GraphError as exc:
+                print(f"synth: {exc}", file=sys.stderr)
+                return 2
+            print(f"synth: wrote {target}", file=sys.stderr)
     findings = {stack: evaluate_policies(cache[stack]) for stack in stacks}
     costs = {stack: estimate(cache[stack], usage_of(project_dir, stack)) if args.program.resolve() == PROGRAM
              else None for stack in stacks}
