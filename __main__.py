@@ -6,6 +6,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
+from components.adopted_network import AdoptedNetwork, AdoptedNetworkArgs
 from components.backup_plan import BackupPlan, BackupPlanArgs
 from components.cache import REDIS_PORT, Cache, CacheArgs
 from components.cluster import Cluster, ClusterArgs
@@ -52,22 +53,26 @@ key = StackKey("stack-key", StackKeyArgs(alias=prefix, account_id=account_id, re
                                          partition=region.partition), opts=aws_opts)
 
 # --- network
-network = Network("network", NetworkArgs(
-    cidr=settings.network.cidr,
-    availability_zones=settings.availability_zones,
-    nat_per_az=settings.network.nat_gateways == "perAz",
-    flow_log_group_name=f"/{prefix}/vpc-flow-logs",
-    flow_log_retention_days=settings.network.flow_log_retention_days,
-    kms_key_arn=key.arn,
-    account_id=account_id,
-), opts=aws_opts)
+if settings.network.source == "terraform":
+    network = AdoptedNetwork("network", AdoptedNetworkArgs(state=settings.network.terraform,
+                                                           stack_file=settings.stack_file), opts=aws_opts)
+else:
+    network = Network("network", NetworkArgs(
+        cidr=settings.network.cidr,
+        availability_zones=settings.availability_zones,
+        nat_per_az=settings.network.nat_gateways == "perAz",
+        flow_log_group_name=f"/{prefix}/vpc-flow-logs",
+        flow_log_retention_days=settings.network.flow_log_retention_days,
+        kms_key_arn=key.arn,
+        account_id=account_id,
+    ), opts=aws_opts)
 security_groups = SecurityGroups("security-groups", SecurityGroupsArgs(
-    vpc_id=network.vpc.id, app_ports=SERVICE_PORTS), opts=aws_opts)
+    vpc_id=network.vpc_id, app_ports=SERVICE_PORTS), opts=aws_opts)
 Endpoints("endpoints", EndpointsArgs(
     region=region.name,
-    vpc_id=network.vpc.id,
+    vpc_id=network.vpc_id,
     subnet_ids=network.private_subnet_ids,
-    route_table_ids=[*network.private_route_table_ids, network.isolated_route_table_id],
+    route_table_ids=network.endpoint_route_table_ids,
     security_group_id=security_groups.endpoints.id,
 ), opts=aws_opts)
 
@@ -181,7 +186,7 @@ images = Images("images", ImagesArgs(repository_prefix=prefix, settings=settings
                 opts=aws_opts)
 cluster = Cluster("cluster", ClusterArgs(name=settings.resource_prefix, kms_key_arn=key.arn), opts=aws_opts)
 load_balancer = LoadBalancer("alb", LoadBalancerArgs(
-    vpc_id=network.vpc.id,
+    vpc_id=network.vpc_id,
     subnet_ids=network.public_subnet_ids,
     security_group_id=security_groups.alb.id,
     domain=settings.domain.app_domain,
@@ -281,7 +286,7 @@ pulumi.export("region", region.name)
 pulumi.export("role", settings.role)
 pulumi.export("app_domain", settings.domain.app_domain)
 pulumi.export("kms_key_arn", key.arn)
-pulumi.export("vpc_id", network.vpc.id)
+pulumi.export("vpc_id", network.vpc_id)
 pulumi.export("db_instance_identifier", database.instance.identifier)
 pulumi.export("db_instance_arn", database.instance.arn)
 pulumi.export("db_endpoint", database.instance.endpoint)

@@ -17,7 +17,7 @@ REDIS_PORT = 6379
 class CacheArgs:
     identifier: str
     settings: CacheSettings
-    subnet_ids: Sequence[pulumi.Input[str]]
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     security_group_id: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
     auth_token: pulumi.Input[str]
@@ -30,7 +30,7 @@ class Cache(pulumi.ComponentResource):
         super().__init__("trading-platform:data:Cache", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         s = args.settings
-        subnets = aws.elasticache.SubnetGroup(name, subnet_ids=list(args.subnet_ids),
+        subnets = aws.elasticache.SubnetGroup(name, subnet_ids=args.subnet_ids,
                                               description=f"{args.identifier}: isolated subnets", opts=child)
         parameters = aws.elasticache.ParameterGroup(
             name, family=s.parameter_family, description=f"{args.identifier}: broker-safe settings",

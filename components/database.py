@@ -29,7 +29,7 @@ class WriterCredentials:
 class DatabaseArgs:
     identifier: str
     settings: DatabaseSettings
-    subnet_ids: Sequence[pulumi.Input[str]]
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     security_group_id: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
     tags: Mapping[str, str]
@@ -48,7 +48,7 @@ class Database(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         s = args.settings
 
-        subnets = aws.rds.SubnetGroup(name, subnet_ids=list(args.subnet_ids),
+        subnets = aws.rds.SubnetGroup(name, subnet_ids=args.subnet_ids,
                                       description=f"{args.identifier}: isolated subnets", opts=child)
         parameters = aws.rds.ParameterGroup(
             name, family=f"postgres{s.major_version}", description=f"{args.identifier}: deployment guide tuning",

@@ -25,7 +25,7 @@ class Target:
 @dataclass
 class LoadBalancerArgs:
     vpc_id: pulumi.Input[str]
-    subnet_ids: Sequence[pulumi.Input[str]]
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     security_group_id: pulumi.Input[str]
     domain: str
     zone_id: pulumi.Input[str]
@@ -70,7 +70,7 @@ class LoadBalancer(pulumi.ComponentResource):
             name, certificate_arn=certificate.arn, validation_record_fqdns=[option.resource_record_name], opts=child)
 
         self.alb = LB.LoadBalancer(
-            name, load_balancer_type="application", internal=False, subnets=list(args.subnet_ids),
+            name, load_balancer_type="application", internal=False, subnets=args.subnet_ids,
             security_groups=[args.security_group_id], drop_invalid_header_fields=True,
             enable_deletion_protection=args.deletion_protection,
             access_logs=LB.LoadBalancerAccessLogsArgs(bucket=args.log_bucket, prefix=args.log_prefix, enabled=True),

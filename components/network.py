@@ -25,11 +25,12 @@ class NetworkArgs:
 
 class Network(pulumi.ComponentResource):
     vpc: aws.ec2.Vpc
+    vpc_id: pulumi.Output[str]
     public_subnet_ids: list[pulumi.Output[str]]
     private_subnet_ids: list[pulumi.Output[str]]
     isolated_subnet_ids: list[pulumi.Output[str]]
     private_route_table_ids: list[pulumi.Output[str]]
-    isolated_route_table_id: pulumi.Output[str]
+    endpoint_route_table_ids: list[pulumi.Output[str]]
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("trading-platform:network:Network", name, None, opts)
@@ -87,10 +88,12 @@ class Network(pulumi.ComponentResource):
 
         self._flow_logs(name, args, child)
 
+        self.vpc_id = self.vpc.id
         self.public_subnet_ids = [s.id for s in public]
         self.private_subnet_ids = [s.id for s in private]
         self.isolated_subnet_ids = [s.id for s in isolated]
-        self.isolated_route_table_id = isolated_rt.id
+        # The S3 gateway endpoint serves the app and the data tier.
+        self.endpoint_route_table_ids = [*self.private_route_table_ids, isolated_rt.id]
         self.register_outputs({
             "vpc_id": vpc_id,
             "public_subnet_ids": self.public_subnet_ids,

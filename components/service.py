@@ -31,7 +31,7 @@ class ServiceArgs:
     image: pulumi.Input[str]
     # The ECR repository the image comes from, which the execution role may pull from.
     repository_arn: pulumi.Input[str]
-    subnet_ids: Sequence[pulumi.Input[str]]
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     security_group_id: pulumi.Input[str]
     environment: Mapping[str, str]
     # Secret name (`jwt-secret`, `connection`, ...) -> its ARN in this region.
@@ -148,7 +148,7 @@ class Service(pulumi.ComponentResource):
                 capacity_provider="FARGATE_SPOT" if s.spot else "FARGATE", weight=1)],
             platform_version="LATEST",
             network_configuration=ECS.ServiceNetworkConfigurationArgs(
-                subnets=list(args.subnet_ids), security_groups=[args.security_group_id], assign_public_ip=False),
+                subnets=args.subnet_ids, security_groups=[args.security_group_id], assign_public_ip=False),
             load_balancers=[ECS.ServiceLoadBalancerArgs(target_group_arn=args.target_group_arn, container_name=name,
                                                         container_port=w.port)] if args.target_group_arn else None,
             health_check_grace_period_seconds=60 if args.target_group_arn else None,

@@ -52,6 +52,18 @@ _STACK_NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 _TAG_VALUE = re.compile(r"[\w\s.:/=+\-@]{1,256}")
 _RFC1918 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 
+# What the adopted network needs from a Terraform state -> terraform-aws-modules/vpc's output names.
+TERRAFORM_OUTPUTS = {
+    "vpcId": "vpc_id",
+    "vpcCidr": "vpc_cidr_block",
+    "publicSubnets": "public_subnets",
+    "privateSubnets": "private_subnets",
+    "databaseSubnets": "database_subnets",
+    "privateRouteTables": "private_route_table_ids",
+    "databaseRouteTables": "database_route_table_ids",
+}
+
+
 _CAPACITY = ("cpu", "memory", "min", "max", "desired")
 _IMAGE = ("context", "dockerfile", "uri")
 Schema = tuple[str, ...] | dict[str, "Schema | None"]
@@ -62,7 +74,9 @@ SCHEMA: dict[str, Schema | None] = {
     "peerStack": None,
     "domain": ("zoneName", "appRecord"),
     "tags": ("costCenter", "owner"),
-    "network": ("cidr", "azCount", "natGateways", "flowLogRetentionDays"),
+    "network": {"cidr": None, "azCount": None, "natGateways": None, "flowLogRetentionDays": None, "source": None,
+                "terraformState": ("backend", "path", "bucket", "key", "region", "workspace"),
+                "terraformOutputs": tuple(TERRAFORM_OUTPUTS)},
     "database": ("engineVersion", "instanceClass", "allocatedStorageGb", "maxAllocatedStorageGb",
                  "backupRetentionDays", "multiAz", "promoted", "logMinDurationMs", "logRetentionDays",
                  "passwordVersion", "name", "username"),
@@ -122,11 +136,32 @@ class TagSettings:
 
 
 @dataclass(frozen=True)
+class TerraformState:
+    backend: str
+    path: str | None
+    bucket: str | None
+    key: str | None
+    region: str | None
+    workspace: str | None
+    # Our name (vpcId, ...) -> the state's output name.
+    outputs: dict[str, str]
+
+    @property
+    def location(self) -> str:
+        if self.backend == "local":
+            return f"local state {self.path}"
+        return f"s3://{self.bucket}/{self.key}" + (f" (workspace {self.workspace})" if self.workspace else "")
+
+
+@dataclass(frozen=True)
 class NetworkSettings:
     cidr: str
     az_count: int
     nat_gateways: str
     flow_log_retention_days: int
+    # `create` the VPC here, or adopt one from `terraform` state.
+    source: str = "create"
+    terraform: TerraformState | None = None
 
 
 @dataclass(frozen=True)
@@ -488,9 +523,10 @@ def _other_stacks(project_dir: Path, own_file: str) -> list[tuple[str, dict[str,
 
 
 def _check_other_stacks(reader: _Reader, others: list[tuple[str, dict[str, str]]], role: Role,
-                        region: RegionInfo, cidr: str) -> None:
-    """The stack files are a pair: one per role, peer regions, disjoint address ranges."""
-    own = ipaddress.ip_network(cidr)
+                        region: RegionInfo, cidr: str | None) -> None:
+    """The stack files are a pair: one per role, peer regions, disjoint address ranges (an adopted
+    network's range is in its Terraform state, checked there)."""
+    own = ipaddress.ip_network(cidr) if cidr else None
     for name, raw in others:
         other_role = _peek(raw, f"{PROJECT}:role")
         other_region = REGIONS.get(_peek(raw, "aws:region") or "")
@@ -508,10 +544,52 @@ def _check_other_stacks(reader: _Reader, others: list[tuple[str, dict[str, str]]
             other = ipaddress.ip_network(other_cidr) if isinstance(other_cidr, str) else None
         except ValueError:
             other = None
-        if other is not None and own.overlaps(other):
+        if other is not None and own is not None and own.overlaps(other):
             raise reader.fail(reader.key("network.cidr"), cidr,
                               f"a range disjoint from {other} (the peer VPCs must stay routable to each other)",
                               f"overlaps the {other_role or name} stack's {other} ({name})")
+
+
+def _network(reader: _Reader, region: RegionInfo, profile: Any) -> NetworkSettings:
+    source = reader.choice("network.source", ("create", "terraform"), "create")
+    retention = _retention(reader, "network.flowLogRetentionDays", 90)
+    if source == "create":
+        for unused in ("terraformState", "terraformOutputs"):
+            if reader.get(f"network.{unused}", None) is not None:
+                raise reader.fail(reader.key(f"network.{unused}"), reader.get(f"network.{unused}"),
+                                  "only with network.source terraform", "is set but not used")
+        return NetworkSettings(
+            cidr=_parse_cidr(reader, "network.cidr", region.default_cidr),
+            az_count=reader.integer("network.azCount", 2, len(region.availability_zones), profile.az_count,
+                                    f" (the usable AZs of {region.name} in the region catalog)"),
+            nat_gateways=reader.choice("network.natGateways", NAT_MODES, profile.nat_gateways),
+            flow_log_retention_days=retention)
+    # The adopted VPC's shape is Terraform's: settings that would shape ours must not linger unnoticed.
+    for unused in ("cidr", "azCount", "natGateways"):
+        if reader.get(f"network.{unused}", None) is not None:
+            raise reader.fail(reader.key(f"network.{unused}"), reader.get(f"network.{unused}"),
+                              "not set when network.source is terraform (the state decides)", "is set but not used")
+    if reader.get("network.terraformState", None) is None:
+        raise reader.fail(reader.key("network.terraformState"), _MISSING,
+                          "{backend: local, path} or {backend: s3, bucket, key, region, workspace?}")
+    backend = reader.choice("network.terraformState.backend", ("local", "s3"))
+    text = re.compile(r"\S+")
+
+    def field(name: str) -> str | None:
+        return reader.string(f"network.terraformState.{name}", text, f"the {name} of the {backend} state")
+
+    outputs = {ours: reader.string(f"network.terraformOutputs.{ours}", re.compile(r"[A-Za-z0-9_.-]+"),
+                                   "a Terraform output name", theirs)
+               for ours, theirs in TERRAFORM_OUTPUTS.items()}
+    if backend == "local":
+        state = TerraformState("local", field("path"), None, None, None, None, outputs)
+    else:
+        region_name = reader.string("network.terraformState.region", re.compile(r"[a-z]{2}(-[a-z]+)+-\d"),
+                                    "the state bucket's AWS region, e.g. us-east-1", region.name)
+        state = TerraformState("s3", None, field("bucket"), field("key"), region_name,
+                               reader.get("network.terraformState.workspace", None), outputs)
+    return NetworkSettings(cidr="", az_count=0, nat_gateways="", flow_log_retention_days=retention,
+                           source="terraform", terraform=state)
 
 
 def _database(reader: _Reader, role: Role, peer: Mapping[str, str]) -> DatabaseSettings:
@@ -735,17 +813,9 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
         owner=reader.string("tags.owner", _TAG_VALUE, tag_allowed),
     )
 
-    cidr = _parse_cidr(reader, "network.cidr", region.default_cidr)
-    az_limit = len(region.availability_zones)
-    network = NetworkSettings(
-        cidr=cidr,
-        az_count=reader.integer("network.azCount", 2, az_limit, profile.az_count,
-                                f" (the usable AZs of {region.name} in the region catalog)"),
-        nat_gateways=reader.choice("network.natGateways", NAT_MODES, profile.nat_gateways),
-        flow_log_retention_days=_retention(reader, "network.flowLogRetentionDays", 90),
-    )
+    network = _network(reader, region, profile)
     # The pairing comes first: a stack file that claims the other's role fails on that, not on its values.
-    _check_other_stacks(reader, others, role, region, cidr)
+    _check_other_stacks(reader, others, role, region, network.cidr if network.source == "create" else None)
     database = _database(reader, role, peer)
     cache = _cache(reader, role)
     backups = _backups(reader, f"{project}-{environment}", peer)

@@ -208,7 +208,12 @@ def evaluate(stack: str, project_dir: Path = REPO, cache: dict[str, Evaluation] 
     raw, secret_keys = read_stack_file(project_dir / stack_file_name(stack))
     if program == PROGRAM:
         # Validate this stack before evaluating its peer, so a problem is reported from this stack's file.
-        load_settings(raw, stack, project_dir)
+        settings = load_settings(raw, stack, project_dir)
+        state = settings.network.terraform
+        if state is not None and state.backend != "local":
+            raise SettingsError(settings.stack_file, f"{PROJECT}:network.terraformState.backend", state.backend,
+                                "local (the offline synth reads no S3; `pulumi preview` reads it with credentials)",
+                                "cannot be read offline")
     stack_outputs: dict[str, dict[str, Any]] = {}
     peer = raw.get(PEER_KEY)
     if peer:

@@ -7,13 +7,16 @@ is synthesized here, deterministically, so two runs of synth give the same outpu
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
 
 from regions.catalog import REGIONS
+from regions.stackfile import StackFileError
 
 ACCOUNT_ID = "123456789012"
 
@@ -77,6 +80,17 @@ _ARN = {
     "aws:sns/topic:Topic": "arn:aws:sns:{region}:{account}:{name}",
     "aws:route53/healthCheck:HealthCheck": "arn:aws:route53:::healthcheck/{id}",
 }
+
+
+def read_terraform_outputs(path: Path) -> dict[str, Any]:
+    """A Terraform state's outputs (format version 4), as pulumi-terraform returns them."""
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StackFileError(f"Terraform state {path} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise StackFileError(f"Terraform state {path} is not JSON: {exc}") from None
+    return {name: output.get("value") for name, output in (state.get("outputs") or {}).items()}
 
 
 def _digest(*parts: str, length: int = 17) -> str:
@@ -182,6 +196,8 @@ class AwsMocks(pulumi.runtime.Mocks):
             secret_id = args.args["secretId"]
             return {"secretId": secret_id, "secretString": f"synth-secret-version-{_digest(secret_id, length=12)}",
                     "arn": secret_id, "versionId": "synth", "id": secret_id}, []
+        if args.token == "terraform:state:getLocalReference":
+            return {"outputs": read_terraform_outputs(Path(args.args["path"]))}, []
         if args.token == "aws:route53/getZone:getZone":
             name = args.args["name"]
             return {"name": name, "zoneId": "Z" + _digest(name, length=20).upper(), "id": name,
