@@ -85,63 +85,65 @@ def _nearest(urn: str, nodes: dict[str, Registration], evaluation: Evaluation) -
     return urn
 
 
-def to_dot(evaluation: Evaluation, detail: str = "resources") -> str:
+@dataclass(frozen=True)
+class _Syntax:
+    """How one graph language spells a group, a node, an external node and a dashed edge."""
+
+    group: str
+    close: str
+    node: str
+    external: str
+    edge: str
+
+
+DOT = _Syntax(group='subgraph "cluster_{id}" {{ label="{label}";', close="}}", node='{id} [label="{label}"];',
+              external='{id} [label="{label}", shape=note, style=dashed];',
+              edge='{source} -> {target} [label="{label}", style=dashed];')
+MERMAID = _Syntax(group='subgraph {id}["{label}"]', close="end", node='{id}["{label}"]',
+                  external='{id}[/"{label}"/]', edge="{source} -. {label} .-> {target}")
+
+
+def _render(evaluation: Evaluation, detail: str, syntax: _Syntax, label, lines: list[str]) -> list[str]:
     nodes, children = _tree(evaluation, detail)
-    lines = [f'digraph "{evaluation.stack}" {{', "  rankdir=LR; node [shape=box, fontsize=10];",
-             f'  label="stack {evaluation.stack} ({evaluation.region})";']
 
     def emit(parent: str, depth: int) -> None:
         for r in sorted(children.get(parent, []), key=lambda r: (r.type, r.name)):
             pad = "  " * depth
             if children.get(r.urn):
-                lines.append(f'{pad}subgraph "cluster_{_ident(r.urn)}" {{ label="{r.name} ({_short(r.type)})";')
+                lines.append(pad + syntax.group.format(id=_ident(r.urn), label=label(r)))
                 emit(r.urn, depth + 1)
-                lines.append(f"{pad}}}")
+                lines.append(pad + syntax.close.format())
             else:
-                lines.append(f'{pad}{_ident(r.urn)} [label="{_short(r.type)}\\n{r.name}"];')
+                lines.append(pad + syntax.node.format(id=_ident(r.urn), label=label(r)))
 
     emit("", 1)
     for link in links(evaluation):
         source = _nearest(link.source, nodes, evaluation)
         if link.target.startswith("ext:"):
-            lines.append(f'  {_ident(link.target)} [label="{link.target[4:]}", shape=note, style=dashed];')
-            target = link.target
-        else:
-            target = _nearest(link.target, nodes, evaluation)
-        lines.append(f'  {_ident(source)} -> {_ident(target)} [label="{link.label}", style=dashed];')
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
-
-def to_mermaid(evaluation: Evaluation, detail: str = "components") -> str:
-    nodes, children = _tree(evaluation, detail)
-    lines = ["flowchart LR"]
-
-    def emit(parent: str, depth: int) -> None:
-        for r in sorted(children.get(parent, []), key=lambda r: (r.type, r.name)):
-            pad = "  " * depth
-            inner = sum(1 for x in evaluation.resources if x.parent == r.urn and x.custom)
-            label = f"{r.name}<br/>{_short(r.type)}" + (f"<br/>{inner} resources" if inner and detail != "resources"
-                                                        else "")
-            if children.get(r.urn):
-                lines.append(f'{pad}subgraph {_ident(r.urn)}["{label}"]')
-                emit(r.urn, depth + 1)
-                lines.append(f"{pad}end")
-            else:
-                lines.append(f'{pad}{_ident(r.urn)}["{label}"]')
-
-    emit("", 1)
-    for link in links(evaluation):
-        source = _nearest(link.source, nodes, evaluation)
-        if link.target.startswith("ext:"):
-            lines.append(f'  {_ident(link.target)}[/"{link.target[4:]}"/]')
+            lines.append("  " + syntax.external.format(id=_ident(link.target), label=link.target[4:]))
             target = link.target
         else:
             target = _nearest(link.target, nodes, evaluation)
             if target == source:
                 continue  # both ends inside one drawn component
-        lines.append(f"  {_ident(source)} -. {link.label} .-> {_ident(target)}")
-    return "\n".join(lines) + "\n"
+        lines.append("  " + syntax.edge.format(source=_ident(source), target=_ident(target), label=link.label))
+    return lines
+
+
+def to_dot(evaluation: Evaluation, detail: str = "resources") -> str:
+    header = [f'digraph "{evaluation.stack}" {{', "  rankdir=LR; node [shape=box, fontsize=10];",
+              f'  label="stack {evaluation.stack} ({evaluation.region})";']
+    lines = _render(evaluation, detail, DOT, lambda r: f"{r.name} ({_short(r.type)})", header)
+    return "\n".join([*lines, "}"]) + "\n"
+
+
+def to_mermaid(evaluation: Evaluation, detail: str = "components") -> str:
+    def label(r: Registration) -> str:
+        inner = sum(1 for x in evaluation.resources if x.parent == r.urn and x.custom)
+        return f"{r.name}<br/>{_short(r.type)}" + (f"<br/>{inner} resources" if inner and detail != "resources"
+                                                   else "")
+
+    return "\n".join(_render(evaluation, detail, MERMAID, label, ["flowchart LR"])) + "\n"
 
 
 def write(evaluation: Evaluation, path: Path, detail: str | None = None) -> None:
