@@ -49,13 +49,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="the Pulumi program to evaluate (default: this repository's __main__.py)")
     parser.add_argument("--cost", action="store_true", help="print the monthly cost estimate only")
     parser.add_argument("--graph", type=Path, metavar="FILE",
-                        help="write the architecture graph (.dot, .mmd or .svg); with two stacks, FILE-<stack>.ext")
+                        help="write the architecture graph (.dot, .mmd, .md or .svg); two stacks: FILE-<stack>.ext")
     parser.add_argument("--graph-detail", choices=("components", "resources"),
-                        help="default: resources for .dot/.svg, components for .mmd")
+                        help="default: resources for .dot/.svg, components for .mmd/.md")
     parser.add_argument("--check", action="store_true",
                         help="exit 1 when a mandatory policy is violated, and print the violations")
     args = parser.parse_args(argv)
-    project_dir = args.project_dir.resolve()
+    project_dir, program = args.project_dir.resolve(), args.program.resolve()
     stacks = args.stack or list(DEFAULT_STACKS)
     if args.diff and len(stacks) != 2:
         parser.error("--diff compares two stacks: give none (primary and backup) or two --stack")
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         for stack in stacks:
             if not (project_dir / stack_file_name(stack)).is_file():
                 raise StackFileError(f"{stack_file_name(stack)}: no such stack file in {project_dir}")
-            evaluate(stack, project_dir, cache, args.program.resolve())
+            evaluate(stack, project_dir, cache, program)
     except (SettingsError, StackFileError) as exc:
         print(f"synth: {exc}", file=sys.stderr)
         return 2
@@ -80,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             print(f"synth: wrote {target}", file=sys.stderr)
     findings = {stack: evaluate_policies(cache[stack]) for stack in stacks}
-    costs = {stack: estimate(cache[stack], usage_of(project_dir, stack)) if args.program.resolve() == PROGRAM
-             else None for stack in stacks}
+    # Usage settings exist only for this project's program; another program gets no estimate.
+    costs = {stack: estimate(cache[stack], usage_of(project_dir, stack)) if program == PROGRAM else None
+             for stack in stacks}
 
     if args.diff:
         result = diff(cache[stacks[0]], cache[stacks[1]])
