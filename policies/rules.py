@@ -20,6 +20,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UnknownValueError
 
 MANDATORY, ADVISORY = EnforcementLevel.MANDATORY, EnforcementLevel.ADVISORY
 RDS = "aws:rds/instance:Instance"
@@ -198,14 +199,22 @@ NETWORK_POLICIES = [
 # --- S3 (settings live in their own resources: checked across the stack)
 
 
+def _known(props: Any, key: str) -> Any:
+    """The value, or None where a preview does not know it yet (a bucket created in it has no id)."""
+    try:
+        return props.get(key)
+    except UnknownValueError:
+        return None
+
+
 def _configs(bucket: PolicyResource, resources: list[PolicyResource], resource_type: str) -> list[PolicyResource]:
     """The configuration resources of `bucket`: by bucket name when known, else by parent and logical name."""
-    name = bucket.props.get("bucket")
+    name = _known(bucket.props, "bucket")
     found = []
     for r in resources:
         if r.resource_type != resource_type:
             continue
-        target = r.props.get("bucket")
+        target = _known(r.props, "bucket")
         same_parent = (r.parent.urn if r.parent else None) == (bucket.parent.urn if bucket.parent else None)
         if (name and target == name) or (not target and same_parent and r.name == bucket.name):
             found.append(r)
@@ -214,9 +223,10 @@ def _configs(bucket: PolicyResource, resources: list[PolicyResource], resource_t
 
 def _log_targets(resources: list[PolicyResource]) -> set[str]:
     """Buckets that receive S3 server access logs or ALB logs: AWS requires SSE-S3 for those."""
-    targets = {r.props.get("targetBucket") for r in resources
+    targets = {_known(r.props, "targetBucket") for r in resources
                if r.resource_type == "aws:s3/bucketLogging:BucketLogging"}
-    targets |= {(r.props.get("accessLogs") or {}).get("bucket") for r in resources if r.resource_type in BALANCERS}
+    targets |= {_known(_known(r.props, "accessLogs") or {}, "bucket") for r in resources
+                if r.resource_type in BALANCERS}
     return {t for t in targets if t}
 
 

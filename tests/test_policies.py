@@ -188,3 +188,20 @@ def test_check_exits_1_for_an_unencrypted_public_database():
     assert "mandatory policy rds-storage-encrypted violated by" in result.stderr
     assert "mandatory policy rds-not-public violated by" in result.stderr
     assert "aws:rds/instance:Instance::orders" in result.stderr
+
+
+def test_bucket_rules_link_by_parent_and_name_while_a_preview_knows_no_ids():
+    """In a first preview the configurations' `bucket` is unknown; reading it must not fail the policy."""
+    from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
+
+    component = PolicyResource("trading-platform:data:BackupBucket", {}, "urn:c", "backups", OPTIONS, None, None, [],
+                               {})
+    resources = []
+    for resource in _bucket_stack():
+        props = dict(resource.props)
+        if resource.resource_type != "aws:s3/bucket:Bucket":
+            props["bucket"] = UNKNOWN_STRING_VALUE
+        resources.append(PolicyResource(resource.resource_type, unknown_checking_proxy(props), resource.urn,
+                                        resource.name, OPTIONS, TAGGED, component, [], {}))
+    for name in ("s3-versioning", "s3-sse-kms", "s3-public-access-block", "s3-tls-only", "s3-lifecycle"):
+        assert _stack_findings(name, resources) == [], name
