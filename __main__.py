@@ -164,7 +164,8 @@ if not is_primary:
         destination_region=region.name,
         destination_bucket_arn=backups.bucket.arn,
         destination_kms_key_arn=key.arn,
-    ), opts=pulumi.ResourceOptions(providers={"aws": provider}, depends_on=[backups.versioning]))
+        destination_versioning=backups.versioning,
+    ), opts=aws_opts)
 # The peer vault's ARN is derivable, so the primary needs no reference to the backup stack.
 peer_vault_arn = pulumi.Output.concat("arn:", region.partition, ":backup:", region.peer, ":", account_id,
                                       ":backup-vault:", settings.backups.peer_vault_name)
@@ -195,9 +196,10 @@ load_balancer = LoadBalancer("alb", LoadBalancerArgs(
     deletion_protection=is_primary,
     log_bucket=access_logs.bucket.bucket,
     log_prefix=ALB_LOG_PREFIX,
+    log_bucket_policy=access_logs.policy,
     targets={name: Target(port=WORKLOADS[name].port, health_path=WORKLOADS[name].health_path)
              for name in SERVICE_PORTS},
-), opts=pulumi.ResourceOptions(providers={"aws": provider}, depends_on=[access_logs]))
+), opts=aws_opts)
 secret_arns = pulumi.Output.all(shared_secret_arns, connection.arn).apply(
     lambda pair: {**pair[0], "connection": pair[1]})
 # Shared secrets are encrypted with the primary's key in us-east-1 and the replica key in us-west-2.
@@ -228,7 +230,8 @@ for workload_name in SERVICES:
         exec_enabled=settings.services.exec_enabled,
         target_group_arn=load_balancer.target_groups[workload_name].arn if workload.port else None,
         backups_bucket_arn=backups.bucket.arn if workload.writes_backups else None,
-    ), opts=pulumi.ResourceOptions(providers={"aws": provider}, depends_on=[load_balancer]))
+        depends_on=[load_balancer.https, load_balancer.api_rule, cluster.capacity_providers],
+    ), opts=aws_opts)
 
 # --- monitoring, failover, cost
 monitoring = Monitoring("monitoring", MonitoringArgs(

@@ -16,6 +16,7 @@ class ClusterArgs:
 
 class Cluster(pulumi.ComponentResource):
     cluster: aws.ecs.Cluster
+    capacity_providers: aws.ecs.ClusterCapacityProviders
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("trading-platform:services:Cluster", name, None, opts)
@@ -28,7 +29,7 @@ class Cluster(pulumi.ComponentResource):
                 execute_command_configuration=aws.ecs.ClusterConfigurationExecuteCommandConfigurationArgs(
                     kms_key_id=args.kms_key_arn, logging="DEFAULT")),
             opts=child)
-        aws.ecs.ClusterCapacityProviders(
+        self.capacity_providers = aws.ecs.ClusterCapacityProviders(
             name, cluster_name=self.cluster.name, capacity_providers=["FARGATE", "FARGATE_SPOT"],
             default_capacity_provider_strategies=[aws.ecs.ClusterCapacityProvidersDefaultCapacityProviderStrategyArgs(
                 capacity_provider="FARGATE", weight=1)],

@@ -34,6 +34,8 @@ class LoadBalancerArgs:
     deletion_protection: bool
     log_bucket: pulumi.Input[str]
     log_prefix: str
+    # The ALB checks at creation that it may write to the log bucket: its policy must be in place.
+    log_bucket_policy: pulumi.Resource
     # `api` takes /api/*, `web` everything else.
     targets: Mapping[str, Target]
 
@@ -55,6 +57,7 @@ class LoadBalancer(pulumi.ComponentResource):
     alb: aws.lb.LoadBalancer
     target_groups: dict[str, aws.lb.TargetGroup]
     https: aws.lb.Listener
+    api_rule: aws.lb.ListenerRule
 
     def __init__(self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("trading-platform:services:LoadBalancer", name, None, opts)
@@ -74,7 +77,7 @@ class LoadBalancer(pulumi.ComponentResource):
             security_groups=[args.security_group_id], drop_invalid_header_fields=True,
             enable_deletion_protection=args.deletion_protection,
             access_logs=LB.LoadBalancerAccessLogsArgs(bucket=args.log_bucket, prefix=args.log_prefix, enabled=True),
-            opts=child)
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.log_bucket_policy]))
         self.target_groups = {
             service: LB.TargetGroup(
                 f"{name}-{service}", port=target.port, protocol="HTTP", target_type="ip", vpc_id=args.vpc_id,
@@ -90,12 +93,12 @@ class LoadBalancer(pulumi.ComponentResource):
         self.https = LB.Listener(f"{name}-https", load_balancer_arn=self.alb.arn, port=443, protocol="HTTPS",
                                  ssl_policy=SSL_POLICY, certificate_arn=validation.certificate_arn,
                                  default_actions=forward("web"), opts=child)
-        LB.ListenerRule(f"{name}-api", listener_arn=self.https.arn, priority=10,
-                        conditions=[LB.ListenerRuleConditionArgs(
-                            path_pattern=LB.ListenerRuleConditionPathPatternArgs(values=["/api/*"]))],
-                        actions=[LB.ListenerRuleActionArgs(type="forward",
-                                                           target_group_arn=self.target_groups["api"].arn)],
-                        opts=child)
+        self.api_rule = LB.ListenerRule(
+            f"{name}-api", listener_arn=self.https.arn, priority=10,
+            conditions=[LB.ListenerRuleConditionArgs(
+                path_pattern=LB.ListenerRuleConditionPathPatternArgs(values=["/api/*"]))],
+            actions=[LB.ListenerRuleActionArgs(type="forward", target_group_arn=self.target_groups["api"].arn)],
+            opts=child)
         LB.Listener(f"{name}-http", load_balancer_arn=self.alb.arn, port=80, protocol="HTTP",
                     default_actions=[LB.ListenerDefaultActionArgs(
                         type="redirect", redirect=LB.ListenerDefaultActionRedirectArgs(

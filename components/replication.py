@@ -27,6 +27,8 @@ class BucketReplicationArgs:
     destination_region: str
     destination_bucket_arn: pulumi.Input[str]
     destination_kms_key_arn: pulumi.Input[str]
+    # S3 refuses a replication rule until the destination is versioned.
+    destination_versioning: pulumi.Resource
 
 
 class BucketReplication(pulumi.ComponentResource):
@@ -84,6 +86,6 @@ class BucketReplication(pulumi.ComponentResource):
                             minutes=RTC_MINUTES)),
                 ),
             )],
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.destination_versioning]),
         )
         self.register_outputs({"role_arn": role.arn})

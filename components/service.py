@@ -46,6 +46,9 @@ class ServiceArgs:
     target_group_arn: pulumi.Input[str] | None = None
     # For workers that write the guide's dumps: the bucket, and the key that encrypts it.
     backups_bucket_arn: pulumi.Input[str] | None = None
+    # What must exist before the service is created (the listener its target group hangs on, the cluster's
+    # capacity providers): a component's depends_on does not reach the resources inside it.
+    depends_on: Sequence[pulumi.Resource] = ()
 
 
 def _policy(statements: list[dict]) -> pulumi.Output[str]:
@@ -159,7 +162,8 @@ class Service(pulumi.ComponentResource):
             propagate_tags="SERVICE", enable_ecs_managed_tags=True, enable_execute_command=args.exec_enabled,
             # Autoscaling owns the running count once the service exists; the scaling target's min and max
             # (from settings) are what a change of role moves.
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desiredCount"] if w.scale_on else None))
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desiredCount"] if w.scale_on else None,
+                                        depends_on=list(args.depends_on)))
 
         if w.scale_on:
             target = SCALING.Target(

@@ -320,6 +320,7 @@ def test_replication_primary_to_backup_is_owned_by_backup(evaluations):
     assert not primary.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig")
     (config,) = backup.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig")
     assert config.inputs["region"] == "us-east-1"  # v7 per-resource region, no second provider
+    assert backup.named("aws:s3/bucketVersioning:BucketVersioning", "backups").urn in config.dependencies
     assert len(backup.of_type("pulumi:providers:aws")) == 1
     assert config.inputs["bucket"] == primary.outputs["backup_bucket_name"]
     (rule,) = config.inputs["rules"]

@@ -114,6 +114,19 @@ def test_one_beat_in_the_active_region_none_in_the_standby(evaluations):
         assert (beat["deploymentMinimumHealthyPercent"], beat["deploymentMaximumPercent"]) == (0, 100)
 
 
+def test_services_wait_for_their_listener_and_the_capacity_providers(stack):
+    providers = stack.named("aws:ecs/clusterCapacityProviders:ClusterCapacityProviders", "cluster").urn
+    listener = stack.named("aws:lb/listener:Listener", "alb-https").urn
+    rule = stack.named("aws:lb/listenerRule:ListenerRule", "alb-api").urn
+    for name in ("api", "web", "worker", "beat"):
+        assert {providers, listener, rule} <= set(stack.named(SERVICE, name).dependencies), name
+
+
+def test_the_alb_waits_for_its_log_bucket_policy(stack):
+    policy = stack.named("aws:s3/bucketPolicy:BucketPolicy", "access-logs").urn
+    assert policy in stack.named("aws:lb/loadBalancer:LoadBalancer", "alb").dependencies
+
+
 def test_autoscaling_owns_the_running_count(stack):
     for name in ("api", "web", "worker"):
         assert stack.named(SERVICE, name).ignore_changes == ("desiredCount",)
