@@ -12,7 +12,8 @@ from typing import Any
 import pulumi
 import pulumi_terraform as terraform
 
-from regions.settings import PROJECT, SettingsError, TerraformState
+from regions.model import TerraformState
+from regions.reader import PROJECT, SettingsError
 
 
 @dataclass

@@ -8,7 +8,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import service_role
-from regions.settings import BackupSettings
+from regions.model import BackupSettings
 
 BACKUP = aws.backup
 MANAGED_POLICIES = (

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from regions.settings import CacheSettings
+from regions.model import CacheSettings
 
 REDIS_PORT = 6379
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from regions.settings import BudgetSettings
+from regions.model import BudgetSettings
 
 
 @dataclass

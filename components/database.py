@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import service_role
-from regions.settings import DatabaseSettings
+from regions.model import DatabaseSettings
 from regions.tuning import postgres_parameters
 
 LOG_EXPORTS = ("postgresql", "upgrade")

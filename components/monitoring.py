@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from regions.settings import MonitoringSettings
+from regions.model import MonitoringSettings
 
 CW = aws.cloudwatch
 GB = 1024 ** 3

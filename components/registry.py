@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
-from regions.settings import ImageSettings
+from regions.model import ImageSettings
 
 
 @dataclass

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import service_role
-from regions.settings import Capacity, ServiceSettings
+from regions.model import Capacity, ServiceSettings
 from regions.workloads import SECRET_ENV, Workload
 
 ECS = aws.ecs

@@ -10,7 +10,6 @@ import ipaddress
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +29,29 @@ from regions.catalog import (
     RegionInfo,
     Role,
 )
+from regions.model import (
+    AppSecrets,
+    BackupSettings,
+    BudgetSettings,
+    CacheSettings,
+    Capacity,
+    DatabaseSettings,
+    DomainSettings,
+    DrillSettings,
+    ImageSettings,
+    ImageSource,
+    MonitoringSettings,
+    NetworkSettings,
+    ServiceSettings,
+    ServicesSettings,
+    StackSettings,
+    TagSettings,
+    TerraformState,
+    UsageSettings,
+)
+from regions.reader import MISSING, PROJECT, Reader, Schema, SettingsError, show
 from regions.stackfile import StackFileError, read_stack_file, stack_file_name
 from regions.tuning import GUIDE_TUNING
-
-PROJECT = "trading-platform"
-_MISSING = object()
 
 # CloudWatch Logs accepts only these retention periods (days).
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
@@ -66,7 +83,6 @@ TERRAFORM_OUTPUTS = {
 
 _CAPACITY = ("cpu", "memory", "min", "max", "desired")
 _IMAGE = ("context", "dockerfile", "uri")
-Schema = tuple[str, ...] | dict[str, "Schema | None"]
 # Top-level keys under the project namespace: a scalar (None) or an object with these fields.
 SCHEMA: dict[str, Schema | None] = {
     "environment": None,
@@ -103,387 +119,7 @@ SCHEMA: dict[str, Schema | None] = {
 }
 
 
-class SettingsError(pulumi.RunError):
-    """A bad setting. A RunError, so the Pulumi CLI prints the message without a traceback."""
-
-    def __init__(self, stack_file: str, key: str, found: Any, allowed: str, problem: str = "is not allowed"):
-        self.stack_file, self.key, self.found, self.allowed = stack_file, key, found, allowed
-        if found is _MISSING:
-            text = f"{stack_file}: {key} is missing; allowed: {allowed}"
-        else:
-            text = f"{stack_file}: {key} {_show(found)} {problem}; allowed: {allowed}"
-        super().__init__(text)
-
-
-def _show(value: Any) -> str:
-    return f"'{value}'" if isinstance(value, str) else json.dumps(value)
-
-
-@dataclass(frozen=True)
-class DomainSettings:
-    zone_name: str
-    app_record: str
-
-    @property
-    def app_domain(self) -> str:
-        return f"{self.app_record}.{self.zone_name}"
-
-
-@dataclass(frozen=True)
-class TagSettings:
-    cost_center: str
-    owner: str
-
-
-@dataclass(frozen=True)
-class TerraformState:
-    backend: str
-    path: str | None
-    bucket: str | None
-    key: str | None
-    region: str | None
-    workspace: str | None
-    # Our name (vpcId, ...) -> the state's output name.
-    outputs: dict[str, str]
-
-    @property
-    def location(self) -> str:
-        if self.backend == "local":
-            return f"local state {self.path}"
-        return f"s3://{self.bucket}/{self.key}" + (f" (workspace {self.workspace})" if self.workspace else "")
-
-
-@dataclass(frozen=True)
-class NetworkSettings:
-    cidr: str
-    az_count: int
-    nat_gateways: str
-    flow_log_retention_days: int
-    # `create` the VPC here, or adopt one from `terraform` state.
-    source: str = "create"
-    terraform: TerraformState | None = None
-
-
-@dataclass(frozen=True)
-class DatabaseSettings:
-    engine_version: str
-    instance_class: str
-    allocated_storage_gb: int
-    max_allocated_storage_gb: int
-    backup_retention_days: int
-    multi_az: bool
-    # Backup only: the replica has been promoted to a standalone writer (after a failover).
-    promoted: bool
-    log_min_duration_ms: int
-    log_retention_days: int
-    password_version: int
-    name: str
-    username: str
-
-    @property
-    def major_version(self) -> str:
-        return self.engine_version.split(".")[0]
-
-
-@dataclass(frozen=True)
-class CacheSettings:
-    engine: str
-    engine_version: str
-    node_type: str
-    nodes: int
-    snapshot_retention_days: int
-    auth_token_version: int
-
-    @property
-    def parameter_family(self) -> str:
-        return CACHE_VERSIONS[self.engine][self.engine_version]
-
-
-@dataclass(frozen=True)
-class BackupSettings:
-    vault_name: str
-    # The backup stack's vault, where the primary's plan copies its recovery points.
-    peer_vault_name: str
-    daily_retention_days: int
-    weekly_retention_days: int
-    monthly_retention_days: int
-    cold_storage_after_days: int
-
-
-@dataclass(frozen=True)
-class AppSecrets:
-    """Values from `secure:` config; None where the stack file sets none."""
-
-    jwt_secret: str | None = field(default=None, repr=False)
-    google_client_id: str | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class Capacity:
-    min: int
-    max: int
-    desired: int
-
-
-@dataclass(frozen=True)
-class ServiceSettings:
-    name: str
-    cpu: int
-    memory: int
-    active: Capacity
-    standby: Capacity
-    spot: bool
-
-
-@dataclass(frozen=True)
-class ServicesSettings:
-    # True while this region is the warm standby (the backup's default until a failover).
-    standby: bool
-    log_level: str
-    log_retention_days: int
-    exec_enabled: bool
-    services: tuple[ServiceSettings, ...]
-
-    def __getitem__(self, name: str) -> ServiceSettings:
-        return next(s for s in self.services if s.name == name)
-
-    def running(self, name: str) -> Capacity:
-        return self[name].standby if self.standby else self[name].active
-
-
-@dataclass(frozen=True)
-class ImageSource:
-    """Built from `context` with pulumi-docker and pushed to the stack's ECR, or pulled from `uri`."""
-
-    context: str | None
-    dockerfile: str
-    uri: str | None
-
-
-@dataclass(frozen=True)
-class ImageSettings:
-    tag: str | None
-    keep: int
-    sources: dict[str, ImageSource]
-
-
-@dataclass(frozen=True)
-class MonitoringSettings:
-    alarm_email: str
-    alb_5xx_percent: float
-    p95_latency_seconds: float
-    ecs_cpu_percent: float
-    ecs_memory_percent: float
-    rds_cpu_percent: float
-    rds_free_storage_gb: float
-    rds_connections: int
-    replica_lag_seconds: int
-    redis_cpu_percent: float
-    redis_memory_percent: float
-
-
-@dataclass(frozen=True)
-class BudgetSettings:
-    monthly_usd: int
-    actual_percent: int
-    forecast_percent: int
-
-
-@dataclass(frozen=True)
-class DrillSettings:
-    # IAM principals that may assume the drill operator role; empty: the account's own principals.
-    principals: tuple[str, ...]
-    require_mfa: bool
-
-
-@dataclass(frozen=True)
-class UsageSettings:
-    s3_storage_gb: float
-    replication_gb_per_month: float
-    nat_gb_per_month: float
-    alb_lcu: float
-    waf_million_requests: float
-    logs_gb_per_month: float
-    ecr_storage_gb: float
-    backup_storage_gb: float
-
-
-@dataclass(frozen=True)
-class StackSettings:
-    project: str
-    stack: str
-    stack_file: str
-    environment: str
-    role: Role
-    region: RegionInfo
-    peer_stack: str | None
-    domain: DomainSettings
-    tags: TagSettings
-    network: NetworkSettings
-    database: DatabaseSettings
-    cache: CacheSettings
-    backups: BackupSettings
-    services: ServicesSettings
-    images: ImageSettings
-    # Primary only: create the hosted zone rather than look it up by name.
-    create_zone: bool
-    monitoring: MonitoringSettings
-    budget: BudgetSettings
-    drill: DrillSettings
-    usage: UsageSettings
-    secrets: AppSecrets
-
-    @property
-    def name_prefix(self) -> str:
-        """`trading-platform/production`: secrets, aliases and log groups live under it."""
-        return f"{self.project}/{self.environment}"
-
-    @property
-    def resource_prefix(self) -> str:
-        """`trading-platform-production`: names AWS restricts to letters, digits and hyphens."""
-        return f"{self.project}-{self.environment}"
-
-    @property
-    def availability_zones(self) -> tuple[str, ...]:
-        return self.region.availability_zones[: self.network.az_count]
-
-    @property
-    def cost_tags(self) -> dict[str, str]:
-        """The cost-allocation tags every taggable resource carries (DESIGN.md contract)."""
-        return {
-            "Project": self.project,
-            "Environment": self.environment,
-            "CostCenter": self.tags.cost_center,
-            "Owner": self.tags.owner,
-            "Stack": self.stack,
-            "Region": self.region.name,
-            "Role": self.role,
-            "ManagedBy": "pulumi",
-        }
-
-
-class _Reader:
-    """Typed access to one stack's raw config, raising SettingsError with the full key path."""
-
-    def __init__(self, stack_file: str, raw: Mapping[str, str]):
-        self.stack_file = stack_file
-        self.raw = raw
-        self.objects: dict[str, dict[str, Any]] = {}
-
-    def fail(self, key: str, found: Any, allowed: str, problem: str = "is not allowed") -> SettingsError:
-        return SettingsError(self.stack_file, key, found, allowed, problem)
-
-    def check_known_keys(self) -> None:
-        # A typo must not be silently ignored: an unknown key stops the program.
-        prefix = f"{PROJECT}:"
-        for key in sorted(self.raw):
-            if not key.startswith(prefix):
-                continue
-            name = key[len(prefix):]
-            if name not in SCHEMA:
-                raise self.fail(key, self.raw[key], f"the keys {', '.join(prefix + k for k in SCHEMA)}",
-                                "is not a known setting")
-            fields = SCHEMA[name]
-            if fields is None:
-                continue
-            try:
-                value = json.loads(self.raw[key])
-            except json.JSONDecodeError:
-                value = self.raw[key]
-            self._check_object(key, value, fields)
-            self.objects[name] = value
-
-    def _check_object(self, key: str, value: Any, fields: Schema) -> None:
-        """`fields` is a tuple of scalar fields, or a mapping of field -> its own fields (None: scalar)."""
-        names = tuple(fields)
-        if not isinstance(value, dict):
-            raise self.fail(key, value, f"an object with the fields {', '.join(names)}", "is not an object")
-        for member, inner in value.items():
-            if member not in names:
-                raise self.fail(f"{key}.{member}", inner, f"the fields {', '.join(names)}", "is not a known setting")
-            nested = fields.get(member) if isinstance(fields, dict) else None
-            if nested is not None:
-                self._check_object(f"{key}.{member}", inner, nested)
-
-    def get(self, path: str, default: Any = _MISSING) -> Any:
-        """Value at `name` or `name.field` under the project namespace, or `ns:key` as is."""
-        if ":" in path:
-            return self.raw.get(path, default)
-        name, *fields = path.split(".")
-        if not fields:
-            return self.raw.get(f"{PROJECT}:{name}", default)
-        value: Any = self.objects.get(name, {})
-        for member in fields:
-            if not isinstance(value, dict) or member not in value:
-                return default
-            value = value[member]
-        return value
-
-    def key(self, path: str) -> str:
-        return path if ":" in path else f"{PROJECT}:{path}"
-
-    def string(self, path: str, pattern: re.Pattern[str], allowed: str, default: Any = _MISSING) -> str:
-        value = self.get(path, default)
-        if value is _MISSING:
-            raise self.fail(self.key(path), _MISSING, allowed)
-        if not isinstance(value, str) or not pattern.fullmatch(value):
-            raise self.fail(self.key(path), value, allowed)
-        return value
-
-    def choice(self, path: str, choices: tuple[str, ...], default: Any = _MISSING) -> str:
-        allowed = "one of " + ", ".join(choices)
-        value = self.get(path, default)
-        if value is _MISSING:
-            raise self.fail(self.key(path), _MISSING, allowed)
-        if value not in choices:
-            raise self.fail(self.key(path), value, allowed)
-        return value
-
-    def boolean(self, path: str, default: Any = _MISSING) -> bool:
-        value = self.get(path, default)
-        if value in ("true", "false"):  # top-level scalars arrive as strings
-            value = value == "true"
-        if not isinstance(value, bool):
-            raise self.fail(self.key(path), value, "true or false")
-        return value
-
-    def secret(self, path: str) -> str | None:
-        value = self.get(path, None)
-        if value is not None and (not isinstance(value, str) or not value):
-            raise self.fail(self.key(path), "(hidden)", "a non-empty secure: string set with "
-                            f"`pulumi config set --secret {self.key(path)} ...`")
-        return value
-
-    def number(self, path: str, lo: float, hi: float, default: Any = _MISSING) -> float:
-        allowed = f"a number from {lo:g} to {hi:g}"
-        value = self.get(path, default)
-        if value is _MISSING:
-            raise self.fail(self.key(path), _MISSING, allowed)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(self.key(path), value, allowed, "is not a number")
-        if not lo <= value <= hi:
-            raise self.fail(self.key(path), value, allowed)
-        return value
-
-    def choice_int(self, path: str, choices: tuple[int, ...], default: int, what: str) -> int:
-        value = self.get(path, default)
-        if isinstance(value, bool) or value not in choices:
-            raise self.fail(self.key(path), value, f"one of {', '.join(map(str, choices))} ({what})")
-        return value
-
-    def integer(self, path: str, lo: int, hi: int, default: Any = _MISSING, why: str = "") -> int:
-        allowed = f"an integer from {lo} to {hi}{why}"
-        value = self.get(path, default)
-        if value is _MISSING:
-            raise self.fail(self.key(path), _MISSING, allowed)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(self.key(path), value, allowed, "is not an integer")
-        if not lo <= value <= hi:
-            raise self.fail(self.key(path), value, allowed)
-        return value
-
-
-def _parse_cidr(reader: _Reader, path: str, default: str) -> str:
+def _parse_cidr(reader: Reader, path: str, default: str) -> str:
     value = reader.get(path, default)
     allowed = (f"an RFC 1918 IPv4 network from /{MIN_VPC_PREFIX} to /{MAX_VPC_PREFIX} "
                f"with no host bits, e.g. {default}")
@@ -522,7 +158,7 @@ def _other_stacks(project_dir: Path, own_file: str) -> list[tuple[str, dict[str,
     return others
 
 
-def _check_other_stacks(reader: _Reader, others: list[tuple[str, dict[str, str]]], role: Role,
+def _check_other_stacks(reader: Reader, others: list[tuple[str, dict[str, str]]], role: Role,
                         region: RegionInfo, cidr: str | None) -> None:
     """The stack files are a pair: one per role, peer regions, disjoint address ranges (an adopted
     network's range is in its Terraform state, checked there)."""
@@ -550,7 +186,7 @@ def _check_other_stacks(reader: _Reader, others: list[tuple[str, dict[str, str]]
                               f"overlaps the {other_role or name} stack's {other} ({name})")
 
 
-def _network(reader: _Reader, region: RegionInfo, profile: Any) -> NetworkSettings:
+def _network(reader: Reader, region: RegionInfo, profile: Any) -> NetworkSettings:
     source = reader.choice("network.source", ("create", "terraform"), "create")
     retention = _retention(reader, "network.flowLogRetentionDays", 90)
     if source == "create":
@@ -570,7 +206,7 @@ def _network(reader: _Reader, region: RegionInfo, profile: Any) -> NetworkSettin
             raise reader.fail(reader.key(f"network.{unused}"), reader.get(f"network.{unused}"),
                               "not set when network.source is terraform (the state decides)", "is set but not used")
     if reader.get("network.terraformState", None) is None:
-        raise reader.fail(reader.key("network.terraformState"), _MISSING,
+        raise reader.fail(reader.key("network.terraformState"), MISSING,
                           "{backend: local, path} or {backend: s3, bucket, key, region, workspace?}")
     backend = reader.choice("network.terraformState.backend", ("local", "s3"))
     text = re.compile(r"\S+")
@@ -592,7 +228,7 @@ def _network(reader: _Reader, region: RegionInfo, profile: Any) -> NetworkSettin
                            source="terraform", terraform=state)
 
 
-def _database(reader: _Reader, role: Role, peer: Mapping[str, str]) -> DatabaseSettings:
+def _database(reader: Reader, role: Role, peer: Mapping[str, str]) -> DatabaseSettings:
     profile = PROFILES[role]
     # A replica defaults to the primary's class: once promoted it carries the primary's load.
     class_default = DEFAULT_DB_INSTANCE_CLASS
@@ -626,7 +262,7 @@ def _database(reader: _Reader, role: Role, peer: Mapping[str, str]) -> DatabaseS
     )
 
 
-def _cache(reader: _Reader, role: Role) -> CacheSettings:
+def _cache(reader: Reader, role: Role) -> CacheSettings:
     profile = PROFILES[role]
     engine = reader.choice("cache.engine", tuple(CACHE_VERSIONS), "valkey")
     versions = tuple(CACHE_VERSIONS[engine])
@@ -645,7 +281,7 @@ def _cache(reader: _Reader, role: Role) -> CacheSettings:
     )
 
 
-def _backups(reader: _Reader, resource_prefix: str, peer: Mapping[str, str]) -> BackupSettings:
+def _backups(reader: Reader, resource_prefix: str, peer: Mapping[str, str]) -> BackupSettings:
     vault_name = reader.string("backups.vaultName", _VAULT_NAME, "2 to 50 letters, digits, '-', '_' or '.'",
                                resource_prefix)
     peer_vault = _peek(peer, f"{PROJECT}:backups", "vaultName")
@@ -668,7 +304,7 @@ _IMAGE_TAG = re.compile(r"[\w][\w.-]{0,127}")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
-def _service(reader: _Reader, name: str) -> ServiceSettings:
+def _service(reader: Reader, name: str) -> ServiceSettings:
     profile = SERVICE_PROFILES[name]
     path = f"services.{name}"
     cpu = reader.choice_int(f"{path}.cpu", tuple(FARGATE_MEMORY), profile.cpu, "Fargate CPU units")
@@ -693,7 +329,7 @@ def _service(reader: _Reader, name: str) -> ServiceSettings:
                            spot=reader.boolean(f"{path}.spot", True) if name == "worker" else False)
 
 
-def _services(reader: _Reader, role: Role, peer: Mapping[str, str], peer_file: str | None) -> ServicesSettings:
+def _services(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: str | None) -> ServicesSettings:
     standby = reader.boolean("services.standby", role == "backup")
     peer_standby = _peek(peer, f"{PROJECT}:services", "standby")
     if peer_file and not standby and (peer_standby is False or (peer_standby is None and role == "backup")):
@@ -709,14 +345,14 @@ def _services(reader: _Reader, role: Role, peer: Mapping[str, str], peer_file: s
     )
 
 
-def _images(reader: _Reader) -> ImageSettings:
+def _images(reader: Reader) -> ImageSettings:
     sources = {}
     for name in ("api", "web"):
         path = f"images.{name}"
         allowed = (f"{{context, dockerfile}} to build (e.g. context: ../{'backend' if name == 'api' else 'frontend'}) "
                    "or {uri} of a pushed image")
         if reader.get(path, None) is None:
-            raise reader.fail(reader.key(path), _MISSING, allowed)
+            raise reader.fail(reader.key(path), MISSING, allowed)
         uri = reader.get(f"{path}.uri", None)
         context = reader.get(f"{path}.context", None)
         if (uri is None) == (context is None):
@@ -740,7 +376,7 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[a-z]{2,}")
 _IAM_PRINCIPAL = re.compile(r"arn:aws:iam::\d{12}:(?:root|role/[\w+=,.@/-]+|user/[\w+=,.@/-]+)")
 
 
-def _monitoring(reader: _Reader, max_connections: int) -> MonitoringSettings:
+def _monitoring(reader: Reader, max_connections: int) -> MonitoringSettings:
     def percent(field: str, default: float) -> float:
         return reader.number(f"monitoring.{field}", 1, 100, default)
 
@@ -761,7 +397,7 @@ def _monitoring(reader: _Reader, max_connections: int) -> MonitoringSettings:
     )
 
 
-def _drill(reader: _Reader, role: Role) -> DrillSettings:
+def _drill(reader: Reader, role: Role) -> DrillSettings:
     if role != "backup" and reader.get("drill", None) is not None:
         raise reader.fail(reader.key("drill"), reader.get("drill"), "not set in a primary stack",
                           "is set, but the drill operator role belongs to the backup stack")
@@ -775,15 +411,15 @@ def _drill(reader: _Reader, role: Role) -> DrillSettings:
 
 def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project: str = PROJECT) -> StackSettings:
     """Validate one stack's config (`raw`, as the engine passes it) against the stack files beside it."""
-    reader = _Reader(stack_file_name(stack), raw)
+    reader = Reader(stack_file_name(stack), raw)
 
     region_name = reader.get("aws:region")
-    if region_name is _MISSING:
-        raise reader.fail("aws:region", _MISSING, "one of " + ", ".join(REGIONS))
+    if region_name is MISSING:
+        raise reader.fail("aws:region", MISSING, "one of " + ", ".join(REGIONS))
     if region_name not in REGIONS:
         raise reader.fail("aws:region", region_name, "one of " + ", ".join(REGIONS), "is not in the region catalog")
     region = REGIONS[region_name]
-    reader.check_known_keys()
+    reader.check_known_keys(SCHEMA)
 
     role: Role = reader.choice("role", ROLES)  # type: ignore[assignment]
     profile = PROFILES[role]
@@ -845,7 +481,7 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
     )
 
 
-def _retention(reader: _Reader, path: str, default: int) -> int:
+def _retention(reader: Reader, path: str, default: int) -> int:
     value = reader.integer(path, LOG_RETENTION_DAYS[0], LOG_RETENTION_DAYS[-1], default)
     if value not in LOG_RETENTION_DAYS:
         raise reader.fail(reader.key(path), value,
@@ -867,5 +503,5 @@ def check_peer_region(settings: StackSettings, found: Any) -> str:
     if found != settings.region.peer:
         raise SettingsError(settings.stack_file, f"{PROJECT}:peerStack", settings.peer_stack,
                             f"the primary stack, whose region is {settings.region.peer}",
-                            f"leads to a stack whose region output is {_show(found)}")
+                            f"leads to a stack whose region output is {show(found)}")
     return found

@@ -11,7 +11,8 @@ from typing import Any
 
 import yaml
 
-from regions.settings import UsageSettings, load_settings
+from regions.model import UsageSettings
+from regions.settings import load_settings
 from regions.stackfile import read_stack_file, stack_file_name
 from synth.engine import Evaluation, Registration
 

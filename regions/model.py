@@ -1,0 +1,250 @@
+"""The validated settings of one stack: frozen, typed, passed down to the components."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from regions.catalog import CACHE_VERSIONS, RegionInfo, Role
+
+
+@dataclass(frozen=True)
+class DomainSettings:
+    zone_name: str
+    app_record: str
+
+    @property
+    def app_domain(self) -> str:
+        return f"{self.app_record}.{self.zone_name}"
+
+
+@dataclass(frozen=True)
+class TagSettings:
+    cost_center: str
+    owner: str
+
+
+@dataclass(frozen=True)
+class TerraformState:
+    backend: str
+    path: str | None
+    bucket: str | None
+    key: str | None
+    region: str | None
+    workspace: str | None
+    # Our name (vpcId, ...) -> the state's output name.
+    outputs: dict[str, str]
+
+    @property
+    def location(self) -> str:
+        if self.backend == "local":
+            return f"local state {self.path}"
+        return f"s3://{self.bucket}/{self.key}" + (f" (workspace {self.workspace})" if self.workspace else "")
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    cidr: str
+    az_count: int
+    nat_gateways: str
+    flow_log_retention_days: int
+    # `create` the VPC here, or adopt one from `terraform` state.
+    source: str = "create"
+    terraform: TerraformState | None = None
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    engine_version: str
+    instance_class: str
+    allocated_storage_gb: int
+    max_allocated_storage_gb: int
+    backup_retention_days: int
+    multi_az: bool
+    # Backup only: the replica has been promoted to a standalone writer (after a failover).
+    promoted: bool
+    log_min_duration_ms: int
+    log_retention_days: int
+    password_version: int
+    name: str
+    username: str
+
+    @property
+    def major_version(self) -> str:
+        return self.engine_version.split(".")[0]
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    engine: str
+    engine_version: str
+    node_type: str
+    nodes: int
+    snapshot_retention_days: int
+    auth_token_version: int
+
+    @property
+    def parameter_family(self) -> str:
+        return CACHE_VERSIONS[self.engine][self.engine_version]
+
+
+@dataclass(frozen=True)
+class BackupSettings:
+    vault_name: str
+    # The backup stack's vault, where the primary's plan copies its recovery points.
+    peer_vault_name: str
+    daily_retention_days: int
+    weekly_retention_days: int
+    monthly_retention_days: int
+    cold_storage_after_days: int
+
+
+@dataclass(frozen=True)
+class AppSecrets:
+    """Values from `secure:` config; None where the stack file sets none."""
+
+    jwt_secret: str | None = field(default=None, repr=False)
+    google_client_id: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Capacity:
+    min: int
+    max: int
+    desired: int
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    name: str
+    cpu: int
+    memory: int
+    active: Capacity
+    standby: Capacity
+    spot: bool
+
+
+@dataclass(frozen=True)
+class ServicesSettings:
+    # True while this region is the warm standby (the backup's default until a failover).
+    standby: bool
+    log_level: str
+    log_retention_days: int
+    exec_enabled: bool
+    services: tuple[ServiceSettings, ...]
+
+    def __getitem__(self, name: str) -> ServiceSettings:
+        return next(s for s in self.services if s.name == name)
+
+    def running(self, name: str) -> Capacity:
+        return self[name].standby if self.standby else self[name].active
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """Built from `context` with pulumi-docker and pushed to the stack's ECR, or pulled from `uri`."""
+
+    context: str | None
+    dockerfile: str
+    uri: str | None
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    tag: str | None
+    keep: int
+    sources: dict[str, ImageSource]
+
+
+@dataclass(frozen=True)
+class MonitoringSettings:
+    alarm_email: str
+    alb_5xx_percent: float
+    p95_latency_seconds: float
+    ecs_cpu_percent: float
+    ecs_memory_percent: float
+    rds_cpu_percent: float
+    rds_free_storage_gb: float
+    rds_connections: int
+    replica_lag_seconds: int
+    redis_cpu_percent: float
+    redis_memory_percent: float
+
+
+@dataclass(frozen=True)
+class BudgetSettings:
+    monthly_usd: int
+    actual_percent: int
+    forecast_percent: int
+
+
+@dataclass(frozen=True)
+class DrillSettings:
+    # IAM principals that may assume the drill operator role; empty: the account's own principals.
+    principals: tuple[str, ...]
+    require_mfa: bool
+
+
+@dataclass(frozen=True)
+class UsageSettings:
+    s3_storage_gb: float
+    replication_gb_per_month: float
+    nat_gb_per_month: float
+    alb_lcu: float
+    waf_million_requests: float
+    logs_gb_per_month: float
+    ecr_storage_gb: float
+    backup_storage_gb: float
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    project: str
+    stack: str
+    stack_file: str
+    environment: str
+    role: Role
+    region: RegionInfo
+    peer_stack: str | None
+    domain: DomainSettings
+    tags: TagSettings
+    network: NetworkSettings
+    database: DatabaseSettings
+    cache: CacheSettings
+    backups: BackupSettings
+    services: ServicesSettings
+    images: ImageSettings
+    # Primary only: create the hosted zone rather than look it up by name.
+    create_zone: bool
+    monitoring: MonitoringSettings
+    budget: BudgetSettings
+    drill: DrillSettings
+    usage: UsageSettings
+    secrets: AppSecrets
+
+    @property
+    def name_prefix(self) -> str:
+        """`trading-platform/production`: secrets, aliases and log groups live under it."""
+        return f"{self.project}/{self.environment}"
+
+    @property
+    def resource_prefix(self) -> str:
+        """`trading-platform-production`: names AWS restricts to letters, digits and hyphens."""
+        return f"{self.project}-{self.environment}"
+
+    @property
+    def availability_zones(self) -> tuple[str, ...]:
+        return self.region.availability_zones[: self.network.az_count]
+
+    @property
+    def cost_tags(self) -> dict[str, str]:
+        """The cost-allocation tags every taggable resource carries (DESIGN.md contract)."""
+        return {
+            "Project": self.project,
+            "Environment": self.environment,
+            "CostCenter": self.tags.cost_center,
+            "Owner": self.tags.owner,
+            "Stack": self.stack,
+            "Region": self.region.name,
+            "Role": self.role,
+            "ManagedBy": "pulumi",
+        }
