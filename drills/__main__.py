@@ -56,6 +56,8 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--probe-interval", type=float, default=1)
     parser.add_argument("--wait-timeout", type=float, default=1800, help="seconds to wait for AWS to settle")
     parser.add_argument("--stop-alarm", action="append", default=[], help="abort when this alarm is in ALARM")
+    parser.add_argument("--promotion-keeps-source-link", action="store_true",
+                        help="emulators only (moto keeps the replica's source link after a promotion; AWS drops it)")
 
 
 def _load_outputs(args: argparse.Namespace) -> tuple[StackOutputs, StackOutputs]:
@@ -72,7 +74,7 @@ def _context(primary: StackOutputs, backup: StackOutputs, options: dict, drill_i
     return Context(primary=primary, backup=backup, drill_id=drill_id,
                    probe_url=options.get("probe_url") or f"https://{primary.app_domain}/api/health",
                    **{k: options[k] for k in ("hold", "probe_timeout", "probe_interval", "max_replica_lag",
-                                              "wait_timeout") if k in options},
+                                              "wait_timeout", "promotion_keeps_source_link") if k in options},
                    stop_alarms=tuple(options.get("stop_alarm", ())))
 
 
@@ -133,7 +135,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         "operator": {"user": getpass.getuser(), "host": socket.gethostname()}, "started_at": iso(now()),
         "probe_url": ctx.probe_url,
         "options": {k: options[k] for k in ("hold", "probe_url", "probe_timeout", "probe_interval",
-                                            "max_replica_lag", "wait_timeout", "stop_alarm")},
+                                            "max_replica_lag", "wait_timeout", "stop_alarm",
+                                            "promotion_keeps_source_link")},
         "outputs": {"primary": primary.to_dict(), "backup": backup.to_dict()},
         "preflight": evidence, "probes": [],
         "steps": [{"name": s.name, "description": s.description, "calls": s.calls, "status": "pending",

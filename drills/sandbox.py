@@ -3,7 +3,8 @@
 It is an emulation: moto stands for AWS (state in memory, nothing really fails over), two HTTP servers on
 127.0.0.1 stand for the regions' load balancers, and a front server stands for Route53's failover answer
 (it sends requests to the backup when the primary's health check is inverted or disabled in moto, or the
-primary endpoint is down). moto does not simulate health-check failure, DNS answers or replica lag.
+primary endpoint is down). moto does not simulate health-check failure, DNS answers or replica lag, and it
+keeps a promoted replica's source link (AWS drops it), so drills here run with --promotion-keeps-source-link.
 """
 
 from __future__ import annotations
@@ -257,6 +258,7 @@ def main() -> int:
             reports = Path("drill-reports")
             code = drills(["run", "--scenario", "region-evacuation", "--execute", "--confirm", BACKUP,
                            "--probe-url", world.front.url, "--probe-interval", "0.2", "--probe-timeout", "30",
+                           "--promotion-keeps-source-link",
                            "--journal-dir", str(Path(tmp) / "journals"), "--report-dir", str(reports),
                            *world.args()])
             newest = max(reports.glob("drill-*.md"), key=lambda p: p.stat().st_mtime, default=None)

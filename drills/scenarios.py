@@ -37,6 +37,9 @@ class Context:
     max_replica_lag: float = 300
     stop_alarms: tuple[str, ...] = ()
     wait_timeout: float = 1800
+    # AWS drops the replica's source link when a promotion completes; moto keeps it. Only an emulation
+    # may accept the link as done (the sandbox and the tests say so).
+    promotion_keeps_source_link: bool = False
     record_probe: Callable[[Answer], None] = lambda answer: None
     _clients: dict = field(default_factory=dict)
 
@@ -184,7 +187,12 @@ def _promote_replica(ctx: Context, detail: dict) -> dict:
                                 "not promoting")
         ctx.client("rds", ctx.backup.region).promote_read_replica(
             DBInstanceIdentifier=ctx.backup.db_instance_identifier)
-    ctx.wait("replica promoted and available", lambda: _describe_replica(ctx)["DBInstanceStatus"] == "available")
+    def promoted() -> bool:
+        replica = _describe_replica(ctx)
+        standalone = not replica.get("ReadReplicaSourceDBInstanceIdentifier") or ctx.promotion_keeps_source_link
+        return replica["DBInstanceStatus"] == "available" and standalone
+
+    ctx.wait("replica promoted to a standalone writer and available", promoted)
     return {"promote_called": True, "replica_lag_seconds": lag}
 
 

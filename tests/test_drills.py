@@ -54,6 +54,7 @@ def inverted(world):
 def run(world, tmp_path, *extra, scenario="region-evacuation"):
     return cli.main(["run", "--scenario", scenario, "--execute", "--confirm", BACKUP, "--probe-url", world.front.url,
                      "--probe-interval", "0.05", "--probe-timeout", "5", "--hold", "0.3",
+                     "--promotion-keeps-source-link",
                      "--journal-dir", str(tmp_path / "journals"), "--report-dir", str(tmp_path / "reports"),
                      *world.args(), *extra])
 
@@ -284,3 +285,16 @@ esac
     assert cli.main(["plan", "--scenario", "dns-failover", "--primary-stack", "org/primary",
                      "--backup-stack", "org/nope"]) == 2
     assert "stack org/nope:" in capsys.readouterr().err
+
+
+def test_without_the_emulator_flag_a_promotion_waits_for_the_source_link_to_go(world, tmp_path):
+    """On AWS a promotion is done when the replica no longer names its source; moto never drops it, so
+    without --promotion-keeps-source-link the drill waits, and fails at --wait-timeout (exit 4)."""
+    code = cli.main(["run", "--scenario", "region-evacuation", "--execute", "--confirm", BACKUP,
+                     "--probe-url", world.front.url, "--wait-timeout", "1",
+                     "--journal-dir", str(tmp_path / "journals"), "--report-dir", str(tmp_path / "reports"),
+                     *world.args()])
+    assert code == 4
+    steps = {s["name"]: s for s in journal(tmp_path)[1]["steps"]}
+    assert steps["promote-replica"]["status"] == "failed"
+    assert "replica promoted to a standalone writer" in steps["promote-replica"]["error"]
