@@ -168,8 +168,7 @@ def cmd_abort(args: argparse.Namespace) -> int:
         raise InputError(f"{args.journal}: the drill is {journal.data['status']}; nothing to abort")
     say(f"aborting {journal.data['id']}: undoing the reversible steps in reverse order")
     journal.data["stop_reason"] = "aborted by the operator"
-    rollback(journal, BUILDERS[journal.data["scenario"]](ctx), ctx, say)
-    journal.data["status"] = "aborted"
+    journal.data["status"] = rollback(journal, BUILDERS[journal.data["scenario"]](ctx), ctx, say)
     journal.save()
     return _finish(journal, ABORTED, args.report_dir, ctx)
 

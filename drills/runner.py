@@ -19,10 +19,11 @@ def _elapsed(entry: dict) -> str:
     return f"{entry['ended_at_epoch'] - entry['started_at_epoch']:.1f} s"
 
 
-def rollback(journal: Journal, steps: list[Step], ctx: Context, say: Say) -> list[str]:
-    """Undo the reversible steps that ran, newest first. Nothing is deleted: irreversible steps stay."""
+def rollback(journal: Journal, steps: list[Step], ctx: Context, say: Say) -> str:
+    """Undo the reversible steps that ran, newest first; nothing is deleted, irreversible steps stay.
+    Returns the drill's status: `aborted`, or `failed` when an undo failed (run `abort` again)."""
     by_name = {s.name: s for s in steps}
-    kept = []
+    kept, failed = [], []
     for entry in reversed(journal.data["steps"]):
         step = by_name[entry["name"]]
         if entry["status"] not in ("done", "running", "failed"):
@@ -32,13 +33,20 @@ def rollback(journal: Journal, steps: list[Step], ctx: Context, say: Say) -> lis
                 kept.append(entry["name"])
             continue
         say(f"  undo {entry['name']} ...")
-        step.undo(ctx, entry.get("detail") or {})
-        entry["status"] = "undone"
-        entry["undone_at"] = iso(now())
+        try:
+            step.undo(ctx, entry.get("detail") or {})
+        except (ClientError, BotoCoreError) as exc:
+            entry["undo_error"] = str(exc)
+            failed.append(entry["name"])
+            say(f"  undo of {entry['name']} FAILED: {exc}")
+        else:
+            entry.update(status="undone", undone_at=iso(now()))
         journal.save()
     if kept:
         say(f"  kept (irreversible, nothing is deleted): {', '.join(kept)}")
-    return kept
+    if failed:
+        say(f"  not undone: {', '.join(failed)}; run python -m drills abort --journal {journal.path} again")
+    return "failed" if failed else "aborted"
 
 
 def measure(journal: Journal) -> None:
@@ -78,13 +86,13 @@ def execute(journal: Journal, steps: list[Step], ctx: Context, say: Say) -> int:
             if entry["status"] == "done":
                 say(f"- {step.name}: done earlier, skipped")
                 continue
-            ctx.check_stop_conditions()
             resumed = entry["status"] == "running"
             entry.update(status="running", started_at=entry.get("started_at") or iso(now()),
                          started_at_epoch=entry.get("started_at_epoch") or now(), fault=step.fault)
             journal.save()
             say(f"- {step.name}: {'resuming' if resumed else 'start'} ({time.time() - started:.1f} s into the drill)")
             try:
+                ctx.check_stop_conditions()
                 detail = step.run(ctx, entry.get("detail") or {})
             except (ClientError, BotoCoreError, ProbeTimeout, TimeoutError) as exc:
                 entry.update(status="failed", error=str(exc), ended_at=iso(now()), ended_at_epoch=now())
@@ -100,8 +108,7 @@ def execute(journal: Journal, steps: list[Step], ctx: Context, say: Say) -> int:
         journal.data.update(status="aborting", stop_reason=str(exc))
         journal.save()
         say(f"STOP: {exc}; rolling back the reversible steps")
-        rollback(journal, steps, ctx, say)
-        journal.data["status"] = "aborted"
+        journal.data["status"] = rollback(journal, steps, ctx, say)
         measure(journal)
         journal.save()
         return ABORTED
