@@ -18,7 +18,8 @@ def _summary(data: dict[str, Any]) -> dict[str, Any]:
         "id": data["id"], "scenario": data["scenario"], "status": data["status"], "executed": data["executed"],
         "rto_seconds": data.get("rto_seconds"), "rto_reason": data.get("rto_reason"),
         "rpo_seconds": data.get("rpo_seconds"), "rpo_reason": data.get("rpo_reason"),
-        "stop_reason": data.get("stop_reason"), "operator": data["operator"], "started_at": data["started_at"],
+        "stop_reason": data.get("stop_reason"), "warning": data.get("warning"), "operator": data["operator"],
+        "started_at": data["started_at"],
         "regions": {"primary": data["outputs"]["primary"]["region"], "backup": data["outputs"]["backup"]["region"]},
         "probe_url": data["probe_url"], "steps": steps, "probes": data["probes"], "preflight": data.get("preflight"),
         "reconcile": data.get("reconcile", []),
@@ -37,6 +38,8 @@ def _markdown(summary: dict[str, Any]) -> str:
              f"- **RPO**: {seconds(summary['rpo_seconds'], summary['rpo_reason'])}"]
     if summary["stop_reason"]:
         lines.append(f"- stopped: {summary['stop_reason']}")
+    if summary["warning"]:
+        lines.append(f"- **warning**: {summary['warning']}")
     lines += ["", "| step | status | started | duration |", "|---|---|---|---|"]
     for step in summary["steps"]:
         duration = f"{step['duration_seconds']} s" if step["duration_seconds"] is not None else ""

@@ -44,6 +44,11 @@ def rollback(journal: Journal, steps: list[Step], ctx: Context, say: Say) -> str
         journal.save()
     if kept:
         say(f"  kept (irreversible, nothing is deleted): {', '.join(kept)}")
+    if "promote-replica" in kept:
+        # Traffic and writers are back on the primary; the promoted backup no longer follows it.
+        say("  WARNING: the backup database was promoted and no longer replicates from the primary: rebuild the "
+            "replica (`pulumi up -s backup` with database.promoted false re-creates it; see `failback plan`)")
+        journal.data["warning"] = "the backup database was promoted during the drill: rebuild the replica"
     if failed:
         say(f"  not undone: {', '.join(failed)}; run python -m drills abort --journal {journal.path} again")
     return "failed" if failed else "aborted"

@@ -226,6 +226,27 @@ def test_moto_killed_mid_run_then_resume_completes(world, tmp_path, monkeypatch,
     assert json.loads(path.read_text())["status"] == "done"
 
 
+def test_an_abort_after_promotion_returns_to_the_primary_and_says_the_replica_is_gone(world, tmp_path, monkeypatch,
+                                                                                      capsys):
+    cloudwatch = client(world, "cloudwatch", BACKUP)
+    cloudwatch.put_metric_alarm(AlarmName="trading-errors", MetricName="x", Namespace="drill", Statistic="Sum",
+                                Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanThreshold")
+    original = scenarios._promote_replica
+
+    def promote_then_alarm(ctx, detail):
+        result = original(ctx, detail)
+        cloudwatch.set_alarm_state(AlarmName="trading-errors", StateValue="ALARM", StateReason="drill test")
+        return result
+
+    monkeypatch.setattr(scenarios, "_promote_replica", promote_then_alarm)
+    assert run(world, tmp_path, "--stop-alarm", "trading-errors") == 5
+    assert desired(world, BACKUP) == {"api": 1, "web": 1, "worker": 0, "beat": 0}  # readers scaled back
+    assert not inverted(world)
+    _, data = journal(tmp_path)
+    assert "rebuild the replica" in data["warning"]
+    assert "the backup database was promoted" in capsys.readouterr().out
+
+
 def test_abort_undoes_reversible_steps_and_deletes_nothing(world, tmp_path):
     world.regions[BACKUP].down = True  # the backup never answers: the probe step fails
     assert run(world, tmp_path, scenario="dns-failover") == 4
