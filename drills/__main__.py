@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from drills import report
-from drills.journal import Journal, iso, now, open_journals
+from drills.journal import RESUMABLE, Journal, iso, now, open_journals
 from drills.outputs import InputError, StackOutputs, from_file, from_stack, parse
 from drills.preflight import run_checks
 from drills.runner import ABORTED, execute, rollback
@@ -156,8 +156,9 @@ def _from_journal(path: Path) -> tuple[Journal, Context]:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     journal, ctx = _from_journal(args.journal)
-    if not journal.is_open:
-        raise InputError(f"{args.journal}: the drill is {journal.data['status']}; nothing to resume")
+    if journal.data["status"] not in RESUMABLE:
+        raise InputError(f"{args.journal}: the drill is {journal.data['status']}; nothing to resume"
+                         + ("; finish the abort with `abort`" if journal.is_open else ""))
     say(f"resuming {journal.data['scenario']} {journal.data['id']}")
     return _finish(journal, execute(journal, BUILDERS[journal.data["scenario"]](ctx), ctx, say), args.report_dir, ctx)
 
@@ -167,7 +168,8 @@ def cmd_abort(args: argparse.Namespace) -> int:
     if journal.data["status"] in ("aborted", "done"):
         raise InputError(f"{args.journal}: the drill is {journal.data['status']}; nothing to abort")
     say(f"aborting {journal.data['id']}: undoing the reversible steps in reverse order")
-    journal.data["stop_reason"] = "aborted by the operator"
+    journal.data.update(status="aborting", stop_reason="aborted by the operator")
+    journal.save()
     journal.data["status"] = rollback(journal, BUILDERS[journal.data["scenario"]](ctx), ctx, say)
     journal.save()
     return _finish(journal, ABORTED, args.report_dir, ctx)
@@ -209,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.set_defaults(func=cmd_plan)
     preflight = commands.add_parser("preflight", help="readiness checks; changes nothing")
     _inputs(preflight), _tuning(preflight)
+    preflight.add_argument("--stop-alarm", action="append", default=[], help="check that this alarm exists")
     preflight.set_defaults(func=cmd_preflight)
     run = commands.add_parser("run", help="plan, or with --execute --confirm REGION run a scenario")
     _inputs(run), _tuning(run), _run_options(run)

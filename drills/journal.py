@@ -11,7 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-OPEN = ("running", "failed", "interrupted")
+from drills.outputs import InputError
+
+# A drill in these states still holds changes: no second drill may start beside it.
+OPEN = ("running", "failed", "interrupted", "aborting", "abort-failed")
+# Of those, the ones `resume` continues (an abort in progress is finished by `abort`).
+RESUMABLE = ("running", "failed", "interrupted")
 
 
 def now() -> float:
@@ -37,10 +42,16 @@ class Journal:
     @classmethod
     def load(cls, path: Path) -> Journal:
         try:
-            return cls(path, json.loads(path.read_text(encoding="utf-8")))
+            data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            from drills.outputs import InputError
             raise InputError(f"{path}: no such journal") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path}: not a readable drill journal ({exc})") from None
+        missing = [k for k in ("id", "scenario", "status", "outputs", "options", "steps", "probes")
+                   if not isinstance(data, dict) or k not in data]
+        if missing:
+            raise InputError(f"{path}: not a drill journal (missing {', '.join(missing)})")
+        return cls(path, data)
 
     def save(self) -> None:
         """Write to a temporary file, fsync, then rename over the journal: never half a journal on disk."""

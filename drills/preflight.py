@@ -105,6 +105,12 @@ def _replication(ctx: Context) -> Check:
                  f"{p.backup_bucket_name}: {len(enabled)} enabled rule(s) to {b.backup_bucket_arn}")
 
 
+def _alarm_exists(ctx: Context, region: str, name: str) -> bool:
+    found = ctx.client("cloudwatch", region).describe_alarms(AlarmNames=[name],
+                                                             AlarmTypes=["MetricAlarm", "CompositeAlarm"])
+    return bool(found.get("MetricAlarms") or found.get("CompositeAlarms"))
+
+
 CHECKS = {"replica": _replica, "replica-lag": _lag, "recent-backup": _recent_backup,
           "backup-services": _services, "health-checks": _health_checks, "s3-replication": _replication}
 
@@ -116,6 +122,12 @@ def run_checks(ctx: Context, journal_dir: Path) -> list[Check]:
             checks.append(check(ctx))
         except (ClientError, BotoCoreError, IndexError, KeyError) as exc:
             checks.append(Check(name, False, True, f"could not check: {exc}"))
+    for name in ctx.stop_alarms:
+        # A misspelt stop alarm would never fire: it must exist in one of the regions.
+        regions = [region for region in (ctx.backup.region, ctx.primary.region)
+                   if _alarm_exists(ctx, region, name)]
+        checks.append(Check(f"stop-alarm {name}", bool(regions), True,
+                            f"found in {', '.join(regions)}" if regions else "exists in neither region"))
     open_ones = open_journals(journal_dir)
     checks.append(Check("no-drill-in-progress", not open_ones, True,
                         f"open journals: {', '.join(map(str, open_ones))}" if open_ones else

@@ -21,7 +21,7 @@ def _elapsed(entry: dict) -> str:
 
 def rollback(journal: Journal, steps: list[Step], ctx: Context, say: Say) -> str:
     """Undo the reversible steps that ran, newest first; nothing is deleted, irreversible steps stay.
-    Returns the drill's status: `aborted`, or `failed` when an undo failed (run `abort` again)."""
+    Returns the drill's status: `aborted`, or `abort-failed` when an undo failed (run `abort` again)."""
     by_name = {s.name: s for s in steps}
     kept, failed = [], []
     for entry in reversed(journal.data["steps"]):
@@ -51,7 +51,7 @@ def rollback(journal: Journal, steps: list[Step], ctx: Context, say: Say) -> str
         journal.data["warning"] = "the backup database was promoted during the drill: rebuild the replica"
     if failed:
         say(f"  not undone: {', '.join(failed)}; run python -m drills abort --journal {journal.path} again")
-    return "failed" if failed else "aborted"
+    return "abort-failed" if failed else "aborted"
 
 
 def measure(journal: Journal) -> None:
@@ -96,9 +96,11 @@ def execute(journal: Journal, steps: list[Step], ctx: Context, say: Say) -> int:
                          started_at_epoch=entry.get("started_at_epoch") or now(), fault=step.fault)
             journal.save()
             say(f"- {step.name}: {'resuming' if resumed else 'start'} ({time.time() - started:.1f} s into the drill)")
+            detail = entry.setdefault("detail", {})
+            ctx.checkpoint = journal.save
             try:
                 ctx.check_stop_conditions()
-                detail = step.run(ctx, entry.get("detail") or {})
+                detail.update(step.run(ctx, detail))
             except (ClientError, BotoCoreError, ProbeTimeout, TimeoutError) as exc:
                 entry.update(status="failed", error=str(exc), ended_at=iso(now()), ended_at_epoch=now())
                 journal.data["status"] = "failed"
@@ -106,7 +108,7 @@ def execute(journal: Journal, steps: list[Step], ctx: Context, say: Say) -> int:
                 say(f"  FAILED after {_elapsed(entry)}: {exc}")
                 say(f"  the journal says where: python -m drills resume --journal {journal.path}")
                 return STEP_FAILED
-            entry.update(status="done", detail=detail, ended_at=iso(now()), ended_at_epoch=now())
+            entry.update(status="done", ended_at=iso(now()), ended_at_epoch=now())
             journal.save()
             say(f"  done in {_elapsed(entry)}")
     except StopCondition as exc:

@@ -41,6 +41,9 @@ class Context:
     # may accept the link as done (the sandbox and the tests say so).
     promotion_keeps_source_link: bool = False
     record_probe: Callable[[Answer], None] = lambda answer: None
+    # Saves the running step's detail to the journal: called before each side effect, so a resume or an
+    # abort knows what a half-done step already did.
+    checkpoint: Callable[[], None] = lambda: None
     _clients: dict = field(default_factory=dict)
 
     def client(self, service: str, region: str) -> Any:
@@ -58,7 +61,9 @@ class Context:
     def check_stop_conditions(self) -> None:
         for name in self.stop_alarms:
             for region in (self.backup.region, self.primary.region):
-                alarms = self.client("cloudwatch", region).describe_alarms(AlarmNames=[name])["MetricAlarms"]
+                found = self.client("cloudwatch", region).describe_alarms(
+                    AlarmNames=[name], AlarmTypes=["MetricAlarm", "CompositeAlarm"])
+                alarms = found.get("MetricAlarms", []) + found.get("CompositeAlarms", [])
                 if any(a["StateValue"] == "ALARM" for a in alarms):
                     raise StopCondition(f"stop alarm {name} is in ALARM in {region}")
 
@@ -132,8 +137,11 @@ def _scale(outputs: StackOutputs, targets: Callable[[Context], dict[str, int]]) 
         ecs = ctx.client("ecs", outputs.region)
         wanted = targets(ctx)
         names = [outputs.ecs_services[s] for s in wanted]
-        described = ecs.describe_services(cluster=outputs.ecs_cluster_name, services=names)["services"]
-        previous = detail.get("previous") or {s["serviceName"]: s["desiredCount"] for s in described}
+        if "previous" not in detail:  # the counts before the first attempt, kept through resumes
+            described = ecs.describe_services(cluster=outputs.ecs_cluster_name, services=names)["services"]
+            detail["previous"] = {s["serviceName"]: s["desiredCount"] for s in described}
+            ctx.checkpoint()
+        previous = detail["previous"]
         for service, count in wanted.items():
             ecs.update_service(cluster=outputs.ecs_cluster_name, service=outputs.ecs_services[service],
                                desiredCount=count)
@@ -178,15 +186,19 @@ def _describe_replica(ctx: Context) -> dict:
 
 
 def _promote_replica(ctx: Context, detail: dict) -> dict:
-    if detail.get("promote_called"):
-        lag = detail.get("replica_lag_seconds")
-    else:
+    if not detail.get("promote_called"):
         lag = ctx.replica_lag()
         if lag is not None and lag > ctx.max_replica_lag:
             raise StopCondition(f"replica lag {lag:g} s is over --max-replica-lag {ctx.max_replica_lag:g} s: "
                                 "not promoting")
-        ctx.client("rds", ctx.backup.region).promote_read_replica(
-            DBInstanceIdentifier=ctx.backup.db_instance_identifier)
+        # Recorded before the call: a resume must neither promote twice (AWS refuses a non-replica) nor
+        # measure the lag again after the fact.
+        detail.update(promote_called=True, replica_lag_seconds=lag)
+        ctx.checkpoint()
+        if _describe_replica(ctx).get("ReadReplicaSourceDBInstanceIdentifier"):
+            ctx.client("rds", ctx.backup.region).promote_read_replica(
+                DBInstanceIdentifier=ctx.backup.db_instance_identifier)
+    lag = detail.get("replica_lag_seconds")
     def promoted() -> bool:
         replica = _describe_replica(ctx)
         standalone = not replica.get("ReadReplicaSourceDBInstanceIdentifier") or ctx.promotion_keeps_source_link

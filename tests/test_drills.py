@@ -319,3 +319,68 @@ def test_without_the_emulator_flag_a_promotion_waits_for_the_source_link_to_go(w
     steps = {s["name"]: s for s in journal(tmp_path)[1]["steps"]}
     assert steps["promote-replica"]["status"] == "failed"
     assert "replica promoted to a standalone writer" in steps["promote-replica"]["error"]
+
+
+def test_a_step_failing_halfway_is_undone_by_abort(world, tmp_path, monkeypatch):
+    """The counts before a scale are journaled before the first update, so an abort after a failure
+    inside the step restores them."""
+    original = scenarios.Context.wait
+
+    def wait(self, what, done, interval=5):
+        if what.startswith(f"services in {PRIMARY}"):
+            raise TimeoutError(f"{what}: not done within 0 s")
+        return original(self, what, done, interval)
+
+    monkeypatch.setattr(scenarios.Context, "wait", wait)
+    assert run(world, tmp_path) == 4
+    path, data = journal(tmp_path)
+    step = {s["name"]: s for s in data["steps"]}["stop-primary-writers"]
+    assert step["status"] == "failed" and step["detail"]["previous"] == {"worker": 2, "beat": 1}
+    assert desired(world, PRIMARY)["beat"] == 0  # the update went through before the failure
+    monkeypatch.setattr(scenarios.Context, "wait", original)
+    assert cli.main(["abort", "--journal", str(path), "--report-dir", str(tmp_path / "reports")]) == 5
+    assert desired(world, PRIMARY) == {"api": 2, "web": 2, "worker": 2, "beat": 1}
+    assert desired(world, BACKUP) == {"api": 1, "web": 1, "worker": 0, "beat": 0}
+    assert json.loads(path.read_text())["warning"].startswith("the backup database was promoted")
+
+
+def test_a_resume_does_not_promote_twice(world, tmp_path, monkeypatch):
+    original = scenarios.Context.wait
+    calls = []
+    real_client = scenarios.Context.client
+
+    def client(self, service, region):
+        made = real_client(self, service, region)
+        if service == "rds" and not hasattr(made, "_counted"):
+            made.meta.events.register("before-call.rds.PromoteReadReplica", lambda **_: calls.append(1))
+            made._counted = True
+        return made
+
+    def wait(self, what, done, interval=5):
+        if what.startswith("replica promoted"):
+            raise TimeoutError(f"{what}: not done within 0 s")
+        return original(self, what, done, interval)
+
+    monkeypatch.setattr(scenarios.Context, "client", client)
+    monkeypatch.setattr(scenarios.Context, "wait", wait)
+    assert run(world, tmp_path) == 4
+    path, data = journal(tmp_path)
+    assert {s["name"]: s for s in data["steps"]}["promote-replica"]["detail"]["promote_called"] is True
+    monkeypatch.setattr(scenarios.Context, "wait", original)
+    assert cli.main(["resume", "--journal", str(path), "--report-dir", str(tmp_path / "reports")]) == 0
+    assert calls == [1]
+
+
+def test_a_damaged_journal_is_named_not_a_traceback(world, tmp_path, capsys):
+    damaged = tmp_path / "drill-broken.json"
+    damaged.write_text('{"status": "running"')
+    assert cli.main(["abort", "--journal", str(damaged)]) == 2
+    assert "not a readable drill journal" in capsys.readouterr().err
+    damaged.write_text('{"status": "running"}')
+    assert cli.main(["resume", "--journal", str(damaged)]) == 2
+    assert "not a drill journal (missing id, scenario, outputs" in capsys.readouterr().err
+
+
+def test_preflight_fails_for_a_stop_alarm_that_does_not_exist(world, capsys):
+    assert cli.main(["preflight", "--stop-alarm", "no-such-alarm", *world.args()]) == 3
+    assert "[FAIL] stop-alarm no-such-alarm: exists in neither region" in capsys.readouterr().out
