@@ -101,7 +101,7 @@ else:
     shared_secret_arns = primary.require_output("secret_arns").apply(
         lambda arns: {name: replica_arn(arns[name], region.name) for name in SHARED_SECRETS})
     redis_auth_token = pulumi.Output.secret(aws.secretsmanager.get_secret_version_output(
-        secret_id=f"{prefix}/redis-auth-token", opts=invoke_opts).secret_string)
+        secret_id=shared_secret_arns.apply(lambda arns: arns["redis-auth-token"]), opts=invoke_opts).secret_string)
     credentials = None
     primary_db_arn = primary.require_output("db_instance_arn")
 

@@ -58,7 +58,9 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
                       2192, 2557, 2922, 3288, 3653)
 _DNS_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 # Short enough that bucket names (project-environment-purpose-region-account) stay within 63.
-_ENVIRONMENT = re.compile(r"[a-z][a-z0-9-]{0,14}")
+# It names buckets (trading-platform-<env>-access-logs-<region>-<account>, at most 63 characters), the RDS
+# identifier and the ElastiCache group: so at most 11 characters, no trailing or doubled hyphen.
+_ENVIRONMENT = re.compile(r"(?=.{1,11}$)[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 _PG_VERSION = re.compile(r"1[3-7](?:\.\d{1,2})?")
 _DB_CLASS = re.compile(r"db\.[a-z0-9]+\.[a-z0-9]+")
 _CACHE_NODE = re.compile(r"cache\.[a-z0-9]+\.[a-z0-9]+")
@@ -159,7 +161,7 @@ def _other_stacks(project_dir: Path, own_file: str) -> list[tuple[str, dict[str,
 
 
 def _check_other_stacks(reader: Reader, others: list[tuple[str, dict[str, str]]], role: Role,
-                        region: RegionInfo, cidr: str | None) -> None:
+                        region: RegionInfo, cidr: str | None, environment: str) -> None:
     """The stack files are a pair: one per role, peer regions, disjoint address ranges (an adopted
     network's range is in its Terraform state, checked there)."""
     own = ipaddress.ip_network(cidr) if cidr else None
@@ -170,6 +172,11 @@ def _check_other_stacks(reader: Reader, others: list[tuple[str, dict[str, str]]]
             raise reader.fail(reader.key("role"), role,
                               f"exactly one stack file per role ({', '.join(ROLES)})",
                               f"is already the role of {name}")
+        other_environment = _peek(raw, f"{PROJECT}:environment")
+        if other_role in ROLES and other_environment and other_environment != environment:
+            raise reader.fail(reader.key("environment"), environment,
+                              f"'{other_environment}', the environment of {name} (the pair shares secrets and "
+                              "vault names)", "differs from the other stack's")
         if other_role in ROLES and other_region is not None and region.name != other_region.peer:
             raise reader.fail("aws:region", region.name,
                               f"{other_region.peer} (the catalog's peer of {other_region.name}, "
@@ -427,7 +434,8 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
     peer_role = "backup" if role == "primary" else "primary"
     peer = next((raw for _, raw in others if _peek(raw, f"{PROJECT}:role") == peer_role), {})
     environment = reader.string("environment", _ENVIRONMENT,
-                                "a lowercase name of letters, digits and '-', up to 15 characters, e.g. production")
+                                "a lowercase name of letters, digits and single '-' inside, up to 11 characters, "
+                                "e.g. production")
 
     peer_stack = reader.get("peerStack", None)
     if role == "backup":
@@ -451,7 +459,8 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
 
     network = _network(reader, region, profile)
     # The pairing comes first: a stack file that claims the other's role fails on that, not on its values.
-    _check_other_stacks(reader, others, role, region, network.cidr if network.source == "create" else None)
+    _check_other_stacks(reader, others, role, region, network.cidr if network.source == "create" else None,
+                        environment)
     database = _database(reader, role, peer)
     cache = _cache(reader, role)
     backups = _backups(reader, f"{project}-{environment}", peer)

@@ -373,3 +373,15 @@ def test_data_outputs_of_the_contract(stack):
                 "kms_key_arn"):
         assert stack.outputs.get(key) not in (None, ""), key
     assert stack.outputs["db_instance_arn"].startswith(f"arn:aws:rds:{stack.region}:")
+
+
+def test_the_longest_environment_still_fits_every_aws_name_limit(project):
+    cache: dict = {}
+    evaluate("backup", project(primary={f"{NS}:environment": "abcdefghijk"},
+                               backup={f"{NS}:environment": "abcdefghijk",
+                                       f"{NS}:backups.vaultName": "trading-platform-abcdefghijk"}), cache)
+    for stack in cache.values():
+        buckets = [r.state["bucket"] for r in stack.of_type("aws:s3/bucket:Bucket")]
+        assert buckets and max(map(len, buckets)) <= 63, buckets
+        assert len(stack.of_type(INSTANCE)[0].inputs["identifier"]) <= 63
+        assert len(stack.of_type(GROUP)[0].inputs["replicationGroupId"]) <= 40
