@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import pulumi
@@ -35,9 +35,10 @@ def show(value: Any) -> str:
 class Reader:
     """Typed access to one stack's raw config, raising SettingsError with the full key path."""
 
-    def __init__(self, stack_file: str, raw: Mapping[str, str]):
+    def __init__(self, stack_file: str, raw: Mapping[str, str], secret_keys: Collection[str] = ()):
         self.stack_file = stack_file
         self.raw = raw
+        self.secret_keys = set(secret_keys)
         self.objects: dict[str, dict[str, Any]] = {}
 
     def fail(self, key: str, found: Any, allowed: str, problem: str = "is not allowed") -> SettingsError:
@@ -118,10 +119,13 @@ class Reader:
         return value
 
     def secret(self, path: str) -> str | None:
+        """A `secure:` value. A plaintext one is refused, and its value is never echoed."""
         value = self.get(path, None)
+        allowed = f"a non-empty secure: value set with `pulumi config set --secret {self.key(path)} ...`"
         if value is not None and (not isinstance(value, str) or not value):
-            raise self.fail(self.key(path), "(hidden)", "a non-empty secure: string set with "
-                            f"`pulumi config set --secret {self.key(path)} ...`")
+            raise self.fail(self.key(path), "(hidden)", allowed)
+        if value is not None and self.key(path) not in self.secret_keys:
+            raise self.fail(self.key(path), "(hidden)", allowed, "is stored in plaintext in the stack file")
         return value
 
     def number(self, path: str, lo: float, hi: float, default: Any = MISSING) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -416,9 +416,11 @@ def _drill(reader: Reader, role: Role) -> DrillSettings:
     return DrillSettings(principals=tuple(principals), require_mfa=reader.boolean("drill.requireMfa", True))
 
 
-def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project: str = PROJECT) -> StackSettings:
-    """Validate one stack's config (`raw`, as the engine passes it) against the stack files beside it."""
-    reader = Reader(stack_file_name(stack), raw)
+def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project: str = PROJECT,
+                  secret_keys: Collection[str] = ()) -> StackSettings:
+    """Validate one stack's config (`raw`, as the engine passes it, with the keys it marks secret) against
+    the stack files beside it."""
+    reader = Reader(stack_file_name(stack), raw, secret_keys)
 
     region_name = reader.get("aws:region")
     if region_name is MISSING:
@@ -504,7 +506,9 @@ def raw_config() -> dict[str, str]:
 
 
 def from_pulumi(project_dir: Path) -> StackSettings:
-    return load_settings(raw_config(), pulumi.get_stack(), project_dir, pulumi.get_project())
+    raw = raw_config()
+    secret_keys = [key for key in raw if pulumi.runtime.is_config_secret(key)]
+    return load_settings(raw, pulumi.get_stack(), project_dir, pulumi.get_project(), secret_keys)
 
 
 def check_peer_region(settings: StackSettings, found: Any) -> str:

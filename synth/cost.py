@@ -174,5 +174,5 @@ def standby_share(primary: dict[str, Any], backup: dict[str, Any]) -> str:
 
 
 def usage_of(project_dir: Path, stack: str) -> UsageSettings:
-    raw, _ = read_stack_file(project_dir / stack_file_name(stack))
-    return load_settings(raw, stack, project_dir).usage
+    raw, secret_keys = read_stack_file(project_dir / stack_file_name(stack))
+    return load_settings(raw, stack, project_dir, secret_keys=secret_keys).usage

@@ -208,7 +208,7 @@ def evaluate(stack: str, project_dir: Path = REPO, cache: dict[str, Evaluation] 
     raw, secret_keys = read_stack_file(project_dir / stack_file_name(stack))
     if program == PROGRAM:
         # Validate this stack before evaluating its peer, so a problem is reported from this stack's file.
-        settings = load_settings(raw, stack, project_dir)
+        settings = load_settings(raw, stack, project_dir, secret_keys=secret_keys)
         state = settings.network.terraform
         if state is not None and state.backend != "local":
             raise SettingsError(settings.stack_file, f"{PROJECT}:network.terraformState.backend", state.backend,

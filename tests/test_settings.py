@@ -167,6 +167,7 @@ KEY_CASES = [
     ("primary", "environment", "prod-", "single '-' inside"),
     ("primary", "environment", "pre--prod", "single '-' inside"),
     ("backup", "environment", "staging", "differs from the other stack's"),
+    ("primary", "jwtSecret", "hunter2-in-plaintext", "is stored in plaintext in the stack file"),
     ("primary", "drill", {"requireMfa": False}, "belongs to the backup stack"),
     ("backup", "drill.principals", ["someone"], "IAM role, user or account-root ARNs"),
     ("primary", "monitoring.alarmEmail", "oncall", "e-mail address"),
@@ -185,3 +186,9 @@ def test_tier_settings_errors(project, stack_name, key, value, words):
     assert "\n" not in message
     assert message.startswith(f"Pulumi.{stack_name}.yaml: {NS}:{key}")
     assert words in message and "allowed:" in message
+
+
+def test_a_plaintext_secret_is_refused_without_echoing_it(project):
+    with pytest.raises(SettingsError) as raised:
+        evaluate("primary", project(primary={f"{NS}:googleClientId": "1234.apps.example"}))
+    assert "1234.apps.example" not in str(raised.value) and "(hidden)" in str(raised.value)
