@@ -95,7 +95,8 @@ class BackupSettings:
     daily_retention_days: int
     weekly_retention_days: int
     monthly_retention_days: int
-    cold_storage_after_days: int
+    # None: no cold tier.
+    cold_storage_after_days: int | None
 
 
 @dataclass(frozen=True)

@@ -300,10 +300,22 @@ def _backups(reader: Reader, resource_prefix: str, peer: Mapping[str, str]) -> B
         daily_retention_days=reader.integer("backups.dailyRetentionDays", 1, 36500, 35),
         weekly_retention_days=reader.integer("backups.weeklyRetentionDays", 1, 36500, 180),
         monthly_retention_days=monthly,
-        # AWS Backup keeps a recovery point in cold storage for at least 90 days.
-        cold_storage_after_days=reader.integer("backups.coldStorageAfterDays", 1, max(1, monthly - 90), 90,
-                                               " (at least 90 days before monthlyRetentionDays)"),
+        cold_storage_after_days=_cold_storage(reader, monthly),
     )
+
+
+def _cold_storage(reader: Reader, monthly: int) -> int | None:
+    """AWS Backup keeps a recovery point in cold storage for at least 90 days: with monthly recovery
+    points kept 90 days or less there is no cold tier (None); `coldStorageAfterDays: 0` turns it off."""
+    path = "backups.coldStorageAfterDays"
+    if monthly <= 90:
+        if reader.get(path, 0) != 0:
+            raise reader.fail(reader.key(path), reader.get(path),
+                              "0 (off) while monthlyRetentionDays is 90 or less")
+        return None
+    days = reader.integer(path, 0, monthly - 90, 90, " (0 turns cold storage off; at least 90 days before "
+                                                     "monthlyRetentionDays)")
+    return days or None
 
 
 _IMAGE_URI = re.compile(r"[\w.-]+(?::\d+)?/[\w./-]+(?:@sha256:[0-9a-f]{64}|:[\w][\w.-]{0,127})")

@@ -149,7 +149,6 @@ KEY_CASES = [
     ("primary", "cache.engine", "memcached", "one of valkey, redis"),
     ("primary", "cache.engineVersion", "6.2", "one of 7.2, 8.0, 8.1"),
     ("backup", "cache.nodeType", "t4g.medium", "cache.r7g.large"),
-    ("primary", "backups.coldStorageAfterDays", 2500, "at least 90 days before"),
     ("primary", "services.api.memory", 512, "the memory sizes (MiB) Fargate pairs with 1024 CPU units"),
     ("primary", "services.web.cpu", 300, "Fargate CPU units"),
     ("primary", "services.api.min", 12, "at most max 10"),
@@ -168,6 +167,7 @@ KEY_CASES = [
     ("primary", "environment", "pre--prod", "single '-' inside"),
     ("backup", "environment", "staging", "differs from the other stack's"),
     ("primary", "jwtSecret", "hunter2-in-plaintext", "is stored in plaintext in the stack file"),
+    ("primary", "backups.coldStorageAfterDays", 2500, "at least 90 days before"),
     ("primary", "drill", {"requireMfa": False}, "belongs to the backup stack"),
     ("backup", "drill.principals", ["someone"], "IAM role, user or account-root ARNs"),
     ("primary", "monitoring.alarmEmail", "oncall", "e-mail address"),
@@ -192,3 +192,15 @@ def test_a_plaintext_secret_is_refused_without_echoing_it(project):
     with pytest.raises(SettingsError) as raised:
         evaluate("primary", project(primary={f"{NS}:googleClientId": "1234.apps.example"}))
     assert "1234.apps.example" not in str(raised.value) and "(hidden)" in str(raised.value)
+
+
+def test_short_monthly_retention_has_no_cold_tier(project):
+    raw_dir = project(primary={f"{NS}:backups.monthlyRetentionDays": 60})
+    raw, keys = read_stack_file(raw_dir / "Pulumi.primary.yaml")
+    assert load_settings(raw, "primary", raw_dir, secret_keys=keys).backups.cold_storage_after_days is None
+    primary = evaluate("primary", raw_dir)
+    rules = {r["ruleName"]: r for r in primary.named("aws:backup/plan:Plan", "backup-plan").inputs["rules"]}
+    assert rules["monthly"]["lifecycle"] == {"deleteAfter": 60}
+    with pytest.raises(SettingsError, match="0 \\(off\\) while monthlyRetentionDays is 90 or less"):
+        evaluate("primary", project(primary={f"{NS}:backups.monthlyRetentionDays": 60,
+                                             f"{NS}:backups.coldStorageAfterDays": 30}))
