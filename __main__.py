@@ -265,7 +265,7 @@ Cost("cost", CostArgs(
     settings=settings.budget,
     stack_tag=("Stack", settings.stack),
     alert_topic_arn=monitoring.topic.arn,
-    activate_tags=tuple(settings.cost_tags) if is_primary else (),
+    activate_tags=tuple(settings.cost_tags) if settings.budget.activate_cost_tags else (),
 ), opts=aws_opts)
 if not is_primary:
     drill_role = DrillRole("drill-operator", DrillRoleArgs(

@@ -104,10 +104,14 @@ class Service(pulumi.ComponentResource):
                  "Condition": {"StringEquals": {"kms:ViaService": f"s3.{args.region}.amazonaws.com"}}},
             ]
         if args.exec_enabled:
-            task_statements.append({
-                "Sid": "EcsExecSessions", "Effect": "Allow", "Resource": "*",
-                "Action": ["ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
-                           "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"]})
+            task_statements += [
+                {"Sid": "EcsExecSessions", "Effect": "Allow", "Resource": "*",
+                 "Action": ["ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+                            "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"]},
+                # The cluster encrypts exec sessions with the stack key.
+                {"Sid": "EcsExecSessionKey", "Effect": "Allow", "Action": "kms:Decrypt",
+                 "Resource": args.kms_key_arn},
+            ]
         if task_statements:
             aws.iam.RolePolicy(f"{name}-task", role=task.id, policy=_policy(task_statements), opts=child)
 

@@ -176,6 +176,9 @@ class BudgetSettings:
     monthly_usd: int
     actual_percent: int
     forecast_percent: int
+    # AWS activates a cost-allocation tag only once billing has seen it (up to a day after the first tagged
+    # resource): a first deployment may set this false and turn it on the next day.
+    activate_cost_tags: bool
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,7 @@ SCHEMA: dict[str, Schema | None] = {
     "monitoring": ("alarmEmail", "alb5xxPercent", "p95LatencySeconds", "ecsCpuPercent", "ecsMemoryPercent",
                    "rdsCpuPercent", "rdsFreeStorageGb", "rdsConnections", "replicaLagSeconds", "redisCpuPercent",
                    "redisMemoryPercent"),
-    "budget": ("monthlyUsd", "actualPercent", "forecastPercent"),
+    "budget": ("monthlyUsd", "actualPercent", "forecastPercent", "activateCostTags"),
     "drill": ("principals", "requireMfa"),
     # Usage the cost estimate cannot read from the resources (monthly figures).
     "usage": ("s3StorageGb", "replicationGbPerMonth", "natGbPerMonth", "albLcu", "wafMillionRequests",
@@ -489,7 +489,11 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
         monthly_usd=reader.integer("budget.monthlyUsd", 1, 10_000_000, why=" (this stack's monthly cost limit)"),
         actual_percent=reader.integer("budget.actualPercent", 1, 1000, 80),
         forecast_percent=reader.integer("budget.forecastPercent", 1, 1000, 100),
+        activate_cost_tags=reader.boolean("budget.activateCostTags", role == "primary"),
     )
+    if budget.activate_cost_tags and role != "primary":
+        raise reader.fail(reader.key("budget.activateCostTags"), True,
+                          "false in the backup stack (an account-wide switch, owned by the primary)")
     drill = _drill(reader, role)
     usage = UsageSettings(*(reader.number(f"usage.{name}", 0, 10_000_000, default) for name, default in (
         ("s3StorageGb", 500), ("replicationGbPerMonth", 300), ("natGbPerMonth", 200), ("albLcu", 1),

@@ -168,3 +168,8 @@ def test_every_contract_output_in_both_stacks(stack):
     assert ("drill_role_arn" in stack.outputs) is (stack.stack == "backup")
     assert set(stack.outputs["ecs_services"]) == set(stack.outputs["ecs_capacity"]) == {"api", "web", "worker",
                                                                                        "beat"}
+
+
+def test_tag_activation_can_wait_for_billing_data(project):
+    primary = evaluate("primary", project(primary={f"{NS}:budget.activateCostTags": False}))
+    assert not primary.of_type("aws:costexplorer/costAllocationTag:CostAllocationTag")

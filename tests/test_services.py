@@ -367,3 +367,11 @@ def test_autoscaling_follows_the_guides_hpa(evaluations):
 
 
 # --- settings
+
+
+def test_ecs_exec_when_enabled_may_open_sessions_and_decrypt_them(project):
+    primary = evaluate("primary", project(primary={f"{NS}:services.execEnabled": True}))
+    assert primary.named(SERVICE, "api").inputs["enableExecuteCommand"] is True
+    statements = {s["Sid"]: s for s in policy(primary, "api-task")}
+    assert "ssmmessages:OpenDataChannel" in statements["EcsExecSessions"]["Action"]
+    assert statements["EcsExecSessionKey"]["Resource"] == primary.outputs["kms_key_arn"]
