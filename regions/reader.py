@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -35,10 +36,13 @@ def show(value: Any) -> str:
 class Reader:
     """Typed access to one stack's raw config, raising SettingsError with the full key path."""
 
-    def __init__(self, stack_file: str, raw: Mapping[str, str], secret_keys: Collection[str] = ()):
+    def __init__(self, stack_file: str, raw: Mapping[str, str], secret_keys: Collection[str] = (),
+                 project_dir: Path = Path(".")):
         self.stack_file = stack_file
         self.raw = raw
         self.secret_keys = set(secret_keys)
+        # Where paths in the settings start: the engine runs the program there.
+        self.project_dir = project_dir
         self.objects: dict[str, dict[str, Any]] = {}
 
     def fail(self, key: str, found: Any, allowed: str, problem: str = "is not allowed") -> SettingsError:

@@ -225,7 +225,11 @@ def _network(reader: Reader, region: RegionInfo, profile: Any) -> NetworkSetting
                                    "a Terraform output name", theirs)
                for ours, theirs in TERRAFORM_OUTPUTS.items()}
     if backend == "local":
-        state = TerraformState("local", field("path"), None, None, None, None, outputs)
+        path = field("path")
+        if not (reader.project_dir / path).is_file():
+            raise reader.fail(reader.key("network.terraformState.path"), path,
+                              "a Terraform state file, relative to the project directory", "does not exist")
+        state = TerraformState("local", path, None, None, None, None, outputs)
     else:
         region_name = reader.string("network.terraformState.region", re.compile(r"[a-z]{2}(-[a-z]+)+-\d"),
                                     "the state bucket's AWS region, e.g. us-east-1", region.name)
@@ -330,9 +334,10 @@ def _service(reader: Reader, name: str) -> ServiceSettings:
     memory = reader.choice_int(f"{path}.memory", FARGATE_MEMORY[cpu], profile.memory,
                                f"the memory sizes (MiB) Fargate pairs with {cpu} CPU units")
     if name == "beat":
-        # Exactly one scheduler in the active region, none in the standby: not a setting.
-        one, none = Capacity(1, 1, 1), Capacity(0, 1, 0)
-        return ServiceSettings(name, cpu, memory, active=one, standby=none, spot=False)
+        # Exactly one scheduler in the active region, none in the standby: the profile's, not a setting.
+        return ServiceSettings(name, cpu, memory, active=Capacity(profile.min, profile.max, profile.desired),
+                               standby=Capacity(profile.standby_min, profile.max, profile.standby_desired),
+                               spot=False)
     floor = 0 if name == "worker" else 1
     high = reader.integer(f"{path}.max", 1, 100, profile.max)
     low = reader.integer(f"{path}.min", floor, high, profile.min, f" (at least {floor} and at most max {high})")
@@ -432,7 +437,7 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
                   secret_keys: Collection[str] = ()) -> StackSettings:
     """Validate one stack's config (`raw`, as the engine passes it, with the keys it marks secret) against
     the stack files beside it."""
-    reader = Reader(stack_file_name(stack), raw, secret_keys)
+    reader = Reader(stack_file_name(stack), raw, secret_keys, project_dir)
 
     region_name = reader.get("aws:region")
     if region_name is MISSING:

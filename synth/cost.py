@@ -15,6 +15,7 @@ from regions.model import UsageSettings
 from regions.settings import load_settings
 from regions.stackfile import read_stack_file, stack_file_name
 from synth.engine import Evaluation, Registration
+from synth.report import top_component
 
 PRICES = Path(__file__).with_name("prices.yaml")
 GIB = 1024
@@ -39,13 +40,6 @@ class PriceTable:
             self.missing.append(key)
             return None
         return self.figures[key]["usd"]
-
-
-def _component(r: Registration, by_urn: dict[str, Registration]) -> str:
-    current = r
-    while current.parent in by_urn:
-        current = by_urn[current.parent]
-    return current.name if current is not r else "stack"
 
 
 def _fargate(r: Registration, by_id: dict[str, Registration], price: PriceTable) -> tuple[float | None, str]:
@@ -137,7 +131,8 @@ def estimate(evaluation: Evaluation, usage: UsageSettings) -> dict[str, Any]:
         result = _item(r, by_id, usage, price) if r.custom else None
         if result is not None:
             usd, basis = result
-            items.append({"resource": r.name, "type": r.type, "component": _component(r, by_urn),
+            top = top_component(r, by_urn)
+            items.append({"resource": r.name, "type": r.type, "component": top.name if top else "stack",
                           "monthly_usd": None if usd is None else round(usd, 2), "basis": basis})
     items.append({"resource": "log ingestion", "type": "aws:cloudwatch/logGroup:LogGroup", "component": "stack",
                   "monthly_usd": round(usage.logs_gb_per_month * price("logs.ingest.gb"), 2),

@@ -51,9 +51,6 @@ class Evaluation:
             raise KeyError(f"{len(found)} resources of type {typ} named {name}")
         return found[0]
 
-    def children_of(self, urn: str) -> list[Registration]:
-        return [r for r in self.resources if r.parent == urn]
-
 
 class _LoopClosingExecutor(ThreadPoolExecutor):
     """The mock monitor runs in executor threads and gives each an event loop that nobody closes;

@@ -104,7 +104,7 @@ class Symbols:
         return value
 
 
-def _component_of(resource: Registration, by_urn: dict[str, Registration]) -> Registration | None:
+def top_component(resource: Registration, by_urn: dict[str, Registration]) -> Registration | None:
     """The top-level component a resource belongs to, or None for resources directly in the stack."""
     current: Registration | None = resource
     top: Registration | None = None
@@ -131,7 +131,7 @@ def table(evaluation: Evaluation) -> str:
     groups: dict[str, list[Registration]] = defaultdict(list)
     headers: dict[str, str] = {}
     for r in evaluation.resources:
-        top = _component_of(r, by_urn)
+        top = top_component(r, by_urn)
         key = top.urn if top else ""
         headers[key] = f"{top.name} ({top.type})" if top else "stack"
         if r.custom:

@@ -89,6 +89,12 @@ def test_terraform_settings_errors(project, network, words):
     assert words in str(raised.value)
 
 
+def test_a_local_state_that_is_not_there_is_named(project):
+    with pytest.raises(SettingsError, match="trading-platform:network.terraformState.path 'terraform/vpc.json' "
+                                           "does not exist"):
+        evaluate("primary", project(primary={f"{NS}:network": ADOPT}))
+
+
 def test_state_settings_on_a_created_network_are_refused(project):
     with pytest.raises(SettingsError, match="terraformState .* is set but not used"):
         evaluate("primary", project(primary={f"{NS}:network.terraformState": {"backend": "local", "path": "x"}}))
