@@ -157,7 +157,7 @@ class Front:
             return True
 
 
-def _clients(moto: MotoServer, service: str, region: str) -> Any:
+def _client(moto: MotoServer, service: str, region: str) -> Any:
     return boto3.client(service, region_name=region, endpoint_url=moto.url, aws_access_key_id="sandbox",
                         aws_secret_access_key="sandbox")
 
@@ -166,12 +166,12 @@ def build_world(moto: MotoServer, primary_url: str, backup_url: str) -> tuple[di
     """Create in moto what the two stacks would have, and return their outputs (DESIGN.md contract)."""
     outputs = {}
     for region, role, counts in ((PRIMARY, "primary", ACTIVE), (BACKUP, "backup", STANDBY)):
-        ec2 = _clients(moto, "ec2", region)
+        ec2 = _client(moto, "ec2", region)
         vpc = ec2.create_vpc(CidrBlock="10.10.0.0/16" if role == "primary" else "10.20.0.0/16")["Vpc"]["VpcId"]
         subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.{10 if role == 'primary' else 20}.0.0/19")[
             "Subnet"]["SubnetId"]
         group = ec2.create_security_group(GroupName="app", Description="app", VpcId=vpc)["GroupId"]
-        ecs = _clients(moto, "ecs", region)
+        ecs = _client(moto, "ecs", region)
         ecs.create_cluster(clusterName=IDENTIFIER)
         for name, count in counts.items():
             ecs.register_task_definition(family=f"{IDENTIFIER}-{name}", requiresCompatibilities=["FARGATE"],
@@ -184,11 +184,11 @@ def build_world(moto: MotoServer, primary_url: str, backup_url: str) -> tuple[di
             ecs.update_service(cluster=IDENTIFIER, service=name, desiredCount=count)
         url = primary_url if role == "primary" else backup_url
         host, port = url.split("//")[1].split("/")[0].split(":")
-        health = _clients(moto, "route53", PRIMARY).create_health_check(
+        health = _client(moto, "route53", PRIMARY).create_health_check(
             CallerReference=f"{role}-{time.time()}", HealthCheckConfig={
                 "Type": "HTTP", "IPAddress": host, "Port": int(port), "ResourcePath": "/api/health",
                 "RequestInterval": 10, "FailureThreshold": 3})["HealthCheck"]["Id"]
-        s3 = _clients(moto, "s3", region)
+        s3 = _client(moto, "s3", region)
         bucket = f"{IDENTIFIER}-backups-{region}-{ACCOUNT}"
         s3.create_bucket(Bucket=bucket, **({} if region == "us-east-1" else
                                            {"CreateBucketConfiguration": {"LocationConstraint": region}}))
@@ -203,14 +203,14 @@ def build_world(moto: MotoServer, primary_url: str, backup_url: str) -> tuple[di
             "backup_bucket_name": bucket, "backup_bucket_arn": f"arn:aws:s3:::{bucket}",
             "alarm_topic_arn": f"arn:aws:sns:{region}:{ACCOUNT}:alarms", "kms_key_arn": "", "alb_dns_name": url,
         }
-    writer = _clients(moto, "rds", PRIMARY).create_db_instance(
+    writer = _client(moto, "rds", PRIMARY).create_db_instance(
         DBInstanceIdentifier=IDENTIFIER, DBInstanceClass="db.r6g.large", Engine="postgres", MultiAZ=True,
         MasterUsername="trading_admin", MasterUserPassword="sandbox-only-password", AllocatedStorage=100)
-    rds_backup = _clients(moto, "rds", BACKUP)
+    rds_backup = _client(moto, "rds", BACKUP)
     rds_backup.create_db_instance_read_replica(DBInstanceIdentifier=IDENTIFIER, DBInstanceClass="db.r6g.large",
                                                SourceDBInstanceIdentifier=writer["DBInstance"]["DBInstanceArn"])
     rds_backup.create_db_snapshot(DBSnapshotIdentifier=f"{IDENTIFIER}-nightly", DBInstanceIdentifier=IDENTIFIER)
-    _clients(moto, "s3", PRIMARY).put_bucket_replication(
+    _client(moto, "s3", PRIMARY).put_bucket_replication(
         Bucket=outputs["primary"]["backup_bucket_name"], ReplicationConfiguration={
             "Role": f"arn:aws:iam::{ACCOUNT}:role/backups-replication",
             "Rules": [{"ID": "backups-to-peer-region", "Status": "Enabled", "Priority": 1, "Filter": {"Prefix": ""},
