@@ -66,6 +66,7 @@ class Database(pulumi.ComponentResource):
                       for kind in LOG_EXPORTS]
 
         credentials = args.credentials
+        replica = args.replicate_source_db is not None
         self.instance = aws.rds.Instance(
             name,
             identifier=args.identifier,
@@ -90,8 +91,9 @@ class Database(pulumi.ComponentResource):
             maintenance_window="sun:05:00-sun:06:00",
             copy_tags_to_snapshot=True,
             deletion_protection=True,
-            skip_final_snapshot=False,
-            final_snapshot_identifier=f"{args.identifier}-final",
+            # RDS refuses a final snapshot when deleting a read replica; a writer always leaves one.
+            skip_final_snapshot=replica,
+            final_snapshot_identifier=None if replica else f"{args.identifier}-final",
             performance_insights_enabled=True,
             performance_insights_kms_key_id=args.kms_key_arn,
             performance_insights_retention_period=7,

@@ -494,7 +494,7 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
         monthly_usd=reader.integer("budget.monthlyUsd", 1, 10_000_000, why=" (this stack's monthly cost limit)"),
         actual_percent=reader.integer("budget.actualPercent", 1, 1000, 80),
         forecast_percent=reader.integer("budget.forecastPercent", 1, 1000, 100),
-        activate_cost_tags=reader.boolean("budget.activateCostTags", role == "primary"),
+        activate_cost_tags=reader.boolean("budget.activateCostTags", False),
     )
     if budget.activate_cost_tags and role != "primary":
         raise reader.fail(reader.key("budget.activateCostTags"), True,

@@ -68,7 +68,6 @@ def test_database_is_encrypted_private_protected_and_observable(stack):
     assert i["storageType"] == "gp3" and i["maxAllocatedStorage"] > i["allocatedStorage"]
     assert i["backupRetentionPeriod"] >= 7
     assert i["deletionProtection"] is True
-    assert i["skipFinalSnapshot"] is False and i["finalSnapshotIdentifier"]
     assert i["copyTagsToSnapshot"] is True
     assert i["performanceInsightsEnabled"] is True and i["performanceInsightsKmsKeyId"] == stack_key_arn(stack)
     assert i["monitoringInterval"] == 60
@@ -125,6 +124,17 @@ def test_rds_units_refuse_what_they_cannot_convert():
         rds_value("shared_buffers", "4kB")  # not a whole number of 8 kB pages
 
 
+def test_a_replica_can_be_deleted_and_a_writer_leaves_a_final_snapshot(evaluations):
+    # DeleteDBInstance refuses FinalDBSnapshotIdentifier for a read replica: with one set, the replica
+    # could never be deleted or replaced.
+    (writer,) = evaluations["primary"].of_type(INSTANCE)
+    (replica,) = evaluations["backup"].of_type(INSTANCE)
+    assert writer.inputs["skipFinalSnapshot"] is False
+    assert writer.inputs["finalSnapshotIdentifier"] == "trading-platform-production-final"
+    assert replica.inputs["skipFinalSnapshot"] is True and "finalSnapshotIdentifier" not in replica.inputs
+    assert replica.inputs["deletionProtection"] is True
+
+
 def test_backup_replicates_the_primary_automated_backups(evaluations):
     assert not evaluations["primary"].of_type(
         "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication")
@@ -143,7 +153,12 @@ def test_promotion_changes_replicate_source_db_only(evaluations, project):
     # Same logical name and URN, same identifier: an update in place, not a replacement.
     assert (writer["urn"], writer["inputs"]["identifier"]) == (replica["urn"], replica["inputs"]["identifier"])
     assert "replicateSourceDb" not in writer["inputs"]
-    assert {k: v for k, v in replica["inputs"].items() if k != "replicateSourceDb"} == writer["inputs"]
+    # The promoted writer leaves a final snapshot again (only the provider reads these, at deletion).
+    deletion = ("skipFinalSnapshot", "finalSnapshotIdentifier")
+    assert (writer["inputs"]["skipFinalSnapshot"], writer["inputs"]["finalSnapshotIdentifier"]) == (
+        False, "trading-platform-production-final")
+    assert ({k: v for k, v in replica["inputs"].items() if k not in ("replicateSourceDb", *deletion)}
+            == {k: v for k, v in writer["inputs"].items() if k not in deletion})
     others_before = [r for r in before["resources"] if r["type"] != INSTANCE]
     others_after = [r for r in after["resources"] if r["type"] != INSTANCE]
     assert others_before == others_after
