@@ -99,7 +99,7 @@ else:
     primary = pulumi.StackReference("primary", stack_name=settings.peer_stack)
     pulumi.export("peer_region", primary.get_output("region").apply(partial(check_peer_region, settings)))
     shared_secret_arns = primary.require_output("secret_arns").apply(
-        lambda arns: {name: replica_arn(arns[name], region.name) for name in SHARED_SECRETS})
+        lambda arns: {name: replica_arn(arns[name], region.name) for name in SHARED_SECRETS if name in arns})
     redis_auth_token = pulumi.Output.secret(aws.secretsmanager.get_secret_version_output(
         secret_id=shared_secret_arns.apply(lambda arns: arns["redis-auth-token"]), opts=invoke_opts).secret_string)
     credentials = None

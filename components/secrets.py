@@ -13,18 +13,18 @@ import pulumi_random as random
 # Characters RDS accepts in a master password (it refuses / @ " and space).
 _RDS_PASSWORD_SPECIALS = "!#$%&*()-_=+[]{}<>:?"
 SHARED_SECRETS = ("jwt-secret", "google-client-id", "database-credentials", "redis-auth-token")
+# Shared secrets that exist only when their setting is given; a task is then started without the variable.
+OPTIONAL_SECRETS = frozenset({"google-client-id"})
 
 
-def stored_secret(name: str, secret_name: str, kms_key_arn: pulumi.Input[str], value: pulumi.Input[str] | None,
+def stored_secret(name: str, secret_name: str, kms_key_arn: pulumi.Input[str], value: pulumi.Input[str],
                   parent: pulumi.Resource, replicas: list[aws.secretsmanager.SecretReplicaArgs] | None = None,
                   ) -> aws.secretsmanager.Secret:
-    """A KMS-encrypted secret, with its value as the only place the value appears."""
+    """A KMS-encrypted secret, with its value as the only place the value appears: never one without a value."""
     child = pulumi.ResourceOptions(parent=parent)
     secret = aws.secretsmanager.Secret(name, name=secret_name, kms_key_id=kms_key_arn, recovery_window_in_days=30,
                                        replicas=replicas, opts=child)
-    if value is not None:
-        aws.secretsmanager.SecretVersion(name, secret_id=secret.id, secret_string=pulumi.Output.secret(value),
-                                         opts=child)
+    aws.secretsmanager.SecretVersion(name, secret_id=secret.id, secret_string=pulumi.Output.secret(value), opts=child)
     return secret
 
 
@@ -34,7 +34,7 @@ class SharedSecretsArgs:
     kms_key_arn: pulumi.Input[str]
     replica_region: str
     replica_kms_key_arn: pulumi.Input[str]
-    # secure: config values; a missing JWT secret is generated, a missing Google client id left for operators.
+    # secure: config values; a missing JWT secret is generated, a missing Google client id is not passed.
     jwt_secret: str | None
     google_client_id: str | None
     db_username: str
@@ -63,17 +63,20 @@ class SharedSecrets(pulumi.ComponentResource):
         # ElastiCache auth tokens allow few specials; length gives the strength instead.
         self.redis_auth_token = generated("redis-auth-token", 64, args.redis_token_version)
         jwt = args.jwt_secret if args.jwt_secret is not None else generated("jwt-secret", 64)
-        if args.google_client_id is None:
-            pulumi.log.warn(f"{args.prefix}/google-client-id is created without a value: set it with "
-                            "`pulumi config set --secret trading-platform:googleClientId ...` before the services "
-                            "start", resource=self)
-        values: dict[str, pulumi.Input[str] | None] = {
+        values: dict[str, pulumi.Input[str]] = {
             "jwt-secret": jwt,
-            "google-client-id": args.google_client_id,
             "database-credentials": pulumi.Output.json_dumps(
                 {"username": args.db_username, "password": self.db_password}),
             "redis-auth-token": self.redis_auth_token,
         }
+        # ECS cannot start a task whose secret has no value: an unset client id is no secret at all, and the
+        # api runs without GOOGLE_CLIENT_ID (Google sign-in off) until it is set.
+        if args.google_client_id is None:
+            pulumi.log.warn("googleClientId is not set: the api starts without GOOGLE_CLIENT_ID (Google sign-in "
+                            "off); set it with `pulumi config set --secret trading-platform:googleClientId ...`",
+                            resource=self)
+        else:
+            values["google-client-id"] = args.google_client_id
         replicas = [aws.secretsmanager.SecretReplicaArgs(region=args.replica_region,
                                                          kms_key_id=args.replica_kms_key_arn)]
         self.arns = {key: stored_secret(f"{name}-{key}", f"{args.prefix}/{key}", args.kms_key_arn, value, self,

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import service_role
+from components.secrets import OPTIONAL_SECRETS
 from regions.model import Capacity, ServiceSettings
 from regions.workloads import SECRET_ENV, Workload
 
@@ -51,6 +52,18 @@ class ServiceArgs:
     depends_on: Sequence[pulumi.Resource] = ()
 
 
+def injected_secrets(workload: Workload, arns: Mapping[str, str]) -> dict[str, tuple[str, str | None]]:
+    """The secrets a workload's task gets; an optional secret that does not exist is not passed."""
+    found = {}
+    for env in workload.secrets:
+        secret, key = SECRET_ENV[env]
+        if secret in arns:
+            found[env] = (arns[secret], key)
+        elif secret not in OPTIONAL_SECRETS:
+            raise KeyError(f"{workload.image}: the secret {secret} for {env} is not in this stack's secrets")
+    return found
+
+
 def _policy(statements: list[dict]) -> pulumi.Output[str]:
     return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements})
 
@@ -65,11 +78,11 @@ class Service(pulumi.ComponentResource):
 
         logs = aws.cloudwatch.LogGroup(name, name=args.log_group_name, retention_in_days=args.log_retention_days,
                                        kms_key_id=args.kms_key_arn, opts=child)
-        secret_refs = pulumi.Output.from_input(args.secret_arns).apply(
-            lambda arns: {env: arns[SECRET_ENV[env][0]] + (f":{SECRET_ENV[env][1]}::" if SECRET_ENV[env][1] else "")
-                          for env in w.secrets})
-        used_secret_arns = pulumi.Output.from_input(args.secret_arns).apply(
-            lambda arns: sorted({arns[SECRET_ENV[env][0]] for env in w.secrets}))
+        # Environment variable -> the secret's ARN and the JSON key in it.
+        injected = pulumi.Output.from_input(args.secret_arns).apply(lambda arns: injected_secrets(w, arns))
+        secret_refs = injected.apply(lambda found: {env: arn + (f":{key}::" if key else "")
+                                                    for env, (arn, key) in found.items()})
+        used_secret_arns = injected.apply(lambda found: sorted({arn for arn, _ in found.values()}))
 
         execution = service_role(f"{name}-execution", "ecs-tasks.amazonaws.com", self)
         execution_statements: list[dict] = [

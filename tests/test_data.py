@@ -204,8 +204,9 @@ def test_shared_secrets_live_in_primary_with_replicas_on_a_us_west_2_key(evaluat
     replica_key = primary.named("aws:kms/key:Key", "secrets-replica-key")
     assert replica_key.inputs["region"] == "us-west-2" and replica_key.inputs["enableKeyRotation"] is True
     shared = {r.inputs["name"]: r for r in primary.of_type(SECRET) if r.name.startswith("shared-secrets")}
+    # No googleClientId in the stack files: no google-client-id secret (see the task-definition tests).
     assert set(shared) == {f"trading-platform/production/{k}" for k in
-                           ("jwt-secret", "google-client-id", "database-credentials", "redis-auth-token")}
+                           ("jwt-secret", "database-credentials", "redis-auth-token")}
     for secret in shared.values():
         assert secret.inputs["kmsKeyId"] == stack_key_arn(primary)
         assert secret.inputs["replicas"] == [{"region": "us-west-2", "kmsKeyId": replica_key.state["arn"]}]
@@ -219,8 +220,8 @@ def test_each_region_has_its_connection_secret(stack):
     value = json.loads(version.inputs["secretString"])
     assert value["db_host"] == stack.of_type(INSTANCE)[0].state["address"]
     assert value["redis_host"] == stack.outputs["redis_primary_endpoint"]
-    assert set(stack.outputs["secret_arns"]) == {"jwt-secret", "google-client-id", "database-credentials",
-                                                 "redis-auth-token", "connection"}
+    assert set(stack.outputs["secret_arns"]) == {"jwt-secret", "database-credentials", "redis-auth-token",
+                                                 "connection"}
     assert all(f":secretsmanager:{stack.region}:" in arn for arn in stack.outputs["secret_arns"].values())
 
 

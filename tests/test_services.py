@@ -178,7 +178,14 @@ def test_no_secret_value_in_any_container_environment(project):
             assert not any(s in json.dumps(c) for s in secrets)  # nowhere in the definition
 
 
-def test_secrets_are_injected_from_this_regions_secrets_manager(stack):
+def test_secrets_are_injected_from_this_regions_secrets_manager(project):
+    cache: dict = {}
+    evaluate("backup", project(primary={f"{NS}:googleClientId": {"secure": "v1:AAAgoogle"}}), cache)
+    for stack in cache.values():
+        _assert_injected(stack)
+
+
+def _assert_injected(stack):
     arns = stack.outputs["secret_arns"]
     api = {s["name"]: s["valueFrom"] for s in container(stack, "api")["secrets"]}
     assert api == {
@@ -197,6 +204,23 @@ def test_secrets_are_injected_from_this_regions_secrets_manager(stack):
     assert "secrets" not in container(stack, "web") or container(stack, "web")["secrets"] == []
     assert {s["name"] for s in container(stack, "beat")["secrets"]} == {"REDIS_HOST", "REDIS_PORT",
                                                                         "REDIS_AUTH_TOKEN"}
+
+
+def test_every_secret_a_task_reads_has_a_value(evaluations):
+    # ECS cannot start a task whose secret has no current version. Without googleClientId (the stack files
+    # set none) there is no such secret, and the api runs without GOOGLE_CLIENT_ID.
+    # A secret's id is its ARN.
+    with_value = {v.inputs["secretId"] for stack in evaluations.values()
+                  for v in stack.of_type("aws:secretsmanager/secretVersion:SecretVersion")}
+    for stack in evaluations.values():
+        for name in ("api", "web", "worker", "beat"):
+            for ref in container(stack, name).get("secrets", []):
+                arn = ref["valueFrom"].removesuffix("::").rsplit(":", 1)[0] if ref["valueFrom"].endswith(
+                    "::") else ref["valueFrom"]
+                # A us-west-2 ARN is the replica of the primary's secret of the same name.
+                assert arn.replace(":us-west-2:", ":us-east-1:") in with_value or arn in with_value, (
+                    stack.stack, name, ref["name"])
+        assert "GOOGLE_CLIENT_ID" not in {s["name"] for s in container(stack, "api")["secrets"]}
 
 
 def test_containers_run_unprivileged_on_a_read_only_root(stack):
