@@ -282,6 +282,7 @@ if not is_primary:
         replica_arn=database.instance.arn,
         replica_identifier=settings.resource_prefix,
         backup_region=region.name,
+        replicated_bucket_arn=primary.require_output("backup_bucket_arn"),
     ), opts=aws_opts)
     pulumi.export("drill_role_arn", drill_role.role.arn)
 

@@ -12,14 +12,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-# Read-only calls the drill makes; AWS does not scope these to resources.
-DESCRIBE_ACTIONS = (
-    "ecs:DescribeServices", "ecs:DescribeClusters", "ecs:ListTasks", "ecs:DescribeTasks",
-    "rds:DescribeDBInstances", "rds:DescribeDBSnapshots", "rds:DescribeDBInstanceAutomatedBackups",
-    "route53:GetHealthCheck", "route53:GetHealthCheckStatus", "route53:ListHealthChecks",
-    "cloudwatch:DescribeAlarms", "cloudwatch:GetMetricData", "cloudwatch:GetMetricStatistics",
-    "s3:GetReplicationConfiguration", "elasticloadbalancing:DescribeTargetHealth",
-)
+# Reads that IAM cannot scope to a resource (the Service Authorization Reference lists no resource type).
+UNSCOPED_READS = ("cloudwatch:GetMetricStatistics",)
 
 
 @dataclass
@@ -40,6 +34,8 @@ class DrillRoleArgs:
     replica_arn: pulumi.Input[str]
     replica_identifier: str
     backup_region: str
+    # The primary's backups bucket, whose replication rule the preflight reads.
+    replicated_bucket_arn: pulumi.Input[str]
 
 
 class DrillRole(pulumi.ComponentResource):
@@ -55,29 +51,55 @@ class DrillRole(pulumi.ComponentResource):
         self.role = aws.iam.Role(name, max_session_duration=4 * 3600, assume_role_policy=pulumi.Output.json_dumps(
             {"Version": "2012-10-17", "Statement": [trust]}), opts=child)
 
-        def services(region: RegionResources) -> pulumi.Output[list[str]]:
-            return pulumi.Output.all(args.account_id, region.cluster_name, region.service_names).apply(
-                lambda v: [f"arn:aws:ecs:{region.region}:{v[0]}:service/{v[1]}/{service}"
-                           for service in sorted(v[2].values())])
+        def arns(region: RegionResources) -> pulumi.Output[dict[str, list[str]]]:
+            def build(values: list) -> dict[str, list[str]]:
+                account, cluster, names = values
+                prefix = f"{region.region}:{account}"
+                return {"services": [f"arn:aws:ecs:{prefix}:service/{cluster}/{service}"
+                                     for service in sorted(names.values())],
+                        "clusters": [f"arn:aws:ecs:{prefix}:cluster/{cluster}"],
+                        "alarms": [f"arn:aws:cloudwatch:{prefix}:alarm:*"]}
+            return pulumi.Output.all(args.account_id, region.cluster_name, region.service_names).apply(build)
 
-        service_arns = pulumi.Output.all(*(services(r) for r in args.regions)).apply(
-            lambda lists: [arn for arns in lists for arn in arns])
+        by_region = pulumi.Output.all(*(arns(r) for r in args.regions))
+
+        def joined(kind: str) -> pulumi.Output[list[str]]:
+            return by_region.apply(lambda found: [arn for region in found for arn in region[kind]])
+
         health_checks = [pulumi.Output.concat("arn:aws:route53:::healthcheck/", r.health_check_id)
                          for r in args.regions]
-        snapshots = pulumi.Output.concat("arn:aws:rds:", args.backup_region, ":", args.account_id,
-                                         ":snapshot:", args.replica_identifier, "-drill-*")
+        rds_prefix = pulumi.Output.concat("arn:aws:rds:", args.backup_region, ":", args.account_id)
+        drill_snapshots = pulumi.Output.concat(rds_prefix, ":snapshot:", args.replica_identifier, "-drill-*")
         aws.iam.RolePolicy(name, role=self.role.id, policy=pulumi.Output.json_dumps({
             "Version": "2012-10-17",
             "Statement": [
-                {"Sid": "Describe", "Effect": "Allow", "Action": list(DESCRIBE_ACTIONS), "Resource": "*"},
+                {"Sid": "ReadServices", "Effect": "Allow", "Action": "ecs:DescribeServices",
+                 "Resource": joined("services")},
                 {"Sid": "ScaleBothRegionsServices", "Effect": "Allow", "Action": "ecs:UpdateService",
-                 "Resource": service_arns},
+                 "Resource": joined("services")},
+                {"Sid": "ReadStopAlarms", "Effect": "Allow", "Action": "cloudwatch:DescribeAlarms",
+                 "Resource": joined("alarms")},
+                {"Sid": "ReadMetrics", "Effect": "Allow", "Action": list(UNSCOPED_READS), "Resource": "*"},
+                {"Sid": "ReadTheReplica", "Effect": "Allow", "Action": "rds:DescribeDBInstances",
+                 "Resource": args.replica_arn},
+                # Automated snapshots are named rds:<instance>-<date>; replicated backups have generated ids.
+                {"Sid": "ReadTheReplicasBackups", "Effect": "Allow",
+                 "Action": ["rds:DescribeDBSnapshots", "rds:DescribeDBInstanceAutomatedBackups"],
+                 "Resource": [args.replica_arn, drill_snapshots,
+                              pulumi.Output.concat(rds_prefix, ":snapshot:rds:", args.replica_identifier, "-*"),
+                              pulumi.Output.concat(rds_prefix, ":auto-backup:*")]},
                 {"Sid": "SnapshotTheReplica", "Effect": "Allow", "Action": "rds:CreateDBSnapshot",
-                 "Resource": [args.replica_arn, snapshots]},
+                 "Resource": [args.replica_arn, drill_snapshots]},
+                # The instance copies its tags to the snapshot, which RDS authorizes as AddTagsToResource.
+                {"Sid": "TagTheDrillSnapshot", "Effect": "Allow", "Action": "rds:AddTagsToResource",
+                 "Resource": drill_snapshots},
                 {"Sid": "PromoteTheReplica", "Effect": "Allow", "Action": "rds:PromoteReadReplica",
                  "Resource": args.replica_arn},
-                {"Sid": "InvertHealthChecks", "Effect": "Allow", "Action": "route53:UpdateHealthCheck",
+                {"Sid": "HealthChecks", "Effect": "Allow",
+                 "Action": ["route53:GetHealthCheck", "route53:GetHealthCheckStatus", "route53:UpdateHealthCheck"],
                  "Resource": health_checks},
+                {"Sid": "ReadBackupsReplication", "Effect": "Allow", "Action": "s3:GetReplicationConfiguration",
+                 "Resource": args.replicated_bucket_arn},
             ],
         }), opts=child)
         self.register_outputs({"arn": self.role.arn})

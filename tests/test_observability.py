@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 
+import boto3
 import yaml
 
 from synth.engine import REPO, evaluate
@@ -128,22 +130,44 @@ def test_drill_role_may_mutate_only_the_drills_resources(evaluations):
         resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
         for action in actions:
             by_action.setdefault(action, set()).update(resources)
-    for action, resources in by_action.items():
-        if "*" in resources:  # only reads may be unscoped
-            assert action.split(":")[1].startswith(("Describe", "Get", "List")), action
-    services = {f"arn:aws:ecs:{s.region}:123456789012:service/trading-platform-production/{n}"
+    # Every action that IAM can scope to a resource is scoped.
+    assert {a for a, r in by_action.items() if "*" in r} == {"cloudwatch:GetMetricStatistics"}
+    account = "123456789012"
+    services = {f"arn:aws:ecs:{s.region}:{account}:service/trading-platform-production/{n}"
                 for s in (primary, backup) for n in ("api", "web", "worker", "beat")}
     replica = backup.outputs["db_instance_arn"]
-    assert by_action["ecs:UpdateService"] == services
-    assert by_action["rds:PromoteReadReplica"] == {replica}
-    assert by_action["rds:CreateDBSnapshot"] == {
-        replica, "arn:aws:rds:us-west-2:123456789012:snapshot:trading-platform-production-drill-*"}
-    assert by_action["route53:UpdateHealthCheck"] == {
+    drill_snapshots = f"arn:aws:rds:us-west-2:{account}:snapshot:trading-platform-production-drill-*"
+    assert by_action["ecs:UpdateService"] == by_action["ecs:DescribeServices"] == services
+    assert by_action["rds:PromoteReadReplica"] == by_action["rds:DescribeDBInstances"] == {replica}
+    assert by_action["rds:CreateDBSnapshot"] == {replica, drill_snapshots}
+    # copy_tags_to_snapshot: RDS authorizes the copied tags as AddTagsToResource on the new snapshot.
+    assert backup.of_type("aws:rds/instance:Instance")[0].inputs["copyTagsToSnapshot"] is True
+    assert by_action["rds:AddTagsToResource"] == {drill_snapshots}
+    assert by_action["route53:UpdateHealthCheck"] == by_action["route53:GetHealthCheck"] == {
         f"arn:aws:route53:::healthcheck/{s.outputs['health_check_id']}" for s in (primary, backup)}
-    assert "cloudwatch:DescribeAlarms" in by_action
-    mutating = {a for a, r in by_action.items() if "*" not in r}
-    assert mutating == {"ecs:UpdateService", "rds:PromoteReadReplica", "rds:CreateDBSnapshot",
-                        "route53:UpdateHealthCheck"}
+    assert by_action["cloudwatch:DescribeAlarms"] == {f"arn:aws:cloudwatch:{r}:{account}:alarm:*"
+                                                      for r in ("us-east-1", "us-west-2")}
+    assert by_action["s3:GetReplicationConfiguration"] == {primary.outputs["backup_bucket_arn"]}
+
+
+def test_drill_role_grants_what_the_drill_calls(evaluations):
+    # The AWS operations the drill tool calls (its sandbox aside), by botocore's method names.
+    calls = set()
+    for path in (REPO / "drills").glob("*.py"):
+        if path.name != "sandbox.py":
+            calls |= set(re.findall(r"\.([a-z]+(?:_[a-z0-9]+)+)\(", path.read_text()))
+    granted = set()
+    for statement in json.loads(evaluations["backup"].named(
+            "aws:iam/rolePolicy:RolePolicy", "drill-operator").inputs["policy"])["Statement"]:
+        granted |= set(statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+    # IAM names S3's GetBucketReplication after the configuration; AddTagsToResource is implied by snapshots.
+    iam_name = {"GetBucketReplication": "GetReplicationConfiguration"}
+    called = set()
+    for service, prefix in (("ecs", "ecs"), ("rds", "rds"), ("route53", "route53"), ("cloudwatch", "cloudwatch"),
+                            ("s3", "s3")):
+        methods = boto3.session.Session().client(service, region_name="us-west-2").meta.method_to_api_mapping
+        called |= {f"{prefix}:{iam_name.get(methods[m], methods[m])}" for m in calls & set(methods)}
+    assert called == granted - {"rds:AddTagsToResource"}
 
 
 def test_drill_principals_and_mfa_come_from_settings(project):
