@@ -247,8 +247,8 @@ monitoring = Monitoring("monitoring", MonitoringArgs(
     db_identifier=settings.resource_prefix,
     # Kept through a promotion (a writer reports no lag, so it stays OK): promotion changes only the instance.
     db_is_replica=not is_primary,
-    # ElastiCache names a replication group's first node <group>-001.
-    cache_node_id=f"{settings.resource_prefix}-001",
+    # ElastiCache names a replication group's nodes <group>-001, -002, ...
+    cache_node_ids=[f"{settings.resource_prefix}-{n:03d}" for n in range(1, settings.cache.nodes + 1)],
 ), opts=aws_opts)
 failover = Failover("failover", FailoverArgs(
     zone_id=zone_id,

@@ -48,14 +48,14 @@ class MonitoringArgs:
     db_identifier: str
     # Watch ReplicaLag (the backup stack).
     db_is_replica: bool
-    cache_node_id: str
+    # Every node of the replication group: after a Multi-AZ failover any of them may be the primary.
+    cache_node_ids: Sequence[str]
 
 
 def alarm_specs(args: MonitoringArgs) -> list[AlarmSpec]:
     s = args.settings
     alb = {"LoadBalancer": args.alb_arn_suffix}
     db = {"DBInstanceIdentifier": args.db_identifier}
-    cache = {"CacheClusterId": args.cache_node_id}
     specs = [
         AlarmSpec("alb-5xx-rate", f"More than {s.alb_5xx_percent:g}% of requests end in a target 5xx",
                   s.alb_5xx_percent,
@@ -88,15 +88,24 @@ def alarm_specs(args: MonitoringArgs) -> list[AlarmSpec]:
         specs.append(AlarmSpec("rds-replica-lag", f"Replica more than {s.replica_lag_seconds} s behind the primary",
                                s.replica_lag_seconds, [Metric("AWS/RDS", "ReplicaLag", db, "Maximum")]))
     specs += [
-        AlarmSpec("redis-cpu", f"Redis engine CPU above {s.redis_cpu_percent:g}%", s.redis_cpu_percent,
-                  [Metric("AWS/ElastiCache", "EngineCPUUtilization", cache)]),
-        AlarmSpec("redis-memory", f"Redis memory above {s.redis_memory_percent:g}%", s.redis_memory_percent,
-                  [Metric("AWS/ElastiCache", "DatabaseMemoryUsagePercentage", cache, "Maximum")]),
+        _every_node(args.cache_node_ids, "redis-cpu", f"Redis engine CPU above {s.redis_cpu_percent:g}% on a node",
+                    s.redis_cpu_percent, "EngineCPUUtilization", "Average"),
+        _every_node(args.cache_node_ids, "redis-memory", f"Redis memory above {s.redis_memory_percent:g}% on a node",
+                    s.redis_memory_percent, "DatabaseMemoryUsagePercentage", "Maximum"),
         # noeviction is set, so any eviction means the policy was changed or the broker is losing keys.
-        AlarmSpec("redis-evictions", "Redis evicted keys (the Celery broker must not)", 0,
-                  [Metric("AWS/ElastiCache", "Evictions", cache, "Sum")], evaluation_periods=1),
+        _every_node(args.cache_node_ids, "redis-evictions", "Redis evicted keys (the Celery broker must not)", 0,
+                    "Evictions", "Sum", evaluation_periods=1),
     ]
     return specs
+
+
+def _every_node(node_ids: Sequence[str], label: str, description: str, threshold: float, metric: str, stat: str,
+                evaluation_periods: int = 5) -> AlarmSpec:
+    """ElastiCache reports per node only, and no metric follows the primary role: alarm on the highest node."""
+    metrics = [Metric("AWS/ElastiCache", metric, {"CacheClusterId": node}, stat) for node in node_ids]
+    expression = None if len(metrics) == 1 else f"MAX([{', '.join(f'm{i}' for i in range(len(metrics)))}])"
+    return AlarmSpec(label, description, threshold, metrics, expression=expression,
+                     evaluation_periods=evaluation_periods)
 
 
 def _query(index: int, metric: Metric, returned: bool) -> CW.MetricAlarmMetricQueryArgs:

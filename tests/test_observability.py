@@ -89,7 +89,15 @@ def test_alarms_and_dashboard(stack):
     assert returned == ["IF(m1 > 0, 100 * m0 / m1, 0)"]
     assert alarms["rds-connections"]["threshold"] == 80
     assert alarms["rds-free-storage"]["comparisonOperator"] == "LessThanThreshold"
-    assert alarms["redis-evictions"]["dimensions"] == {"CacheClusterId": "trading-platform-production-001"}
+    # Every node of the replication group, whichever is the primary after a Multi-AZ failover.
+    nodes = {"primary": ["trading-platform-production-001", "trading-platform-production-002"],
+             "backup": ["trading-platform-production-001"]}[stack.stack]
+    for label in ("redis-cpu", "redis-memory", "redis-evictions"):
+        alarm = alarms[label]
+        queries = alarm.get("metricQueries") or [{"metric": {"dimensions": alarm["dimensions"]}}]
+        assert [q["metric"]["dimensions"]["CacheClusterId"] for q in queries if "metric" in q] == nodes
+        if len(nodes) > 1:
+            assert [q["expression"] for q in queries if q.get("returnData")] == ["MAX([m0, m1])"]
     if stack.stack == "backup":
         assert alarms["rds-replica-lag"]["metricName"] == "ReplicaLag"
         assert alarms["rds-replica-lag"]["threshold"] == 900
