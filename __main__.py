@@ -185,7 +185,9 @@ else:
     zone_id = primary.require_output("hosted_zone_id")
 images = Images("images", ImagesArgs(repository_prefix=prefix, settings=settings.images, kms_key_arn=key.arn),
                 opts=aws_opts)
-cluster = Cluster("cluster", ClusterArgs(name=settings.resource_prefix, kms_key_arn=key.arn), opts=aws_opts)
+cluster = Cluster("cluster", ClusterArgs(name=settings.resource_prefix, kms_key_arn=key.arn,
+                                         exec_log_group_name=f"/{prefix}/ecs/exec",
+                                         log_retention_days=settings.services.log_retention_days), opts=aws_opts)
 load_balancer = LoadBalancer("alb", LoadBalancerArgs(
     vpc_id=network.vpc_id,
     subnet_ids=network.public_subnet_ids,
@@ -199,6 +201,11 @@ load_balancer = LoadBalancer("alb", LoadBalancerArgs(
     log_bucket_policy=access_logs.policy,
     targets={name: Target(port=WORKLOADS[name].port, health_path=WORKLOADS[name].health_path)
              for name in SERVICE_PORTS},
+    waf_log_group_name=f"aws-waf-logs-{settings.resource_prefix}",
+    waf_log_retention_days=settings.services.log_retention_days,
+    kms_key_arn=key.arn,
+    account_id=account_id,
+    region=region.name,
 ), opts=aws_opts)
 secret_arns = pulumi.Output.all(shared_secret_arns, connection.arn).apply(
     lambda pair: {**pair[0], "connection": pair[1]})
@@ -228,6 +235,9 @@ for workload_name in SERVICES:
         log_retention_days=settings.services.log_retention_days,
         log_level=settings.services.log_level,
         exec_enabled=settings.services.exec_enabled,
+        exec_log_group_arn=cluster.exec_logs.arn,
+        secret_versions={"database-credentials": settings.database.password_version,
+                         "redis-auth-token": settings.cache.auth_token_version},
         target_group_arn=load_balancer.target_groups[workload_name].arn if workload.port else None,
         backups_bucket_arn=backups.bucket.arn if workload.writes_backups else None,
         depends_on=[load_balancer.https, load_balancer.api_rule, cluster.capacity_providers],

@@ -12,6 +12,8 @@ SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # The guide limits a user to 100 requests a minute. WAF counts per client IP over a 5-minute window, so the
 # same rate is 500 per IP. Users behind one NAT share an address, which is why this is not stricter.
 RATE_LIMIT_PER_5_MINUTES = 100 * 5
+# Request headers that carry credentials or sessions.
+WAF_REDACTED_HEADERS = ("authorization", "cookie")
 WAF = aws.wafv2
 LB = aws.lb
 
@@ -38,6 +40,12 @@ class LoadBalancerArgs:
     log_bucket_policy: pulumi.Resource
     # `api` takes /api/*, `web` everything else.
     targets: Mapping[str, Target]
+    # WAF's request log: the group name must start with aws-waf-logs-.
+    waf_log_group_name: str
+    waf_log_retention_days: int
+    kms_key_arn: pulumi.Input[str]
+    account_id: pulumi.Input[str]
+    region: str
 
 
 def _visibility(metric: str) -> WAF.WebAclVisibilityConfigArgs:
@@ -118,4 +126,32 @@ class LoadBalancer(pulumi.ComponentResource):
                                  visibility_config=_visibility("rate-per-ip")),
                          ], opts=child)
         WAF.WebAclAssociation(name, resource_arn=self.alb.arn, web_acl_arn=acl.arn, opts=child)
+        self._waf_logging(name, args, acl, child)
         self.register_outputs({"dns_name": self.alb.dns_name, "arn": self.alb.arn})
+
+    def _waf_logging(self, name: str, args: LoadBalancerArgs, acl: WAF.WebAcl, child: pulumi.ResourceOptions) -> None:
+        group = aws.cloudwatch.LogGroup(f"{name}-waf", name=args.waf_log_group_name,
+                                        retention_in_days=args.waf_log_retention_days, kms_key_id=args.kms_key_arn,
+                                        opts=child)
+        # Our own delivery policy for this group: otherwise WAF grows one shared account-wide policy, which
+        # fails once it passes CloudWatch Logs' 5,120-character limit.
+        delivery = aws.cloudwatch.LogResourcePolicy(
+            f"{name}-waf", policy_name=args.waf_log_group_name, policy_document=pulumi.Output.json_dumps({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Sid": "WafDeliversThisAcl", "Effect": "Allow",
+                    "Principal": {"Service": "delivery.logs.amazonaws.com"},
+                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                    "Resource": pulumi.Output.concat(group.arn, ":log-stream:*"),
+                    "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id},
+                                  "ArnLike": {"aws:SourceArn": pulumi.Output.concat(
+                                      "arn:aws:logs:", args.region, ":", args.account_id, ":*")}},
+                }],
+            }), opts=child)
+        WAF.WebAclLoggingConfiguration(
+            name, resource_arn=acl.arn, log_destination_configs=[group.arn],
+            # Credentials never reach the log. WAF redacts headers by lowercase name.
+            redacted_fields=[WAF.WebAclLoggingConfigurationRedactedFieldArgs(
+                single_header=WAF.WebAclLoggingConfigurationRedactedFieldSingleHeaderArgs(name=header))
+                for header in WAF_REDACTED_HEADERS],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[delivery]))

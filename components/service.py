@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.containers import container_definitions, task_volume_paths, volume_name
 from components.iam import service_role
 from components.secrets import OPTIONAL_SECRETS
 from regions.model import Capacity, ServiceSettings
@@ -44,6 +45,10 @@ class ServiceArgs:
     log_retention_days: int
     log_level: str
     exec_enabled: bool
+    # Where ECS Exec sessions are logged (the cluster's setting).
+    exec_log_group_arn: pulumi.Input[str]
+    # Shared secret -> the version number whose change rotates it.
+    secret_versions: Mapping[str, int]
     target_group_arn: pulumi.Input[str] | None = None
     # For workers that write the guide's dumps: the bucket, and the key that encrypts it.
     backups_bucket_arn: pulumi.Input[str] | None = None
@@ -124,41 +129,35 @@ class Service(pulumi.ComponentResource):
                 # The cluster encrypts exec sessions with the stack key.
                 {"Sid": "EcsExecSessionKey", "Effect": "Allow", "Action": "kms:Decrypt",
                  "Resource": args.kms_key_arn},
+                # The agent writes each session's transcript to the cluster's exec log group.
+                {"Sid": "EcsExecSessionLogs", "Effect": "Allow",
+                 "Action": ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                 "Resource": pulumi.Output.concat(args.exec_log_group_arn, ":*")},
+                # The agent checks the group exists; the describe call cannot be narrowed to one group.
+                {"Sid": "EcsExecFindLogGroup", "Effect": "Allow", "Action": "logs:DescribeLogGroups",
+                 "Resource": "*"},
             ]
         if task_statements:
             aws.iam.RolePolicy(f"{name}-task", role=task.id, policy=_policy(task_statements), opts=child)
 
-        volumes = {path: f"writable{path.replace('/', '-')}" for path in w.writable_paths}
-        container = {
-            "name": name,
-            "image": args.image,
-            "essential": True,
-            "user": w.user,
-            "readonlyRootFilesystem": True,
-            "mountPoints": [{"sourceVolume": v, "containerPath": p, "readOnly": False} for p, v in volumes.items()],
-            "environment": [{"name": k, "value": v} for k, v in sorted(args.environment.items())],
-            "secrets": secret_refs.apply(lambda refs: [{"name": k, "valueFrom": v} for k, v in sorted(refs.items())]),
-            "logConfiguration": {"logDriver": "awslogs", "options": {
-                "awslogs-group": logs.name, "awslogs-region": args.region, "awslogs-stream-prefix": name}},
-            "linuxParameters": {"initProcessEnabled": True},
-            "stopTimeout": w.stop_timeout,
-        }
-        if w.command:
-            container["command"] = [part.format(log_level=args.log_level) for part in w.command]
-        if w.port is not None:
-            container["portMappings"] = [{"containerPort": w.port, "protocol": "tcp"}]
-            if w.port < 1024:
-                # The unprivileged user may bind the port (awsvpc: the sysctl applies to this task only).
-                container["systemControls"] = [{"namespace": "net.ipv4.ip_unprivileged_port_start",
-                                                 "value": str(w.port)}]
+        secrets = secret_refs.apply(lambda refs: [{"name": k, "valueFrom": v} for k, v in sorted(refs.items())])
+        environment = dict(args.environment)
+        if w.secrets:
+            # Tasks read secrets only at start: a new version number (rotation) must start new tasks.
+            environment["ROTATION_GENERATIONS"] = ",".join(
+                f"{secret}={version}" for secret, version in sorted(args.secret_versions.items())
+                if any(SECRET_ENV[env][0] == secret for env in w.secrets))
+        containers = container_definitions(name, w, args.image, environment, secrets, logs.name, args.region,
+                                           args.log_level, args.exec_enabled)
         definition = ECS.TaskDefinition(
             name, family=args.family,
             requires_compatibilities=["FARGATE"], network_mode="awsvpc", cpu=str(s.cpu), memory=str(s.memory),
             execution_role_arn=execution.arn, task_role_arn=task.arn,
             runtime_platform=ECS.TaskDefinitionRuntimePlatformArgs(operating_system_family="LINUX",
                                                                    cpu_architecture="X86_64"),
-            volumes=[ECS.TaskDefinitionVolumeArgs(name=v) for v in volumes.values()],
-            container_definitions=pulumi.Output.json_dumps([container]),
+            volumes=[ECS.TaskDefinitionVolumeArgs(name=volume_name(p))
+                     for p in task_volume_paths(w, args.exec_enabled)],
+            container_definitions=pulumi.Output.json_dumps(containers),
             opts=child)
 
         self.service = ECS.Service(

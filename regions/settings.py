@@ -239,7 +239,7 @@ def _network(reader: Reader, region: RegionInfo, profile: Any) -> NetworkSetting
                            source="terraform", terraform=state)
 
 
-def _database(reader: Reader, role: Role, peer: Mapping[str, str]) -> DatabaseSettings:
+def _database(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: str | None) -> DatabaseSettings:
     profile = PROFILES[role]
     # A replica defaults to the primary's class: once promoted it carries the primary's load.
     class_default = DEFAULT_DB_INSTANCE_CLASS
@@ -265,15 +265,15 @@ def _database(reader: Reader, role: Role, peer: Mapping[str, str]) -> DatabaseSe
         log_min_duration_ms=reader.integer("database.logMinDurationMs", -1, 3_600_000, 500,
                                            " (-1 turns slow-statement logging off)"),
         log_retention_days=_retention(reader, "database.logRetentionDays", 90),
-        password_version=reader.integer("database.passwordVersion", 1, 1_000_000, 1,
-                                        " (raise it to rotate the master password)"),
+        password_version=_rotation_version(reader, "database.passwordVersion", "the master password", peer,
+                                           peer_file),
         name=reader.string("database.name", _PG_IDENTIFIER, "a lowercase PostgreSQL identifier", "trading_platform"),
         username=reader.string("database.username", _PG_IDENTIFIER, "a lowercase PostgreSQL identifier",
                                "trading_admin"),
     )
 
 
-def _cache(reader: Reader, role: Role) -> CacheSettings:
+def _cache(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: str | None) -> CacheSettings:
     profile = PROFILES[role]
     engine = reader.choice("cache.engine", tuple(CACHE_VERSIONS), "valkey")
     versions = tuple(CACHE_VERSIONS[engine])
@@ -287,9 +287,23 @@ def _cache(reader: Reader, role: Role) -> CacheSettings:
         nodes=reader.integer("cache.nodes", min_nodes, 6, profile.cache_nodes,
                              " (a primary needs two for automatic failover)" if role == "primary" else ""),
         snapshot_retention_days=reader.integer("cache.snapshotRetentionDays", 1, 35, 7),
-        auth_token_version=reader.integer("cache.authTokenVersion", 1, 1_000_000, 1,
-                                          " (raise it to rotate the auth token)"),
+        auth_token_version=_rotation_version(reader, "cache.authTokenVersion", "the auth token", peer, peer_file),
     )
+
+
+def _rotation_version(reader: Reader, path: str, what: str, peer: Mapping[str, str], peer_file: str | None) -> int:
+    """The primary rotates a shared secret and the backup follows with the same number (its cache's token, its
+    tasks' restart): one number in both stack files, changed in both at once."""
+    value = reader.integer(path, 1, 1_000_000, 1, f" (raise it in both stack files to rotate {what})")
+    if peer_file:
+        section, member = path.split(".")
+        theirs = _peek(peer, f"{PROJECT}:{section}", member)
+        theirs = 1 if theirs is None else theirs
+        if theirs != value:
+            raise reader.fail(reader.key(path), value,
+                              f"{show(theirs)}, the value in {peer_file} (one version rotates both stacks)",
+                              "differs from the other stack's")
+    return value
 
 
 def _backups(reader: Reader, resource_prefix: str, peer: Mapping[str, str]) -> BackupSettings:
@@ -451,7 +465,8 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
     profile = PROFILES[role]
     others = _other_stacks(project_dir, reader.stack_file)
     peer_role = "backup" if role == "primary" else "primary"
-    peer = next((raw for _, raw in others if _peek(raw, f"{PROJECT}:role") == peer_role), {})
+    peer_file, peer = next(((name, raw) for name, raw in others if _peek(raw, f"{PROJECT}:role") == peer_role),
+                           (None, {}))
     environment = reader.string("environment", _ENVIRONMENT,
                                 "a lowercase name of letters, digits and single '-' inside, up to 11 characters, "
                                 "e.g. production")
@@ -480,10 +495,9 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
     # The pairing comes first: a stack file that claims the other's role fails on that, not on its values.
     _check_other_stacks(reader, others, role, region, network.cidr if network.source == "create" else None,
                         environment)
-    database = _database(reader, role, peer)
-    cache = _cache(reader, role)
+    database = _database(reader, role, peer, peer_file)
+    cache = _cache(reader, role, peer, peer_file)
     backups = _backups(reader, f"{project}-{environment}", peer)
-    peer_file = next((name for name, raw in others if _peek(raw, f"{PROJECT}:role") == peer_role), None)
     services = _services(reader, role, peer, peer_file)
     images = _images(reader)
     create_zone = reader.boolean("dns.createZone", False)

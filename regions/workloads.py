@@ -32,7 +32,9 @@ class Workload:
     secrets: tuple[str, ...]
     # uid:gid of the image's unprivileged user.
     user: str
-    # The root filesystem is read-only; these paths get a task volume each.
+    # What the process writes (files or directories), as the guide runs it.
+    writes: tuple[str, ...]
+    # The root filesystem is read-only; these paths get a task volume each, owned by `user`.
     writable_paths: tuple[str, ...]
     # Target-tracking metrics it scales on (none: a fixed count).
     scale_on: tuple[str, ...] = ("cpu",)
@@ -49,21 +51,24 @@ WORKLOADS: dict[str, Workload] = {
         command=("uvicorn", "main:app", "--host", "0.0.0.0", "--port", "8000", "--workers", "4",
                  "--log-level", "{log_level}"),
         port=8000, health_path="/api/health", secrets=tuple(SECRET_ENV),
-        user="1000:1000", writable_paths=("/tmp",), scale_on=("cpu", "memory")),
+        user="1000:1000", writes=("/tmp",), writable_paths=("/tmp",), scale_on=("cpu", "memory")),
     # nginx serving the React build: no secrets at all. It binds port 80 as the nginx user (uid 101),
-    # which the task allows through the net.ipv4.ip_unprivileged_port_start sysctl.
+    # which the task allows through the net.ipv4.ip_unprivileged_port_start sysctl, and writes its pid
+    # file and temporary request bodies where the official image puts them.
     "web": Workload(
         image="web", command=None, port=80, health_path="/", secrets=(),
-        user="101:101", writable_paths=("/tmp", "/var/cache/nginx", "/var/run"), scale_on=("cpu", "memory")),
+        user="101:101", writes=("/var/cache/nginx/client_temp", "/var/cache/nginx/proxy_temp", "/var/run/nginx.pid"),
+        writable_paths=("/tmp", "/var/cache/nginx", "/var/run"), scale_on=("cpu", "memory")),
     # Celery's warm shutdown finishes running tasks: give it the two minutes Fargate allows.
     "worker": Workload(
         image="api", command=("celery", "-A", "celery_app", "worker", "--loglevel={log_level}"),
         port=None, health_path=None, secrets=_DATABASE + _BROKER,
-        user="1000:1000", writable_paths=("/tmp",), writes_backups=True, stop_timeout=120),
+        user="1000:1000", writes=("/tmp",), writable_paths=("/tmp",), writes_backups=True, stop_timeout=120),
+    # Its schedule file (--schedule, read from the command by the tests) is what it writes.
     "beat": Workload(
         image="api",
         command=("celery", "-A", "celery_app", "beat", "--loglevel={log_level}",
                  "--schedule", "/tmp/celerybeat-schedule"),
         port=None, health_path=None, secrets=_BROKER,
-        user="1000:1000", writable_paths=("/tmp",), scale_on=(), singleton=True),
+        user="1000:1000", writes=(), writable_paths=("/tmp",), scale_on=(), singleton=True),
 }

@@ -401,3 +401,29 @@ def test_the_longest_environment_still_fits_every_aws_name_limit(project):
         assert buckets and max(map(len, buckets)) <= 63, buckets
         assert len(stack.of_type(INSTANCE)[0].inputs["identifier"]) <= 63
         assert len(stack.of_type(GROUP)[0].inputs["replicationGroupId"]) <= 40
+
+
+def test_one_version_rotates_the_token_in_both_regions_and_restarts_their_tasks(evaluations, project):
+    cache: dict = {}
+    evaluate("backup", project(primary={f"{NS}:cache.authTokenVersion": 2},
+                               backup={f"{NS}:cache.authTokenVersion": 2}), cache)
+    token = cache["primary"].named("random:index/randomPassword:RandomPassword", "shared-secrets-redis-auth-token")
+    assert token.inputs["keepers"] == {"version": "2"}
+    for name, stack in cache.items():
+        (group,) = stack.of_type(GROUP)
+        # The backup's cache takes the replicated new token only when its own version changes too.
+        assert group.inputs["authTokenWoVersion"] == 2
+        for service in ("api", "web", "worker", "beat"):
+            before, after = (_environment(s, service) for s in (evaluations[name], stack))
+            if service == "web":  # reads no secret: not restarted
+                assert before == after
+            else:  # tasks read secrets only at start: a changed definition starts new ones
+                assert "redis-auth-token=1" in before["ROTATION_GENERATIONS"]
+                assert "redis-auth-token=2" in after["ROTATION_GENERATIONS"]
+
+
+def _environment(stack, service):
+    definitions = json.loads(stack.named("aws:ecs/taskDefinition:TaskDefinition", service).inputs[
+        "containerDefinitions"])
+    (app,) = [c for c in definitions if c["name"] == service]
+    return {e["name"]: e["value"] for e in app["environment"]}

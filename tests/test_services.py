@@ -7,6 +7,7 @@ import json
 import pytest
 
 from regions.stackfile import SECRET_PLACEHOLDER
+from regions.workloads import WORKLOADS
 from synth.engine import evaluate
 
 NS = "trading-platform"
@@ -23,9 +24,12 @@ def by_arn(stack):
     return {r.state["arn"]: r for r in stack.resources if isinstance(r.state.get("arn"), str)}
 
 
+def containers(stack, name):
+    return {c["name"]: c for c in json.loads(stack.named(TASK, name).inputs["containerDefinitions"])}
+
+
 def container(stack, name):
-    (definition,) = json.loads(stack.named(TASK, name).inputs["containerDefinitions"])
-    return definition
+    return containers(stack, name)[name]
 
 
 def policy(stack, name):
@@ -172,8 +176,11 @@ def test_no_secret_value_in_any_container_environment(project):
         for name in ("api", "web", "worker", "beat"):
             c = container(stack, name)
             environment = {e["name"]: e["value"] for e in c["environment"]}
+            rotation = {"api": "database-credentials=1,redis-auth-token=1",
+                        "worker": "database-credentials=1,redis-auth-token=1", "beat": "redis-auth-token=1"}
             assert environment == {"LOG_LEVEL": "INFO", "DEBUG": "false", "AWS_REGION": stack.region,
-                                   "PLATFORM_REGION": stack.region, "PLATFORM_ROLE": stack.stack}
+                                   "PLATFORM_REGION": stack.region, "PLATFORM_ROLE": stack.stack,
+                                   **({"ROTATION_GENERATIONS": rotation[name]} if name in rotation else {})}
             assert not [v for v in environment.values() if any(s in v for s in secrets)]
             assert not any(s in json.dumps(c) for s in secrets)  # nowhere in the definition
 
@@ -232,7 +239,6 @@ def test_containers_run_unprivileged_on_a_read_only_root(stack):
         uid = c["user"].split(":")[0]
         assert uid not in ("0", "root")
         assert c["readonlyRootFilesystem"] is True
-        assert {m["containerPath"] for m in c["mountPoints"]} >= {"/tmp"}
         logs = c["logConfiguration"]
         assert logs["logDriver"] == "awslogs"
         assert logs["options"]["awslogs-group"] == f"/trading-platform/production/ecs/{name}"
@@ -399,3 +405,87 @@ def test_ecs_exec_when_enabled_may_open_sessions_and_decrypt_them(project):
     statements = {s["Sid"]: s for s in policy(primary, "api-task")}
     assert "ssmmessages:OpenDataChannel" in statements["EcsExecSessions"]["Action"]
     assert statements["EcsExecSessionKey"]["Resource"] == primary.outputs["kms_key_arn"]
+
+
+# --- writable paths, exec sessions, WAF logs
+
+
+def _owner(path_user_mounts, path):
+    """The mount that holds `path` (itself or a parent directory)."""
+    return next((m for m in path_user_mounts if path == m or path.startswith(m.rstrip("/") + "/")), None)
+
+
+def test_every_path_a_workload_writes_is_a_volume_its_user_owns(stack):
+    for name in ("api", "web", "worker", "beat"):
+        found = containers(stack, name)
+        app = found[name]
+        definition = stack.named(TASK, name).inputs
+        volumes = {v["name"] for v in definition["volumes"]}
+        mounts = {m["containerPath"]: m["sourceVolume"] for m in app["mountPoints"] if not m["readOnly"]}
+        assert set(mounts.values()) <= volumes
+        writes = set(WORKLOADS[name].writes)
+        command = app.get("command") or []
+        if "--schedule" in command:  # celery beat's schedule file, as the task runs it
+            writes.add(command[command.index("--schedule") + 1])
+        assert writes or name == "beat"
+        # Fargate mounts volumes root-owned 0755: a root container with only CHOWN hands each to the user
+        # before the workload starts, and the workload starts only once it succeeded.
+        owner = found["volume-owner"]
+        assert owner["essential"] is False and owner["user"] == "0" and owner["image"] == app["image"]
+        assert owner["readonlyRootFilesystem"] is True
+        assert "CHOWN" not in owner["linuxParameters"]["capabilities"]["drop"]
+        assert {"SETUID", "DAC_OVERRIDE", "NET_RAW"} <= set(owner["linuxParameters"]["capabilities"]["drop"])
+        assert app["dependsOn"] == [{"containerName": "volume-owner", "condition": "SUCCESS"}]
+        chown, user, *owned = owner["entryPoint"]
+        assert (chown, user) == ("chown", app["user"])
+        owner_mounts = {m["containerPath"]: m["sourceVolume"] for m in owner["mountPoints"]}
+        for path in writes:
+            mount = _owner(mounts, path)
+            assert mount is not None, (name, path)
+            assert mount in owned and owner_mounts[mount] == mounts[mount], (name, path)
+
+
+def test_ecs_exec_sessions_are_logged_to_an_encrypted_group(stack):
+    cluster = stack.named("aws:ecs/cluster:Cluster", "cluster").inputs
+    config = cluster["configuration"]["executeCommandConfiguration"]
+    group = stack.named("aws:cloudwatch/logGroup:LogGroup", "cluster-exec")
+    key = stack.named("aws:kms/key:Key", "stack-key").state["arn"]
+    assert config["kmsKeyId"] == key and config["logging"] == "OVERRIDE"
+    assert config["logConfiguration"] == {"cloudWatchLogGroupName": group.inputs["name"],
+                                          "cloudWatchEncryptionEnabled": True}
+    # ECS refuses cloudWatchEncryptionEnabled on a group without a customer-managed key.
+    assert group.inputs["kmsKeyId"] == key and group.inputs["retentionInDays"] == 90
+
+
+def test_ecs_exec_when_enabled_logs_sessions_and_has_agent_volumes(project):
+    primary = evaluate("primary", project(primary={f"{NS}:services.execEnabled": True}))
+    group = primary.named("aws:cloudwatch/logGroup:LogGroup", "cluster-exec").state["arn"]
+    for name in ("api", "web", "worker", "beat"):
+        statements = {s["Sid"]: s for s in policy(primary, f"{name}-task")}
+        assert statements["EcsExecSessionLogs"]["Resource"] == f"{group}:*"
+        assert statements["EcsExecFindLogGroup"] == {"Sid": "EcsExecFindLogGroup", "Effect": "Allow",
+                                                     "Action": "logs:DescribeLogGroups", "Resource": "*"}
+        # The managed agent cannot start on a read-only root without these (containers-roadmap #1359).
+        paths = {m["containerPath"] for m in container(primary, name)["mountPoints"]}
+        assert {"/managed-agents", "/var/lib/amazon/ssm", "/var/log/amazon/ssm"} <= paths
+
+
+def test_waf_logs_requests_without_credentials(stack):
+    acl = stack.named("aws:wafv2/webAcl:WebAcl", "alb")
+    logging = stack.named("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration", "alb")
+    group = stack.named("aws:cloudwatch/logGroup:LogGroup", "alb-waf")
+    assert logging.inputs["resourceArn"] == acl.state["arn"]
+    # WAF delivers only to groups named aws-waf-logs-*, by the group's ARN without ':*'.
+    assert group.inputs["name"].startswith("aws-waf-logs-")
+    assert logging.inputs["logDestinationConfigs"] == [group.state["arn"]]
+    assert not group.state["arn"].endswith(":*")
+    assert group.inputs["kmsKeyId"] == stack.named("aws:kms/key:Key", "stack-key").state["arn"]
+    assert group.inputs["retentionInDays"] == 90
+    # WAF redacts only method, query string, URI path and single headers, named in lower case.
+    assert logging.inputs["redactedFields"] == [{"singleHeader": {"name": "authorization"}},
+                                                {"singleHeader": {"name": "cookie"}}]
+    delivery = stack.named("aws:cloudwatch/logResourcePolicy:LogResourcePolicy", "alb-waf")
+    (statement,) = json.loads(delivery.inputs["policyDocument"])["Statement"]
+    assert statement["Principal"] == {"Service": "delivery.logs.amazonaws.com"}
+    assert statement["Resource"] == f"{group.state['arn']}:log-stream:*"
+    assert delivery.urn in logging.dependencies
