@@ -33,7 +33,7 @@ from components.security_groups import POSTGRES_PORT, SecurityGroups, SecurityGr
 from components.service import Service, ServiceArgs
 from components.storage import ALB_LOG_PREFIX, BackupBucket, BackupBucketArgs, LogBucket, LogBucketArgs
 from regions.catalog import SERVICE_PORTS, SERVICES
-from regions.settings import check_peer_region, from_pulumi
+from regions.settings import check_peer_region, check_zone_ids, from_pulumi
 from regions.workloads import WORKLOADS
 
 # The engine runs the program in the project directory, beside the stack files.
@@ -57,9 +57,11 @@ if settings.network.source == "terraform":
     network = AdoptedNetwork("network", AdoptedNetworkArgs(state=settings.network.terraform,
                                                            stack_file=settings.stack_file), opts=aws_opts)
 else:
+    offered_zones = aws.get_availability_zones_output(state="available", opts=invoke_opts).zone_ids
     network = Network("network", NetworkArgs(
         cidr=settings.network.cidr,
-        availability_zones=settings.availability_zones,
+        availability_zone_ids=offered_zones.apply(partial(check_zone_ids, settings)),
+        az_count=len(settings.network.availability_zone_ids),
         nat_per_az=settings.network.nat_gateways == "perAz",
         flow_log_group_name=f"/{prefix}/vpc-flow-logs",
         flow_log_retention_days=settings.network.flow_log_retention_days,

@@ -15,7 +15,9 @@ from regions.addressing import plan_subnets
 @dataclass
 class NetworkArgs:
     cidr: str
-    availability_zones: Sequence[str]
+    # AZ IDs (use1-az1, ...), as checked against the account; their count is static, so the plan is too.
+    availability_zone_ids: pulumi.Input[Sequence[str]]
+    az_count: int
     nat_per_az: bool
     flow_log_group_name: str
     flow_log_retention_days: int
@@ -35,7 +37,8 @@ class Network(pulumi.ComponentResource):
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("trading-platform:network:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        plan = plan_subnets(args.cidr, len(args.availability_zones))
+        plan = plan_subnets(args.cidr, args.az_count)
+        zone_ids = pulumi.Output.from_input(args.availability_zone_ids)
 
         self.vpc = aws.ec2.Vpc(name, cidr_block=args.cidr, enable_dns_support=True, enable_dns_hostnames=True,
                                tags={"Name": name}, opts=child)
@@ -44,46 +47,46 @@ class Network(pulumi.ComponentResource):
         aws.ec2.DefaultSecurityGroup(name, vpc_id=vpc_id, ingress=[], egress=[], opts=child)
         igw = aws.ec2.InternetGateway(name, vpc_id=vpc_id, tags={"Name": name}, opts=child)
 
-        def subnet(tier: str, az: str, cidr: str) -> aws.ec2.Subnet:
-            label = f"{name}-{tier}-{az[-1]}"
-            return aws.ec2.Subnet(label, vpc_id=vpc_id, availability_zone=az, cidr_block=cidr,
+        # Logical names number the zones, so both stacks name their subnets alike.
+        def subnet(tier: str, index: int, cidr: str) -> aws.ec2.Subnet:
+            label = f"{name}-{tier}-{index}"
+            return aws.ec2.Subnet(label, vpc_id=vpc_id, availability_zone_id=zone_ids[index], cidr_block=cidr,
                                   map_public_ip_on_launch=False, tags={"Name": label, "Tier": tier}, opts=child)
 
-        azs = list(args.availability_zones)
-        public = [subnet("public", az, cidr) for az, cidr in zip(azs, plan.public, strict=False)]
-        private = [subnet("private", az, cidr) for az, cidr in zip(azs, plan.private, strict=False)]
-        isolated = [subnet("isolated", az, cidr) for az, cidr in zip(azs, plan.isolated, strict=False)]
+        zones = range(args.az_count)
+        public = [subnet("public", i, plan.public[i]) for i in zones]
+        private = [subnet("private", i, plan.private[i]) for i in zones]
+        isolated = [subnet("isolated", i, plan.isolated[i]) for i in zones]
 
         public_rt = aws.ec2.RouteTable(f"{name}-public", vpc_id=vpc_id, tags={"Name": f"{name}-public"}, opts=child)
         aws.ec2.Route(f"{name}-public-internet", route_table_id=public_rt.id, destination_cidr_block="0.0.0.0/0",
                       gateway_id=igw.id, opts=child)
-        for az, sn in zip(azs, public, strict=False):
-            aws.ec2.RouteTableAssociation(f"{name}-public-{az[-1]}", subnet_id=sn.id, route_table_id=public_rt.id,
+        for i in zones:
+            aws.ec2.RouteTableAssociation(f"{name}-public-{i}", subnet_id=public[i].id, route_table_id=public_rt.id,
                                           opts=child)
 
         # One NAT per AZ keeps an AZ outage from cutting the others off; a standby can share one.
-        nat_azs = azs if args.nat_per_az else azs[:1]
-        nats = {}
-        for az, sn in zip(nat_azs, public, strict=False):
-            label = f"{name}-nat-{az[-1]}"
+        nats = []
+        for i in zones if args.nat_per_az else zones[:1]:
+            label = f"{name}-nat-{i}"
             eip = aws.ec2.Eip(label, domain="vpc", tags={"Name": label}, opts=child)
-            nats[az] = aws.ec2.NatGateway(label, subnet_id=sn.id, allocation_id=eip.id, tags={"Name": label},
-                                          opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]))
+            nats.append(aws.ec2.NatGateway(label, subnet_id=public[i].id, allocation_id=eip.id, tags={"Name": label},
+                                           opts=pulumi.ResourceOptions(parent=self, depends_on=[igw])))
 
         self.private_route_table_ids = []
-        for az, sn in zip(azs, private, strict=False):
-            label = f"{name}-private-{az[-1]}"
+        for i in zones:
+            label = f"{name}-private-{i}"
             rt = aws.ec2.RouteTable(label, vpc_id=vpc_id, tags={"Name": label}, opts=child)
             aws.ec2.Route(f"{label}-nat", route_table_id=rt.id, destination_cidr_block="0.0.0.0/0",
-                          nat_gateway_id=nats.get(az, nats[nat_azs[0]]).id, opts=child)
-            aws.ec2.RouteTableAssociation(label, subnet_id=sn.id, route_table_id=rt.id, opts=child)
+                          nat_gateway_id=nats[i if args.nat_per_az else 0].id, opts=child)
+            aws.ec2.RouteTableAssociation(label, subnet_id=private[i].id, route_table_id=rt.id, opts=child)
             self.private_route_table_ids.append(rt.id)
 
         # The data tier has no route out of the VPC at all.
         isolated_rt = aws.ec2.RouteTable(f"{name}-isolated", vpc_id=vpc_id, tags={"Name": f"{name}-isolated"},
                                          opts=child)
-        for az, sn in zip(azs, isolated, strict=False):
-            aws.ec2.RouteTableAssociation(f"{name}-isolated-{az[-1]}", subnet_id=sn.id,
+        for i in zones:
+            aws.ec2.RouteTableAssociation(f"{name}-isolated-{i}", subnet_id=isolated[i].id,
                                           route_table_id=isolated_rt.id, opts=child)
 
         self._flow_logs(name, args, child)

@@ -16,9 +16,12 @@ class RegionInfo:
     name: str
     peer: str
     default_cidr: str
-    # AZ names in order of preference. us-east-1e is left out on purpose: it lacks most
-    # current instance families (RDS, ElastiCache, Fargate capacity).
-    availability_zones: tuple[str, ...]
+    # AZ IDs in order of preference. IDs, not names: a name (us-east-1a) maps to a different zone in each
+    # account, an ID (use1-az1) is the same zone everywhere.
+    availability_zone_ids: tuple[str, ...]
+    # Zones that lack the current instance families this platform runs (Graviton RDS and ElastiCache classes,
+    # Nitro-based hosts): never chosen, and refused when a stack file pins one.
+    constrained_zone_ids: tuple[str, ...]
     # Route53 zone of the region's application load balancers (for alias records).
     alb_zone_id: str
     # The Elastic Load Balancing account that writes ALB access logs in this region.
@@ -31,7 +34,8 @@ REGIONS: dict[str, RegionInfo] = {
         name="us-east-1",
         peer="us-west-2",
         default_cidr="10.10.0.0/16",
-        availability_zones=("us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d", "us-east-1f"),
+        availability_zone_ids=("use1-az1", "use1-az2", "use1-az4", "use1-az6", "use1-az5"),
+        constrained_zone_ids=("use1-az3",),
         alb_zone_id="Z35SXDOTRQ7X7K",
         elb_account_id="127311923021",
     ),
@@ -39,7 +43,8 @@ REGIONS: dict[str, RegionInfo] = {
         name="us-west-2",
         peer="us-east-1",
         default_cidr="10.20.0.0/16",
-        availability_zones=("us-west-2a", "us-west-2b", "us-west-2c", "us-west-2d"),
+        availability_zone_ids=("usw2-az1", "usw2-az2", "usw2-az3", "usw2-az4"),
+        constrained_zone_ids=(),
         alb_zone_id="Z1H1FL5HABSF5",
         elb_account_id="797873946194",
     ),

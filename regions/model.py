@@ -44,7 +44,8 @@ class TerraformState:
 @dataclass(frozen=True)
 class NetworkSettings:
     cidr: str
-    az_count: int
+    # The zones the subnets go in, by AZ ID.
+    availability_zone_ids: tuple[str, ...]
     nat_gateways: str
     flow_log_retention_days: int
     # `create` the VPC here, or adopt one from `terraform` state.
@@ -234,10 +235,6 @@ class StackSettings:
     def resource_prefix(self) -> str:
         """`trading-platform-production`: names AWS restricts to letters, digits and hyphens."""
         return f"{self.project}-{self.environment}"
-
-    @property
-    def availability_zones(self) -> tuple[str, ...]:
-        return self.region.availability_zones[: self.network.az_count]
 
     @property
     def cost_tags(self) -> dict[str, str]:

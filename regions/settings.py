@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +92,8 @@ SCHEMA: dict[str, Schema | None] = {
     "peerStack": None,
     "domain": ("zoneName", "appRecord"),
     "tags": ("costCenter", "owner"),
-    "network": {"cidr": None, "azCount": None, "natGateways": None, "flowLogRetentionDays": None, "source": None,
+    "network": {"cidr": None, "azCount": None, "availabilityZoneIds": None, "natGateways": None,
+                "flowLogRetentionDays": None, "source": None,
                 "terraformState": ("backend", "path", "bucket", "key", "region", "workspace"),
                 "terraformOutputs": tuple(TERRAFORM_OUTPUTS)},
     "database": ("engineVersion", "instanceClass", "allocatedStorageGb", "maxAllocatedStorageGb",
@@ -193,6 +194,38 @@ def _check_other_stacks(reader: Reader, others: list[tuple[str, dict[str, str]]]
                               f"overlaps the {other_role or name} stack's {other} ({name})")
 
 
+def _zone_ids(reader: Reader, region: RegionInfo, default_count: int) -> tuple[str, ...]:
+    """`network.availabilityZoneIds` pins the zones; otherwise the catalog's first `azCount`."""
+    usable = region.availability_zone_ids
+    count = reader.integer("network.azCount", 2, len(usable), default_count,
+                           f" (the usable AZs of {region.name} in the region catalog)")
+    pinned = reader.get("network.availabilityZoneIds", None)
+    if pinned is None:
+        return usable[:count]
+    allowed = (f"a list of 2 to {len(usable)} distinct AZ IDs of {region.name} from {', '.join(usable)}"
+               + (f" ({', '.join(region.constrained_zone_ids)} lacks the instance families used)"
+                  if region.constrained_zone_ids else ""))
+    key = reader.key("network.availabilityZoneIds")
+    if (not isinstance(pinned, list) or not 2 <= len(pinned) <= len(usable) or len(set(pinned)) != len(pinned)
+            or not all(zone in usable for zone in pinned)):
+        raise reader.fail(key, pinned, allowed)
+    if reader.get("network.azCount", None) not in (None, len(pinned)):
+        raise reader.fail(reader.key("network.azCount"), count, f"{len(pinned)}, the number of availabilityZoneIds",
+                          "disagrees with availabilityZoneIds")
+    return tuple(pinned)
+
+
+def check_zone_ids(settings: StackSettings, offered: Sequence[str]) -> tuple[str, ...]:
+    """At deploy time: the account must offer every chosen zone (an account may lack a newer one)."""
+    missing = [zone for zone in settings.network.availability_zone_ids if zone not in offered]
+    if missing:
+        raise SettingsError(settings.stack_file, f"{PROJECT}:network.availabilityZoneIds",
+                            list(settings.network.availability_zone_ids),
+                            f"AZ IDs this account offers in {settings.region.name}: {', '.join(sorted(offered))}",
+                            f"names {', '.join(missing)}, which this account does not offer")
+    return settings.network.availability_zone_ids
+
+
 def _network(reader: Reader, region: RegionInfo, profile: Any) -> NetworkSettings:
     source = reader.choice("network.source", ("create", "terraform"), "create")
     retention = _retention(reader, "network.flowLogRetentionDays", 90)
@@ -203,12 +236,11 @@ def _network(reader: Reader, region: RegionInfo, profile: Any) -> NetworkSetting
                                   "only with network.source terraform", "is set but not used")
         return NetworkSettings(
             cidr=_parse_cidr(reader, "network.cidr", region.default_cidr),
-            az_count=reader.integer("network.azCount", 2, len(region.availability_zones), profile.az_count,
-                                    f" (the usable AZs of {region.name} in the region catalog)"),
+            availability_zone_ids=_zone_ids(reader, region, profile.az_count),
             nat_gateways=reader.choice("network.natGateways", NAT_MODES, profile.nat_gateways),
             flow_log_retention_days=retention)
     # The adopted VPC's shape is Terraform's: settings that would shape ours must not linger unnoticed.
-    for unused in ("cidr", "azCount", "natGateways"):
+    for unused in ("cidr", "azCount", "availabilityZoneIds", "natGateways"):
         if reader.get(f"network.{unused}", None) is not None:
             raise reader.fail(reader.key(f"network.{unused}"), reader.get(f"network.{unused}"),
                               "not set when network.source is terraform (the state decides)", "is set but not used")
@@ -235,7 +267,7 @@ def _network(reader: Reader, region: RegionInfo, profile: Any) -> NetworkSetting
                                     "the state bucket's AWS region, e.g. us-east-1", region.name)
         state = TerraformState("s3", None, field("bucket"), field("key"), region_name,
                                reader.get("network.terraformState.workspace", None), outputs)
-    return NetworkSettings(cidr="", az_count=0, nat_gateways="", flow_log_retention_days=retention,
+    return NetworkSettings(cidr="", availability_zone_ids=(), nat_gateways="", flow_log_retention_days=retention,
                            source="terraform", terraform=state)
 
 

@@ -191,6 +191,12 @@ class AwsMocks(pulumi.runtime.Mocks):
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/synth",
                     "userId": "AIDASYNTH", "id": ACCOUNT_ID}, []
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            # An account offers the catalog's zones and the constrained ones, named in its own order.
+            info = REGIONS[self.region]
+            ids = sorted(info.availability_zone_ids + info.constrained_zone_ids)
+            names = [f"{self.region}{chr(ord('a') + i)}" for i in range(len(ids))]
+            return {"names": names, "zoneIds": ids, "id": self.region, "state": "available"}, []
         if args.token == "aws:secretsmanager/getSecretVersion:getSecretVersion":
             # Offline there is no secret to read: a placeholder stands for its value.
             secret_id = args.args["secretId"]

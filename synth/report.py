@@ -13,7 +13,7 @@ KEY_INPUTS: dict[str, tuple[str, ...]] = {
     "pulumi:providers:aws": ("region",),
     "pulumi:pulumi:StackReference": ("name",),
     "aws:ec2/vpc:Vpc": ("cidrBlock",),
-    "aws:ec2/subnet:Subnet": ("availabilityZone", "cidrBlock"),
+    "aws:ec2/subnet:Subnet": ("availabilityZoneId", "cidrBlock"),
     "aws:ec2/natGateway:NatGateway": ("subnetId",),
     "aws:ec2/route:Route": ("destinationCidrBlock", "gatewayId", "natGatewayId"),
     "aws:ec2/routeTableAssociation:RouteTableAssociation": ("subnetId",),

@@ -8,8 +8,11 @@ import json
 import pytest
 
 from regions.addressing import plan_subnets
-from regions.catalog import REGIONS
+from regions.settings import SettingsError, check_zone_ids, load_settings
+from regions.stackfile import read_stack_file
+from synth.engine import evaluate
 
+NS = "trading-platform"
 SUBNET = "aws:ec2/subnet:Subnet"
 ROUTE = "aws:ec2/route:Route"
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
@@ -25,7 +28,7 @@ def ids(stack):
 
 def tier(stack, name):
     return sorted((r for r in stack.of_type(SUBNET) if r.inputs["tags"]["Tier"] == name),
-                  key=lambda r: r.inputs["availabilityZone"])
+                  key=lambda r: r.name)
 
 
 def test_vpc(stack):
@@ -35,12 +38,14 @@ def test_vpc(stack):
 
 
 def test_three_tiers_per_az_inside_the_vpc_and_disjoint(stack):
-    azs = REGIONS[stack.region].availability_zones[: EXPECTED[stack.stack]["azs"]]
+    # By AZ ID: an AZ name is a different zone in each account, an ID the same zone everywhere.
+    azs = {"primary": ["use1-az1", "use1-az2", "use1-az4"], "backup": ["usw2-az1", "usw2-az2"]}[stack.stack]
     vpc = ipaddress.ip_network(EXPECTED[stack.stack]["cidr"])
     blocks = []
     for name in ("public", "private", "isolated"):
         subnets = tier(stack, name)
-        assert [s.inputs["availabilityZone"] for s in subnets] == list(azs)
+        assert [s.inputs["availabilityZoneId"] for s in subnets] == azs
+        assert not any("availabilityZone" in s.inputs for s in subnets)
         assert not any(s.inputs["mapPublicIpOnLaunch"] for s in subnets)
         blocks += [ipaddress.ip_network(s.inputs["cidrBlock"]) for s in subnets]
     assert all(b.subnet_of(vpc) for b in blocks)
@@ -55,16 +60,16 @@ def test_nat_per_az_in_primary_single_in_backup(stack):
     assert all(n.inputs["subnetId"] in public_ids for n in nats)
     private = tier(stack, "private")
     for subnet in private:
-        az = subnet.inputs["availabilityZone"]
+        az = subnet.inputs["availabilityZoneId"]
         assoc = next(a for a in stack.of_type("aws:ec2/routeTableAssociation:RouteTableAssociation")
                      if a.inputs["subnetId"] == subnet.id)
         routes = [r for r in stack.of_type(ROUTE) if r.inputs["routeTableId"] == assoc.inputs["routeTableId"]]
         assert [r.inputs["destinationCidrBlock"] for r in routes] == ["0.0.0.0/0"]
         nat_subnet = by_id[by_id[routes[0].inputs["natGatewayId"]].inputs["subnetId"]]
         if stack.stack == "primary":
-            assert nat_subnet.inputs["availabilityZone"] == az  # an AZ outage spares the others
+            assert nat_subnet.inputs["availabilityZoneId"] == az  # an AZ outage spares the others
         else:
-            assert nat_subnet.name == "network-public-a"
+            assert nat_subnet.name == "network-public-0"
 
 
 def test_public_routes_to_internet_and_isolated_has_no_route_out(stack):
@@ -173,3 +178,45 @@ def test_subnet_plan_refuses_what_it_cannot_fit():
         plan_subnets("10.0.0.0/24", 2)
     with pytest.raises(ValueError):
         plan_subnets("10.0.0.0/16", 7)
+
+
+def test_constrained_zones_are_never_chosen_and_pins_are_honoured(evaluations, project):
+    # use1-az3 lacks the Graviton classes the database and cache run on.
+    for stack in evaluations.values():
+        assert not [s for s in stack.of_type(SUBNET) if s.inputs["availabilityZoneId"] == "use1-az3"]
+    pinned = ["use1-az6", "use1-az2", "use1-az5"]
+    primary = evaluate("primary", project(primary={f"{NS}:network.availabilityZoneIds": pinned,
+                                                   f"{NS}:network.azCount": None}))
+    assert [s.inputs["availabilityZoneId"] for s in tier(primary, "isolated")] == pinned
+
+
+@pytest.mark.parametrize(("value", "words"), [
+    (["use1-az1", "use1-az3"], "use1-az3 lacks the instance families used"),
+    (["use1-az1", "use1-az1"], "distinct AZ IDs"),
+    (["us-east-1a", "us-east-1b"], "AZ IDs of us-east-1 from use1-az1"),
+    (["use1-az1"], "a list of 2 to 5"),
+])
+def test_pinned_zone_ids_are_checked(project, value, words):
+    with pytest.raises(SettingsError) as raised:
+        evaluate("primary", project(primary={f"{NS}:network.availabilityZoneIds": value}))
+    assert str(raised.value).startswith(f"Pulumi.primary.yaml: {NS}:network.availabilityZoneIds")
+    assert words in str(raised.value)
+
+
+def test_pinned_zones_must_match_azcount(project):
+    with pytest.raises(SettingsError, match="azCount 3 .*disagrees with availabilityZoneIds"):
+        evaluate("primary", project(primary={f"{NS}:network.availabilityZoneIds": ["use1-az1", "use1-az2"]}))
+
+
+def test_a_zone_the_account_does_not_offer_is_named_at_deploy_time(evaluations, project):
+    settings = load_settings(*_raw("primary", project()))
+    assert check_zone_ids(settings, ["use1-az1", "use1-az2", "use1-az4"]) == ("use1-az1", "use1-az2", "use1-az4")
+    with pytest.raises(SettingsError) as raised:
+        check_zone_ids(settings, ["use1-az1", "use1-az2", "use1-az3"])
+    assert str(raised.value).startswith(f"Pulumi.primary.yaml: {NS}:network.availabilityZoneIds")
+    assert "names use1-az4, which this account does not offer" in str(raised.value)
+
+
+def _raw(stack, project_dir):
+    raw, _ = read_stack_file(project_dir / f"Pulumi.{stack}.yaml")
+    return raw, stack, project_dir

@@ -86,7 +86,7 @@ def test_the_project_stack_files_are_valid():
         raw, _ = read_stack_file(REPO / f"Pulumi.{stack}.yaml")
         settings = load_settings(raw, stack, REPO)
         assert settings.role == stack
-        assert settings.network.az_count == {"primary": 3, "backup": 2}[stack]
+        assert len(settings.network.availability_zone_ids) == {"primary": 3, "backup": 2}[stack]
 
 
 def test_role_profiles_fill_what_a_stack_file_leaves_out(project):
@@ -94,7 +94,8 @@ def test_role_profiles_fill_what_a_stack_file_leaves_out(project):
                                   f"{NS}:network.cidr": None})
     raw, _ = read_stack_file(project_dir / "Pulumi.backup.yaml")
     settings = load_settings(raw, "backup", project_dir)
-    assert (settings.network.az_count, settings.network.nat_gateways) == (2, "single")
+    assert settings.network.availability_zone_ids == ("usw2-az1", "usw2-az2")
+    assert settings.network.nat_gateways == "single"
     assert settings.network.cidr == "10.20.0.0/16"  # the catalog's default for us-west-2
 
 
