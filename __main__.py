@@ -240,6 +240,7 @@ for workload_name in SERVICES:
         exec_log_group_arn=cluster.exec_logs.arn,
         secret_versions={"database-credentials": settings.database.password_version,
                          "redis-auth-token": settings.cache.auth_token_version},
+        db_pool_size=settings.database.pool_size,
         target_group_arn=load_balancer.target_groups[workload_name].arn if workload.port else None,
         backups_bucket_arn=backups.bucket.arn if workload.writes_backups else None,
         depends_on=[load_balancer.https, load_balancer.api_rule, cluster.capacity_providers],

@@ -53,7 +53,7 @@ class Database(pulumi.ComponentResource):
         parameters = aws.rds.ParameterGroup(
             name, family=f"postgres{s.major_version}", description=f"{args.identifier}: deployment guide tuning",
             parameters=[aws.rds.ParameterGroupParameterArgs(name=p.name, value=p.value, apply_method=p.apply_method)
-                        for p in postgres_parameters(s.log_min_duration_ms)],
+                        for p in postgres_parameters(s.log_min_duration_ms, s.max_connections)],
             opts=child)
         monitoring = service_role(f"{name}-monitoring", "monitoring.rds.amazonaws.com", self)
         attachment = aws.iam.RolePolicyAttachment(

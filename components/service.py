@@ -12,7 +12,7 @@ from components.containers import container_definitions, task_volume_paths, volu
 from components.iam import service_role
 from components.secrets import OPTIONAL_SECRETS
 from regions.model import Capacity, ServiceSettings
-from regions.workloads import SECRET_ENV, Workload
+from regions.workloads import DEPLOYMENT_MAXIMUM_PERCENT, SECRET_ENV, Workload
 
 ECS = aws.ecs
 SCALING = aws.appautoscaling
@@ -49,6 +49,8 @@ class ServiceArgs:
     exec_log_group_arn: pulumi.Input[str]
     # Shared secret -> the version number whose change rotates it.
     secret_versions: Mapping[str, int]
+    # Database connections per process.
+    db_pool_size: int
     target_group_arn: pulumi.Input[str] | None = None
     # For workers that write the guide's dumps: the bucket, and the key that encrypts it.
     backups_bucket_arn: pulumi.Input[str] | None = None
@@ -142,6 +144,9 @@ class Service(pulumi.ComponentResource):
 
         secrets = secret_refs.apply(lambda refs: [{"name": k, "valueFrom": v} for k, v in sorted(refs.items())])
         environment = dict(args.environment)
+        if w.db_processes:
+            # Each process's pool, as max_connections counts it (no overflow beyond it).
+            environment["DATABASE_POOL_SIZE"] = str(args.db_pool_size)
         if w.secrets:
             # Tasks read secrets only at start: a new version number (rotation) must start new tasks.
             environment["ROTATION_GENERATIONS"] = ",".join(
@@ -174,7 +179,7 @@ class Service(pulumi.ComponentResource):
             deployment_circuit_breaker=ECS.ServiceDeploymentCircuitBreakerArgs(enable=True, rollback=True),
             # A singleton is stopped before its replacement starts: never two beats, not even while deploying.
             deployment_minimum_healthy_percent=0 if w.singleton else 100,
-            deployment_maximum_percent=100 if w.singleton else 200,
+            deployment_maximum_percent=100 if w.singleton else DEPLOYMENT_MAXIMUM_PERCENT,
             propagate_tags="SERVICE", enable_ecs_managed_tags=True, enable_execute_command=args.exec_enabled,
             # Autoscaling owns the running count once the service exists; the scaling target's min and max
             # (from settings) are what a change of role moves.

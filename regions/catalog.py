@@ -114,3 +114,19 @@ CACHE_VERSIONS: dict[str, dict[str, str]] = {
     "valkey": {"7.2": "valkey7", "8.0": "valkey8", "8.1": "valkey8"},
     "redis": {"6.2": "redis6.x", "7.0": "redis7", "7.1": "redis7"},
 }
+
+# Memory (GiB) of the RDS classes this platform is sized for: family -> size -> GiB. Families of one row share
+# their memory per size.
+_CLASS_MEMORY_GIB: dict[tuple[str, ...], dict[str, int]] = {
+    ("t3", "t4g"): {"micro": 1, "small": 2, "medium": 4, "large": 8, "xlarge": 16, "2xlarge": 32},
+    ("m5", "m6g", "m6i", "m7g", "m7i", "m8g"): {"large": 8, "xlarge": 16, "2xlarge": 32, "4xlarge": 64,
+                                                "8xlarge": 128, "12xlarge": 192, "16xlarge": 256},
+    ("r5", "r6g", "r6i", "r7g", "r7i", "r8g"): {"large": 16, "xlarge": 32, "2xlarge": 64, "4xlarge": 128,
+                                                "8xlarge": 256, "12xlarge": 384, "16xlarge": 512},
+}
+
+
+def db_class_memory_gib(instance_class: str) -> int | None:
+    """`db.r6g.large` -> 16; None for a class the table does not know."""
+    _, family, size = instance_class.split(".")
+    return next((sizes.get(size) for families, sizes in _CLASS_MEMORY_GIB.items() if family in families), None)

@@ -68,6 +68,10 @@ class DatabaseSettings:
     password_version: int
     name: str
     username: str
+    # Connections each application process keeps (its pool).
+    pool_size: int
+    # What every service can open at its peak, plus a reserve (regions.tuning.connection_budget).
+    max_connections: int
 
     @property
     def major_version(self) -> str:

@@ -28,6 +28,7 @@ from regions.catalog import (
     SERVICES,
     RegionInfo,
     Role,
+    db_class_memory_gib,
 )
 from regions.model import (
     AppSecrets,
@@ -51,7 +52,8 @@ from regions.model import (
 )
 from regions.reader import MISSING, PROJECT, Reader, Schema, SettingsError, show
 from regions.stackfile import StackFileError, read_stack_file, stack_file_name
-from regions.tuning import GUIDE_TUNING
+from regions.tuning import RDS_BYTES_PER_CONNECTION, connection_budget
+from regions.workloads import WORKLOADS, peak_tasks
 
 # CloudWatch Logs accepts only these retention periods (days).
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
@@ -98,7 +100,7 @@ SCHEMA: dict[str, Schema | None] = {
                 "terraformOutputs": tuple(TERRAFORM_OUTPUTS)},
     "database": ("engineVersion", "instanceClass", "allocatedStorageGb", "maxAllocatedStorageGb",
                  "backupRetentionDays", "multiAz", "promoted", "logMinDurationMs", "logRetentionDays",
-                 "passwordVersion", "name", "username"),
+                 "passwordVersion", "name", "username", "poolSize"),
     "cache": ("engine", "engineVersion", "nodeType", "nodes", "snapshotRetentionDays", "authTokenVersion"),
     "backups": ("vaultName", "dailyRetentionDays", "weeklyRetentionDays", "monthlyRetentionDays",
                 "coldStorageAfterDays"),
@@ -137,15 +139,31 @@ def _parse_cidr(reader: Reader, path: str, default: str) -> str:
     return str(network)
 
 
-def _peek(raw: Mapping[str, str], key: str, member: str | None = None) -> Any:
+def _peek(raw: Mapping[str, str], key: str, *members: str) -> Any:
+    """A value of another stack file's raw config: `_peek(raw, "trading-platform:services", "api", "max")`."""
     value = raw.get(key)
-    if member is None or value is None:
+    if not members or value is None:
         return value
     try:
         obj = json.loads(value)
     except json.JSONDecodeError:
         return None
-    return obj.get(member) if isinstance(obj, dict) else None
+    for member in members:
+        obj = obj.get(member) if isinstance(obj, dict) else None
+    return obj
+
+
+def _same_as_peer(reader: Reader, path: str, value: Any, default: Any, peer: Mapping[str, str],
+                  peer_file: str | None, why: str) -> Any:
+    """Values the two stacks must agree on: each stack file names its own key when they differ."""
+    if peer_file:
+        section, *members = path.split(".")
+        theirs = _peek(peer, f"{PROJECT}:{section}", *members)
+        theirs = default if theirs is None else theirs
+        if theirs != value:
+            raise reader.fail(reader.key(path), value, f"{show(theirs)}, the value in {peer_file} ({why})",
+                              "differs from the other stack's")
+    return value
 
 
 def _other_stacks(project_dir: Path, own_file: str) -> list[tuple[str, dict[str, str]]]:
@@ -271,7 +289,8 @@ def _network(reader: Reader, region: RegionInfo, profile: Any) -> NetworkSetting
                            source="terraform", terraform=state)
 
 
-def _database(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: str | None) -> DatabaseSettings:
+def _database(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: str | None,
+              services: ServicesSettings) -> DatabaseSettings:
     profile = PROFILES[role]
     # A replica defaults to the primary's class: once promoted it carries the primary's load.
     class_default = DEFAULT_DB_INSTANCE_CLASS
@@ -282,11 +301,16 @@ def _database(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: st
     if promoted and role != "backup":
         raise reader.fail(reader.key("database.promoted"), True,
                           "false in a primary stack (its database is the writer)")
+    instance_class = reader.string("database.instanceClass", _DB_CLASS, "an RDS instance class such as db.r6g.large",
+                                   class_default)
+    pool_size = _same_as_peer(reader, "database.poolSize",
+                              reader.integer("database.poolSize", 1, 50, 5, " (connections per application process)"),
+                              5, peer, peer_file, "the replica's max_connections must be at least the writer's")
+    max_connections = _max_connections(reader, services, pool_size, instance_class, peer, peer_file)
     return DatabaseSettings(
         engine_version=reader.string("database.engineVersion", _PG_VERSION,
                                      "a PostgreSQL version 13 to 17 as MAJOR or MAJOR.MINOR, e.g. 16.9", "16.9"),
-        instance_class=reader.string("database.instanceClass", _DB_CLASS,
-                                     "an RDS instance class such as db.r6g.large", class_default),
+        instance_class=instance_class,
         allocated_storage_gb=allocated,
         max_allocated_storage_gb=reader.integer("database.maxAllocatedStorageGb", allocated, 65536, 500,
                                                 " (at least allocatedStorageGb: the autoscaling ceiling)"),
@@ -302,7 +326,29 @@ def _database(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: st
         name=reader.string("database.name", _PG_IDENTIFIER, "a lowercase PostgreSQL identifier", "trading_platform"),
         username=reader.string("database.username", _PG_IDENTIFIER, "a lowercase PostgreSQL identifier",
                                "trading_admin"),
+        pool_size=pool_size,
+        max_connections=max_connections,
     )
+
+
+def _max_connections(reader: Reader, services: ServicesSettings, pool_size: int, instance_class: str,
+                     peer: Mapping[str, str], peer_file: str | None) -> int:
+    """What the services open at their peak. A hot standby refuses to run with fewer max_connections than its
+    writer, so the counts that make it must be equal in both stack files."""
+    for name in SERVICES:
+        if WORKLOADS[name].db_processes:
+            _same_as_peer(reader, f"services.{name}.max", services[name].active.max, SERVICE_PROFILES[name].max,
+                          peer, peer_file, "the replica's max_connections must be at least the writer's")
+    budget = connection_budget(((peak_tasks(WORKLOADS[name], services[name].active.max), WORKLOADS[name].db_processes)
+                                for name in SERVICES), pool_size)
+    memory = db_class_memory_gib(instance_class)
+    if memory is not None and budget > memory * 1024 ** 3 // RDS_BYTES_PER_CONNECTION:
+        raise reader.fail(reader.key("database.instanceClass"), instance_class,
+                          f"a class with memory for {budget} connections (RDS allows about 9 MiB each: "
+                          f"{memory} GiB holds {memory * 1024 ** 3 // RDS_BYTES_PER_CONNECTION}), or fewer "
+                          "services.*.max or database.poolSize",
+                          f"cannot hold max_connections {budget}")
+    return budget
 
 
 def _cache(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: str | None) -> CacheSettings:
@@ -327,15 +373,7 @@ def _rotation_version(reader: Reader, path: str, what: str, peer: Mapping[str, s
     """The primary rotates a shared secret and the backup follows with the same number (its cache's token, its
     tasks' restart): one number in both stack files, changed in both at once."""
     value = reader.integer(path, 1, 1_000_000, 1, f" (raise it in both stack files to rotate {what})")
-    if peer_file:
-        section, member = path.split(".")
-        theirs = _peek(peer, f"{PROJECT}:{section}", member)
-        theirs = 1 if theirs is None else theirs
-        if theirs != value:
-            raise reader.fail(reader.key(path), value,
-                              f"{show(theirs)}, the value in {peer_file} (one version rotates both stacks)",
-                              "differs from the other stack's")
-    return value
+    return _same_as_peer(reader, path, value, 1, peer, peer_file, "one version rotates both stacks")
 
 
 def _backups(reader: Reader, resource_prefix: str, peer: Mapping[str, str]) -> BackupSettings:
@@ -458,7 +496,7 @@ def _monitoring(reader: Reader, max_connections: int) -> MonitoringSettings:
         ecs_memory_percent=percent("ecsMemoryPercent", 85),
         rds_cpu_percent=percent("rdsCpuPercent", 80),
         rds_free_storage_gb=reader.number("monitoring.rdsFreeStorageGb", 1, 65536, 10),
-        rds_connections=reader.integer("monitoring.rdsConnections", 1, max_connections, 80,
+        rds_connections=reader.integer("monitoring.rdsConnections", 1, max_connections, max_connections * 4 // 5,
                                        f" (max_connections is {max_connections})"),
         # An idle PostgreSQL replica reports up to five minutes of lag: alarm above that.
         replica_lag_seconds=reader.integer("monitoring.replicaLagSeconds", 60, 86400, 900),
@@ -527,15 +565,15 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
     # The pairing comes first: a stack file that claims the other's role fails on that, not on its values.
     _check_other_stacks(reader, others, role, region, network.cidr if network.source == "create" else None,
                         environment)
-    database = _database(reader, role, peer, peer_file)
+    services = _services(reader, role, peer, peer_file)
+    database = _database(reader, role, peer, peer_file, services)
     cache = _cache(reader, role, peer, peer_file)
     backups = _backups(reader, f"{project}-{environment}", peer)
-    services = _services(reader, role, peer, peer_file)
     images = _images(reader)
     create_zone = reader.boolean("dns.createZone", False)
     if create_zone and role != "primary":
         raise reader.fail(reader.key("dns.createZone"), True, "false in the backup stack (it reads the primary's zone)")
-    monitoring = _monitoring(reader, int(GUIDE_TUNING["max_connections"]))
+    monitoring = _monitoring(reader, database.max_connections)
     budget = BudgetSettings(
         monthly_usd=reader.integer("budget.monthlyUsd", 1, 10_000_000, why=" (this stack's monthly cost limit)"),
         actual_percent=reader.integer("budget.actualPercent", 1, 1000, 80),

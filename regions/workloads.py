@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# A rolling deployment starts the new tasks before stopping the old (ECS maximumPercent): a service may run
+# twice its count for a while. A singleton never does.
+DEPLOYMENT_MAXIMUM_PERCENT = 200
+
 # Environment variable -> (shared or regional secret, JSON key in it or None for the whole value).
 SECRET_ENV: dict[str, tuple[str, str | None]] = {
     "DATABASE_USER": ("database-credentials", "username"),
@@ -38,6 +42,8 @@ class Workload:
     writable_paths: tuple[str, ...]
     # Target-tracking metrics it scales on (none: a fixed count).
     scale_on: tuple[str, ...] = ("cpu",)
+    # Processes per task that hold database connections (each a pool of database.poolSize).
+    db_processes: int = 0
     # At most one task at any time, deployments included (Celery beat).
     singleton: bool = False
     # Writes the guide's daily/weekly/monthly dumps to the backups bucket.
@@ -51,7 +57,7 @@ WORKLOADS: dict[str, Workload] = {
         command=("uvicorn", "main:app", "--host", "0.0.0.0", "--port", "8000", "--workers", "4",
                  "--log-level", "{log_level}"),
         port=8000, health_path="/api/health", secrets=tuple(SECRET_ENV),
-        user="1000:1000", writes=("/tmp",), writable_paths=("/tmp",), scale_on=("cpu", "memory")),
+        user="1000:1000", writes=("/tmp",), writable_paths=("/tmp",), scale_on=("cpu", "memory"), db_processes=4),
     # nginx serving the React build: no secrets at all. It binds port 80 as the nginx user (uid 101),
     # which the task allows through the net.ipv4.ip_unprivileged_port_start sysctl, and writes its pid
     # file and temporary request bodies where the official image puts them.
@@ -61,9 +67,10 @@ WORKLOADS: dict[str, Workload] = {
         writable_paths=("/tmp", "/var/cache/nginx", "/var/run"), scale_on=("cpu", "memory")),
     # Celery's warm shutdown finishes running tasks: give it the two minutes Fargate allows.
     "worker": Workload(
-        image="api", command=("celery", "-A", "celery_app", "worker", "--loglevel={log_level}"),
+        image="api", command=("celery", "-A", "celery_app", "worker", "--concurrency=4", "--loglevel={log_level}"),
         port=None, health_path=None, secrets=_DATABASE + _BROKER,
-        user="1000:1000", writes=("/tmp",), writable_paths=("/tmp",), writes_backups=True, stop_timeout=120),
+        user="1000:1000", writes=("/tmp",), writable_paths=("/tmp",), writes_backups=True, stop_timeout=120,
+        db_processes=4),
     # Its schedule file (--schedule, read from the command by the tests) is what it writes.
     "beat": Workload(
         image="api",
@@ -72,3 +79,8 @@ WORKLOADS: dict[str, Workload] = {
         port=None, health_path=None, secrets=_BROKER,
         user="1000:1000", writes=(), writable_paths=("/tmp",), scale_on=(), singleton=True),
 }
+
+
+def peak_tasks(workload: Workload, max_count: int) -> int:
+    """The most tasks a service runs: its autoscaling maximum, doubled while a deployment rolls."""
+    return max_count if workload.singleton else max_count * DEPLOYMENT_MAXIMUM_PERCENT // 100

@@ -7,7 +7,13 @@ import json
 import pytest
 
 from regions.stackfile import SECRET_PLACEHOLDER
-from regions.tuning import rds_value
+from regions.tuning import (
+    GUIDE_MAX_CONNECTIONS,
+    connection_budget,
+    evaluate_formula,
+    postgres_parameters,
+    rds_value,
+)
 from synth.engine import evaluate
 from synth.report import to_json
 
@@ -88,25 +94,50 @@ def test_database_is_encrypted_private_protected_and_observable(stack):
         assert group.inputs["kmsKeyId"] == stack_key_arn(stack)
 
 
-def test_parameter_group_carries_the_guide_tuning_in_rds_units(stack):
+def test_parameter_group_scales_the_guide_tuning_to_the_instance(stack):
     group = stack.named("aws:rds/parameterGroup:ParameterGroup", "database")
     assert group.inputs["family"] == "postgres16"
     (db,) = stack.of_type(INSTANCE)
     assert db.inputs["parameterGroupName"] == group.state["name"]
     params = {p["name"]: (p["value"], p["applyMethod"]) for p in group.inputs["parameters"]}
+    # api and worker: 10 tasks at most, 20 while a deployment rolls, 4 processes each with a pool of 5;
+    # plus 20 reserved: 2 * 20 * 4 * 5 + 20.
     assert params == {
-        "max_connections": ("100", "pending-reboot"),
-        "shared_buffers": ("32768", "pending-reboot"),  # 256MB in 8 kB pages
-        "effective_cache_size": ("131072", "immediate"),  # 1GB in 8 kB pages
-        "work_mem": ("4096", "immediate"),  # kB
-        "maintenance_work_mem": ("65536", "immediate"),
+        "max_connections": ("820", "pending-reboot"),
+        "shared_buffers": ("{DBInstanceClassMemory/32768}", "pending-reboot"),  # 1/4, in 8 kB pages
+        "effective_cache_size": ("{DBInstanceClassMemory/8192}", "immediate"),  # all of it, in 8 kB pages
+        "work_mem": ("{DBInstanceClassMemory/2149580}", "immediate"),  # the guide's 400 MB per GiB over 820
+        "maintenance_work_mem": ("{DBInstanceClassMemory/16384}", "immediate"),  # 1/16, in kB
         "random_page_cost": ("1.1", "immediate"),
         "effective_io_concurrency": ("200", "immediate"),
         "checkpoint_completion_target": ("0.9", "immediate"),
-        "wal_buffers": ("2048", "pending-reboot"),  # 16MB in 8 kB pages
+        "wal_buffers": ("2048", "pending-reboot"),  # 16MB in 8 kB pages: PostgreSQL's ceiling for it
         "rds.force_ssl": ("1", "immediate"),
         "log_min_duration_statement": ("500", "immediate"),
     }
+    # The services pass their pool size on, so what they open is what max_connections counts.
+    for service in ("api", "worker"):
+        assert _environment(stack, service)["DATABASE_POOL_SIZE"] == "5"
+    worker = json.loads(stack.named("aws:ecs/taskDefinition:TaskDefinition", "worker").inputs[
+        "containerDefinitions"])[-1]
+    assert "--concurrency=4" in worker["command"]
+    monitoring = stack.named("aws:cloudwatch/metricAlarm:MetricAlarm", "monitoring-rds-connections").inputs
+    assert monitoring["threshold"] == 656  # 80 % of max_connections
+
+
+def test_memory_settings_keep_the_guides_share_of_any_instance():
+    gib = 1024 ** 3
+    # On the guide's 1 GiB server with its 100 connections the formulas give the guide's values back.
+    at_guide = {p.name: p.value for p in postgres_parameters(500, GUIDE_MAX_CONNECTIONS)}
+    assert evaluate_formula(at_guide["shared_buffers"], gib) == int(rds_value("shared_buffers", "256MB"))
+    assert evaluate_formula(at_guide["effective_cache_size"], gib) == int(rds_value("effective_cache_size", "1GB"))
+    assert evaluate_formula(at_guide["work_mem"], gib) == 4096
+    assert evaluate_formula(at_guide["maintenance_work_mem"], gib) == 65536
+    # A 16 GiB class gets 16 times the memory; work_mem is shared among the connections.
+    scaled = {p.name: p.value for p in postgres_parameters(500, 820)}
+    assert evaluate_formula(scaled["shared_buffers"], 16 * gib) * 8 == 4 * 1024 ** 2  # 4 GiB in kB
+    assert evaluate_formula(scaled["work_mem"], 16 * gib) * 820 <= 16 * 400 * 1024 * 1.001
+    assert connection_budget([(20, 4), (20, 4), (1, 0), (20, 0)], 5) == 820
 
 
 @pytest.mark.parametrize(("name", "value", "expected"), [

@@ -180,7 +180,8 @@ def test_no_secret_value_in_any_container_environment(project):
                         "worker": "database-credentials=1,redis-auth-token=1", "beat": "redis-auth-token=1"}
             assert environment == {"LOG_LEVEL": "INFO", "DEBUG": "false", "AWS_REGION": stack.region,
                                    "PLATFORM_REGION": stack.region, "PLATFORM_ROLE": stack.stack,
-                                   **({"ROTATION_GENERATIONS": rotation[name]} if name in rotation else {})}
+                                   **({"ROTATION_GENERATIONS": rotation[name]} if name in rotation else {}),
+                                   **({"DATABASE_POOL_SIZE": "5"} if name in ("api", "worker") else {})}
             assert not [v for v in environment.values() if any(s in v for s in secrets)]
             assert not any(s in json.dumps(c) for s in secrets)  # nowhere in the definition
 

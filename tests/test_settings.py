@@ -176,7 +176,10 @@ KEY_CASES = [
     ("primary", "monitoring.alarmEmail", "oncall", "e-mail address"),
     ("backup", "monitoring.alarmEmail", None, "is missing"),
     ("primary", "monitoring.p95LatencySeconds", "fast", "is not a number"),
-    ("primary", "monitoring.rdsConnections", 150, "max_connections is 100"),
+    ("primary", "monitoring.rdsConnections", 900, "max_connections is 820"),
+    ("backup", "database.instanceClass", "db.t4g.medium", "cannot hold max_connections 820"),
+    ("backup", "services.api.max", 8, "the replica's max_connections must be at least the writer's"),
+    ("primary", "database.poolSize", 10, "differs from the other stack's"),
     ("primary", "budget.monthlyUsd", None, "is missing"),
 ]
 
