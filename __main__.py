@@ -19,7 +19,7 @@ from components.kms import StackKey, StackKeyArgs
 from components.load_balancer import LoadBalancer, LoadBalancerArgs, Target
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
-from components.registry import Images, ImagesArgs
+from components.registry import Images, ImagesArgs, ReplicatedImages, ReplicatedImagesArgs
 from components.replication import BucketReplication, BucketReplicationArgs
 from components.secrets import (
     SHARED_SECRETS,
@@ -34,7 +34,7 @@ from components.service import Service, ServiceArgs
 from components.storage import ALB_LOG_PREFIX, BackupBucket, BackupBucketArgs, LogBucket, LogBucketArgs
 from regions.catalog import SERVICE_PORTS, SERVICES
 from regions.settings import check_peer_region, check_zone_ids, from_pulumi
-from regions.workloads import WORKLOADS
+from regions.workloads import IMAGES, WORKLOADS
 
 # The engine runs the program in the project directory, beside the stack files.
 settings = from_pulumi(Path.cwd())
@@ -81,8 +81,8 @@ Endpoints("endpoints", EndpointsArgs(
 # --- secrets: primary creates the shared ones with replicas in the peer region; backup reads the replicas
 if is_primary:
     # Primary deploys first, so the replicas cannot use the backup stack's key: they get their own.
-    replica_key = StackKey("secrets-replica-key", StackKeyArgs(
-        alias=f"{prefix}/secrets-replica", account_id=account_id, region=region.peer, partition=region.partition,
+    replica_key = StackKey("replica-key", StackKeyArgs(
+        alias=f"{prefix}/replicas", account_id=account_id, region=region.peer, partition=region.partition,
         for_logs_and_alarms=False), opts=aws_opts)
     shared = SharedSecrets("shared-secrets", SharedSecretsArgs(
         prefix=prefix, kms_key_arn=key.arn, replica_region=region.peer, replica_kms_key_arn=replica_key.arn,
@@ -96,7 +96,7 @@ if is_primary:
                                     password=shared.db_password, password_version=settings.database.password_version)
     primary_db_arn = None
     # The backup stack's services decrypt the replicas with it.
-    pulumi.export("secrets_replica_key_arn", replica_key.arn)
+    pulumi.export("replica_key_arn", replica_key.arn)
 else:
     primary = pulumi.StackReference("primary", stack_name=settings.peer_stack)
     pulumi.export("peer_region", primary.get_output("region").apply(partial(check_peer_region, settings)))
@@ -185,8 +185,17 @@ if is_primary:
                                                 create=settings.create_zone), opts=aws_opts).zone_id
 else:
     zone_id = primary.require_output("hosted_zone_id")
-images = Images("images", ImagesArgs(repository_prefix=prefix, settings=settings.images, kms_key_arn=key.arn),
-                opts=aws_opts)
+# The primary builds once and replicates to the peer region; the backup runs the same digests from its own ECR.
+if is_primary:
+    images = Images("images", ImagesArgs(
+        repository_prefix=prefix, settings=settings.images, kms_key_arn=key.arn, project_dir=Path.cwd(),
+        account_id=account_id, replica_region=region.peer, replica_kms_key_arn=replica_key.arn,
+        replica_tags={**settings.cost_tags, "Region": region.peer}), opts=aws_opts)
+    pulumi.export("image_refs", images.refs)
+else:
+    images = ReplicatedImages("images", ReplicatedImagesArgs(
+        source_refs=primary.require_output("image_refs"), source_region=region.peer, region=region.name,
+        account_id=account_id, repository_prefix=prefix, images=IMAGES), opts=aws_opts)
 cluster = Cluster("cluster", ClusterArgs(name=settings.resource_prefix, kms_key_arn=key.arn,
                                          exec_log_group_name=f"/{prefix}/ecs/exec",
                                          log_retention_days=settings.services.log_retention_days), opts=aws_opts)
@@ -212,7 +221,7 @@ load_balancer = LoadBalancer("alb", LoadBalancerArgs(
 secret_arns = pulumi.Output.all(shared_secret_arns, connection.arn).apply(
     lambda pair: {**pair[0], "connection": pair[1]})
 # Shared secrets are encrypted with the primary's key in us-east-1 and the replica key in us-west-2.
-secret_key_arns = [key.arn] if is_primary else [key.arn, primary.require_output("secrets_replica_key_arn")]
+secret_key_arns = [key.arn] if is_primary else [key.arn, primary.require_output("replica_key_arn")]
 services = {}
 for workload_name in SERVICES:
     workload = WORKLOADS[workload_name]

@@ -53,7 +53,7 @@ from regions.model import (
 from regions.reader import MISSING, PROJECT, Reader, Schema, SettingsError, show
 from regions.stackfile import StackFileError, read_stack_file, stack_file_name
 from regions.tuning import RDS_BYTES_PER_CONNECTION, connection_budget
-from regions.workloads import WORKLOADS, peak_tasks
+from regions.workloads import IMAGES, WORKLOADS, peak_tasks
 
 # CloudWatch Logs accepts only these retention periods (days).
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
@@ -453,9 +453,14 @@ def _services(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: st
     )
 
 
-def _images(reader: Reader) -> ImageSettings:
+def _images(reader: Reader, role: Role) -> ImageSettings:
+    if role == "backup":
+        if reader.get("images", None) is not None:
+            raise reader.fail(reader.key("images"), reader.get("images"), "not set in the backup stack",
+                              "is set, but the primary builds the images and ECR replicates them to this region")
+        return ImageSettings(tag=None, keep=0, sources={})
     sources = {}
-    for name in ("api", "web"):
+    for name in IMAGES:
         path = f"images.{name}"
         allowed = (f"{{context, dockerfile}} to build (e.g. context: ../{'backend' if name == 'api' else 'frontend'}) "
                    "or {uri} of a pushed image")
@@ -569,7 +574,7 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
     database = _database(reader, role, peer, peer_file, services)
     cache = _cache(reader, role, peer, peer_file)
     backups = _backups(reader, f"{project}-{environment}", peer)
-    images = _images(reader)
+    images = _images(reader, role)
     create_zone = reader.boolean("dns.createZone", False)
     if create_zone and role != "primary":
         raise reader.fail(reader.key("dns.createZone"), True, "false in the backup stack (it reads the primary's zone)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The images the primary builds (worker and beat run the api's).
+IMAGES = ("api", "web")
 # A rolling deployment starts the new tasks before stopping the old (ECS maximumPercent): a service may run
 # twice its count for a while. A singleton never does.
 DEPLOYMENT_MAXIMUM_PERCENT = 200

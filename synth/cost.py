@@ -116,6 +116,10 @@ def _item(r: Registration, by_id: dict, usage: UsageSettings, price: PriceTable)
         return gb * (price("s3.inter-region.gb") + price("s3.rtc.gb")), f"{gb:g} GB replicated with RTC (usage)"
     if t == "aws:ecr/repository:Repository":
         return usage.ecr_storage_gb / 2 * price("ecr.gb-month"), f"{usage.ecr_storage_gb / 2:g} GB images (usage)"
+    if t == "aws:ecr/replicationConfiguration:ReplicationConfiguration":
+        # ECR stores the replicas in the peer region: the same images again.
+        return (usage.ecr_storage_gb * price("ecr.gb-month"),
+                f"{usage.ecr_storage_gb:g} GB images replicated to the peer region (usage)")
     if t == "aws:backup/vault:Vault":
         return usage.backup_storage_gb * price("backup.rds.gb-month"), f"{usage.backup_storage_gb:g} GB (usage)"
     return None

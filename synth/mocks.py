@@ -208,6 +208,10 @@ class AwsMocks(pulumi.runtime.Mocks):
             name = args.args["name"]
             return {"name": name, "zoneId": "Z" + _digest(name, length=20).upper(), "id": name,
                     "privateZone": False}, []
+        if args.token == "aws:ecr/getImage:getImage":
+            # The replicated image, found with the digest it was asked for.
+            return {"repositoryName": args.args["repositoryName"], "imageDigest": args.args["imageDigest"],
+                    "registryId": ACCOUNT_ID, "imageTags": [], "id": args.args["imageDigest"]}, []
         if args.token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
             return {"userName": "AWS", "password": "synth-ecr-token", "authorizationToken": "synth",
                     "proxyEndpoint": f"https://{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com", "id": "synth",

@@ -232,7 +232,7 @@ def test_primary_cache_fails_over_and_backup_cache_is_smaller(evaluations):
 
 def test_shared_secrets_live_in_primary_with_replicas_on_a_us_west_2_key(evaluations):
     primary = evaluations["primary"]
-    replica_key = primary.named("aws:kms/key:Key", "secrets-replica-key")
+    replica_key = primary.named("aws:kms/key:Key", "replica-key")
     assert replica_key.inputs["region"] == "us-west-2" and replica_key.inputs["enableKeyRotation"] is True
     shared = {r.inputs["name"]: r for r in primary.of_type(SECRET) if r.name.startswith("shared-secrets")}
     # No googleClientId in the stack files: no google-client-id secret (see the task-definition tests).

@@ -87,7 +87,7 @@ def test_alarms_and_dashboard(stack):
     assert rate["threshold"] == 5
     returned = [q.get("expression") for q in rate["metricQueries"] if q.get("returnData")]
     assert returned == ["IF(m1 > 0, 100 * m0 / m1, 0)"]
-    assert alarms["rds-connections"]["threshold"] == 80
+    assert alarms["rds-connections"]["threshold"] == 656  # 80 % of max_connections
     assert alarms["rds-free-storage"]["comparisonOperator"] == "LessThanThreshold"
     # Every node of the replication group, whichever is the primary after a Multi-AZ failover.
     nodes = {"primary": ["trading-platform-production-001", "trading-platform-production-002"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -39,34 +40,108 @@ def policy(stack, name):
 # --- images
 
 
-def test_ecr_repositories_scan_are_immutable_and_encrypted(stack):
-    repositories = {r.inputs["name"]: r for r in stack.of_type("aws:ecr/repository:Repository")}
+def test_ecr_repositories_scan_are_immutable_and_encrypted(evaluations):
+    primary = evaluations["primary"]
+    repositories = {r.inputs["name"]: r for r in primary.of_type("aws:ecr/repository:Repository")}
     assert set(repositories) == {"trading-platform/production/api", "trading-platform/production/web"}
-    key = stack.named("aws:kms/key:Key", "stack-key").state["arn"]
+    key = primary.named("aws:kms/key:Key", "stack-key").state["arn"]
     for repository in repositories.values():
         assert repository.inputs["imageTagMutability"] == "IMMUTABLE"
         assert repository.inputs["imageScanningConfiguration"] == {"scanOnPush": True}
         assert repository.inputs["encryptionConfigurations"] == [{"encryptionType": "KMS", "kmsKey": key}]
-        (rule,) = json.loads(stack.named("aws:ecr/lifecyclePolicy:LifecyclePolicy", repository.name)
+        (rule,) = json.loads(primary.named("aws:ecr/lifecyclePolicy:LifecyclePolicy", repository.name)
                              .inputs["policy"])["rules"]
         assert rule["selection"]["countType"] == "imageCountMoreThan" and rule["selection"]["countNumber"] == 30
+    # The backup builds nothing and owns no repository: ECR creates the replicas.
+    backup = evaluations["backup"]
+    assert not backup.of_type("aws:ecr/repository:Repository") and not backup.of_type("docker:index/image:Image")
 
 
-def test_images_are_built_for_amd64_pushed_to_this_stacks_ecr_and_deployed_by_digest(stack):
+def test_images_replicate_to_the_peer_region_into_repositories_like_the_primarys(evaluations):
+    primary = evaluations["primary"]
+    (configuration,) = primary.of_type("aws:ecr/replicationConfiguration:ReplicationConfiguration")
+    (rule,) = configuration.inputs["replicationConfiguration"]["rules"]
+    assert rule["destinations"] == [{"region": "us-west-2", "registryId": "123456789012"}]
+    assert rule["repositoryFilters"] == [{"filter": "trading-platform/production/", "filterType": "PREFIX_MATCH"}]
+    # ECR would create the replicas mutable, AES-256 and without lifecycle: a template in us-west-2 says how.
+    template = primary.named("aws:ecr/repositoryCreationTemplate:RepositoryCreationTemplate", "images")
+    t = template.inputs
+    assert (t["region"], t["prefix"], t["appliedFors"]) == ("us-west-2", "trading-platform/production",
+                                                            ["REPLICATION"])
+    replica_key = primary.named("aws:kms/key:Key", "replica-key")
+    assert replica_key.inputs["region"] == "us-west-2"  # a template's key must be in the template's region
+    assert t["imageTagMutability"] == "IMMUTABLE"
+    assert t["encryptionConfigurations"] == [{"encryptionType": "KMS", "kmsKey": replica_key.state["arn"]}]
+    assert json.loads(t["lifecyclePolicy"])["rules"][0]["selection"]["countNumber"] == 30
+    assert t["resourceTags"]["Region"] == "us-west-2" and t["resourceTags"]["CostCenter"] == "CC-4410-trading"
+    # KMS and tags on a template need a custom role ECR assumes.
+    role = by_arn(primary)[t["customRoleArn"]]
+    assert json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Principal"] == {
+        "Service": "ecr.amazonaws.com"}
+    statements = {s["Sid"]: s for s in policy(primary, "images-replica-repositories")}
+    assert set(statements["CreateReplicaRepositories"]["Action"]) == {"ecr:CreateRepository", "ecr:ReplicateImage",
+                                                                      "ecr:TagResource"}
+    assert statements["EncryptReplicaRepositories"]["Resource"] == replica_key.state["arn"]
+    # Only pushes made after replication is configured are replicated.
+    for image in ("api", "web"):
+        built = primary.named("docker:index/image:Image", f"images-{image}")
+        assert {configuration.urn, template.urn} <= set(built.dependencies)
+
+
+def test_both_regions_run_the_same_digests_each_from_its_own_ecr(evaluations):
+    primary, backup = evaluations["primary"], evaluations["backup"]
+    for service, image in (("api", "api"), ("web", "web"), ("worker", "api"), ("beat", "api")):
+        built = primary.named("docker:index/image:Image", f"images-{image}")
+        assert container(primary, service)["image"] == built.state["repoDigest"]
+        assert primary.outputs["image_refs"][image] == built.state["repoDigest"]
+        assert "@sha256:" in built.state["repoDigest"]
+        here = container(backup, service)["image"]
+        assert here == built.state["repoDigest"].replace(".dkr.ecr.us-east-1.", ".dkr.ecr.us-west-2.")
+        # The standby pulls from the replica, not across regions.
+        statements = {s["Sid"]: s for s in policy(backup, f"{service}-execution")}
+        assert statements["PullThisImage"]["Resource"] == (
+            f"arn:aws:ecr:us-west-2:123456789012:repository/trading-platform/production/{image}")
+
+
+def test_images_are_built_for_amd64_and_tagged_by_release_and_content(evaluations):
+    stack = evaluations["primary"]
     for image, context in (("api", "../backend"), ("web", "../frontend")):
         built = stack.named("docker:index/image:Image", f"images-{image}")
         repository = stack.named("aws:ecr/repository:Repository", f"images-{image}")
         url = repository.state["repositoryUrl"]
-        assert url.startswith(f"123456789012.dkr.ecr.{stack.region}.amazonaws.com/")
+        assert url.startswith("123456789012.dkr.ecr.us-east-1.amazonaws.com/")
         assert built.inputs["build"] == {"context": context, "dockerfile": f"{context}/Dockerfile.prod",
                                          "platform": "linux/amd64"}
-        assert built.inputs["imageName"] == f"{url}:2026.11.26-1"
+        assert re.fullmatch(re.escape(f"{url}:2026.11.26-1-") + "[0-9a-f]{12}", built.inputs["imageName"])
         assert ".registry" in built.secret_paths or ".registry.password" in built.secret_paths
         assert built.inputs["registry"]["server"] == url
-    for service, image in (("api", "api"), ("web", "web"), ("worker", "api"), ("beat", "api")):
-        built = stack.named("docker:index/image:Image", f"images-{image}")
-        assert container(stack, service)["image"] == built.state["repoDigest"]
-        assert "@sha256:" in built.state["repoDigest"]
+
+
+def test_changed_sources_under_the_same_release_tag_push_a_new_tag(project, tmp_path):
+    # ECR refuses to push a tag that exists in an immutable repository, even with the same digest: a tag that
+    # follows the content lets `pulumi up` re-run with changed sources and an unchanged images.tag.
+    app = tmp_path / "app"
+    (app / "src").mkdir(parents=True)
+    (app / "Dockerfile.prod").write_text("FROM python:3.12-slim\n")
+    (app / "src" / "main.py").write_text("print('v1')\n")
+    (app / ".dockerignore").write_text("*.log\nnode_modules\n")
+    edits = {f"{NS}:images.api": {"context": str(app), "dockerfile": "Dockerfile.prod"}}
+
+    def pushed_tag() -> str:
+        primary = evaluate("primary", project(primary=edits))
+        return primary.named("docker:index/image:Image", "images-api").inputs["imageName"].rsplit(":", 1)[1]
+
+    first = pushed_tag()
+    assert pushed_tag() == first  # nothing changed: same tag, and pulumi-docker sees no diff to push
+    (app / "debug.log").write_text("ignored\n")
+    (app / "node_modules").mkdir()
+    (app / "node_modules" / "x.js").write_text("ignored\n")
+    assert pushed_tag() == first  # what .dockerignore leaves out of the build does not count
+    (app / "src" / "main.py").write_text("print('v2')\n")
+    second = pushed_tag()
+    assert second != first and second.startswith("2026.11.26-1-")
+    (app / "Dockerfile.prod").write_text("FROM python:3.13-slim\n")
+    assert pushed_tag() not in (first, second)
 
 
 def test_image_uris_from_settings_are_deployed_without_a_build(project):
@@ -269,8 +344,8 @@ def test_execution_roles_read_only_their_own_secrets_image_and_logs(stack):
         else:
             assert "ReadOwnSecrets" not in statements
         image = "web" if name == "web" else "api"
-        assert statements["PullThisImage"]["Resource"] == stack.named(
-            "aws:ecr/repository:Repository", f"images-{image}").state["arn"]
+        assert statements["PullThisImage"]["Resource"] == (
+            f"arn:aws:ecr:{stack.region}:123456789012:repository/trading-platform/production/{image}")
         group = stack.named("aws:cloudwatch/logGroup:LogGroup", name)
         assert statements["WriteOwnLogs"]["Resource"] == group.state["arn"] + ":*"
         definition = stack.named(TASK, name).inputs
@@ -282,7 +357,7 @@ def test_execution_roles_read_only_their_own_secrets_image_and_logs(stack):
 def test_backup_decrypts_shared_secrets_with_the_primarys_replica_key(evaluations):
     statements = {s["Sid"]: s for s in policy(evaluations["backup"], "api-execution")}
     assert set(statements["DecryptThroughSecretsManager"]["Resource"]) == {
-        evaluations["backup"].outputs["kms_key_arn"], evaluations["primary"].outputs["secrets_replica_key_arn"]}
+        evaluations["backup"].outputs["kms_key_arn"], evaluations["primary"].outputs["replica_key_arn"]}
 
 
 def test_only_the_worker_may_touch_the_backups_bucket(stack):

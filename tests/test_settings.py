@@ -160,6 +160,7 @@ KEY_CASES = [
     ("primary", "images.tag", None, "a new tag per build"),
     ("primary", "images.api", {"uri": "nginx"}, "REGISTRY/REPOSITORY@sha256:DIGEST or :TAG"),
     ("primary", "images.web", {"context": "../frontend", "uri": "r.example/web:1"}, "exactly one of"),
+    ("backup", "images", {"tag": "1"}, "the primary builds the images and ECR replicates them"),
     ("primary", "domain.zoneName", "https://trading.example.com", "a lowercase DNS zone name"),
     ("primary", "domain.appRecord", "http://app", "a single lowercase DNS label"),
     ("backup", "dns.createZone", True, "false in the backup stack"),

@@ -45,12 +45,13 @@ def test_evaluation_is_deterministic(evaluations):
 
 
 # What each role owns alone (DESIGN.md), by logical name or name prefix: primary's third AZ and per-AZ NAT
-# gateways (its role profile), the shared secrets and their us-west-2 key, the zone, ACM's validation
-# record (the same for both regions) and the account-wide tag activation; the backup's reference, replica
-# backups, S3 replication, drill role and replica-lag alarm.
-PRIMARY_OWNS = ("network-nat-b", "network-nat-c", "network-private-c", "network-public-c", "network-isolated-c",
-                "secrets-replica-key", "shared-secrets", "zone", "alb-certificate-validation", "cost-")
-BACKUP_OWNS = ("primary", "database", "backups-replication", "drill-operator", "monitoring-rds-replica-lag")
+# gateways (its role profile), the shared secrets and their us-west-2 key, the image builds and their
+# replication, the zone, ACM's validation record (the same for both regions) and the account-wide tag
+# activation; the backup's reference, replica backups, S3 replication, drill role and replica-lag alarm.
+PRIMARY_OWNS = ("network-nat-1", "network-nat-2", "network-private-2", "network-public-2", "network-isolated-2",
+                "replica-key", "shared-secrets", "images", "zone", "alb-certificate-validation", "cost-")
+BACKUP_OWNS = ("primary", "database", "images", "backups-replication", "drill-operator",
+               "monitoring-rds-replica-lag")
 
 
 def _owned(name: str, prefixes: tuple[str, ...]) -> bool:
@@ -66,15 +67,16 @@ def test_logical_names_are_the_same_and_only_the_role_differs(evaluations):
     assert ("InstanceAutomatedBackupsReplication", "database") in backup_only  # the only "database" of its own
     assert len([n for n in backup_only if n[1] == "database"]) == 1
     database_changes = {c["input"].split(".")[0] for c in d["changed"] if c["type"] == "aws:rds/instance:Instance"}
-    # The replica differs from the writer by its source and by what a replica inherits from it.
+    # The replica differs from the writer by its source, by what a replica inherits from it and by leaving
+    # no final snapshot.
     assert database_changes == {"replicateSourceDb", "multiAz", "username", "dbName", "passwordWo",
-                                "passwordWoVersion"}
+                                "passwordWoVersion", "skipFinalSnapshot", "finalSnapshotIdentifier"}
 
 
 def test_table_names_components_and_references_by_logical_name(evaluations):
     text = table(evaluations["backup"])
     assert "network (trading-platform:network:Network)" in text
-    assert "natGatewayId=NatGateway:network-nat-a.id" in text
+    assert "natGatewayId=NatGateway:network-nat-0.id" in text
     vpc_id = evaluations["backup"].named("aws:ec2/vpc:Vpc", "network").id
     assert vpc_id not in text.split("outputs:")[0]  # physical ids are shown as logical names
 
