@@ -21,6 +21,7 @@ from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
 from components.registry import Images, ImagesArgs, ReplicatedImages, ReplicatedImagesArgs
 from components.replication import BucketReplication, BucketReplicationArgs
+from components.rotation import PasswordRotation, PasswordRotationArgs, RestartOnNewSecret, RestartOnNewSecretArgs
 from components.secrets import (
     SHARED_SECRETS,
     ConnectionSecret,
@@ -69,7 +70,7 @@ else:
         account_id=account_id,
     ), opts=aws_opts)
 security_groups = SecurityGroups("security-groups", SecurityGroupsArgs(
-    vpc_id=network.vpc_id, app_ports=SERVICE_PORTS), opts=aws_opts)
+    vpc_id=network.vpc_id, app_ports=SERVICE_PORTS, rotation=is_primary), opts=aws_opts)
 Endpoints("endpoints", EndpointsArgs(
     region=region.name,
     vpc_id=network.vpc_id,
@@ -87,13 +88,12 @@ if is_primary:
     shared = SharedSecrets("shared-secrets", SharedSecretsArgs(
         prefix=prefix, kms_key_arn=key.arn, replica_region=region.peer, replica_kms_key_arn=replica_key.arn,
         jwt_secret=settings.secrets.jwt_secret, google_client_id=settings.secrets.google_client_id,
-        db_username=settings.database.username, db_password_version=settings.database.password_version,
         redis_token_version=settings.cache.auth_token_version,
     ), opts=aws_opts)
     shared_secret_arns = shared.arns
     redis_auth_token = shared.redis_auth_token
     credentials = WriterCredentials(username=settings.database.username, db_name=settings.database.name,
-                                    password=shared.db_password, password_version=settings.database.password_version)
+                                    password=shared.db_password)
     primary_db_arn = None
     # The backup stack's services decrypt the replicas with it.
     pulumi.export("replica_key_arn", replica_key.arn)
@@ -247,13 +247,30 @@ for workload_name in SERVICES:
         log_level=settings.services.log_level,
         exec_enabled=settings.services.exec_enabled,
         exec_log_group_arn=cluster.exec_logs.arn,
-        secret_versions={"database-credentials": settings.database.password_version,
-                         "redis-auth-token": settings.cache.auth_token_version},
+        secret_versions={"redis-auth-token": settings.cache.auth_token_version},
         db_pool_size=settings.database.pool_size,
         target_group_arn=load_balancer.target_groups[workload_name].arn if workload.port else None,
         backups_bucket_arn=backups.bucket.arn if workload.writes_backups else None,
         depends_on=[load_balancer.https, load_balancer.api_rule, cluster.capacity_providers],
     ), opts=aws_opts)
+
+# --- the master password: rotated by Secrets Manager where its secret lives; tasks restart on a new one
+restarted = [name for name in SERVICES if "database-credentials" in WORKLOADS[name].secret_names]
+if is_primary:
+    PasswordRotation("database-password", PasswordRotationArgs(
+        secret_id=shared.database_credentials.id, username=settings.database.username, password=shared.db_password,
+        host=database.instance.address, port=POSTGRES_PORT, db_name=settings.database.name,
+        every_days=settings.database.password_rotation_days, function_name=f"{settings.resource_prefix}-db-rotation",
+        region=region.name, subnet_ids=network.private_subnet_ids,
+        security_group_id=security_groups.rotation.id, kms_key_arn=key.arn), opts=aws_opts)
+RestartOnNewSecret("password-restarts", RestartOnNewSecretArgs(
+    secret_arn=shared.database_credentials.arn if is_primary else primary.require_output("secret_arns").apply(
+        lambda arns: arns["database-credentials"]),
+    region=region.name, account_id=account_id, cluster_name=cluster.cluster.name,
+    service_names=[services[name].service.name for name in restarted],
+    # The replica secret takes a moment to receive the new value.
+    wait_seconds=0 if is_primary else 120,
+    forward_to_region=region.peer if is_primary else None), opts=aws_opts)
 
 # --- monitoring, failover, cost
 monitoring = Monitoring("monitoring", MonitoringArgs(

@@ -22,7 +22,6 @@ class WriterCredentials:
     username: str
     db_name: str
     password: pulumi.Input[str]
-    password_version: int
 
 
 @dataclass
@@ -105,7 +104,8 @@ class Database(pulumi.ComponentResource):
             db_name=credentials.db_name if credentials else None,
             # Write-only: the password reaches RDS but never the Pulumi state.
             password_wo=credentials.password if credentials else None,
-            password_wo_version=credentials.password_version if credentials else None,
+            # Set once at creation; Secrets Manager rotates it from then on (PasswordRotation).
+            password_wo_version=1 if credentials else None,
             replicate_source_db=args.replicate_source_db,
             tags=dict(args.tags),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment, *log_groups]),

@@ -15,3 +15,8 @@ def service_role(name: str, service: str, parent: pulumi.Resource,
         statement["Condition"] = {"StringEquals": {"aws:SourceAccount": source_account}}
     return aws.iam.Role(name, assume_role_policy=pulumi.Output.json_dumps({
         "Version": "2012-10-17", "Statement": [statement]}), opts=pulumi.ResourceOptions(parent=parent))
+
+
+def policy_document(statements: list[dict]) -> pulumi.Output[str]:
+    """An IAM policy document from statements whose values may be outputs."""
+    return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements})

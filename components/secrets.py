@@ -17,14 +17,19 @@ SHARED_SECRETS = ("jwt-secret", "google-client-id", "database-credentials", "red
 OPTIONAL_SECRETS = frozenset({"google-client-id"})
 
 
+def encrypted_secret(name: str, secret_name: str, kms_key_arn: pulumi.Input[str], parent: pulumi.Resource,
+                     replicas: list[aws.secretsmanager.SecretReplicaArgs] | None = None) -> aws.secretsmanager.Secret:
+    return aws.secretsmanager.Secret(name, name=secret_name, kms_key_id=kms_key_arn, recovery_window_in_days=30,
+                                     replicas=replicas, opts=pulumi.ResourceOptions(parent=parent))
+
+
 def stored_secret(name: str, secret_name: str, kms_key_arn: pulumi.Input[str], value: pulumi.Input[str],
                   parent: pulumi.Resource, replicas: list[aws.secretsmanager.SecretReplicaArgs] | None = None,
                   ) -> aws.secretsmanager.Secret:
     """A KMS-encrypted secret, with its value as the only place the value appears: never one without a value."""
-    child = pulumi.ResourceOptions(parent=parent)
-    secret = aws.secretsmanager.Secret(name, name=secret_name, kms_key_id=kms_key_arn, recovery_window_in_days=30,
-                                       replicas=replicas, opts=child)
-    aws.secretsmanager.SecretVersion(name, secret_id=secret.id, secret_string=pulumi.Output.secret(value), opts=child)
+    secret = encrypted_secret(name, secret_name, kms_key_arn, parent, replicas)
+    aws.secretsmanager.SecretVersion(name, secret_id=secret.id, secret_string=pulumi.Output.secret(value),
+                                     opts=pulumi.ResourceOptions(parent=parent))
     return secret
 
 
@@ -37,8 +42,6 @@ class SharedSecretsArgs:
     # secure: config values; a missing JWT secret is generated, a missing Google client id is not passed.
     jwt_secret: str | None
     google_client_id: str | None
-    db_username: str
-    db_password_version: int
     redis_token_version: int
 
 
@@ -47,6 +50,8 @@ class SharedSecrets(pulumi.ComponentResource):
 
     arns: dict[str, pulumi.Output[str]]
     db_password: pulumi.Output[str]
+    # The master password's secret, without a value: PasswordRotation writes it with the writer's address.
+    database_credentials: aws.secretsmanager.Secret
     redis_auth_token: pulumi.Output[str]
 
     def __init__(self, name: str, args: SharedSecretsArgs, opts: pulumi.ResourceOptions | None = None):
@@ -59,14 +64,13 @@ class SharedSecrets(pulumi.ComponentResource):
                 f"{name}-{label}", length=length, special=specials is not None, override_special=specials,
                 keepers={"version": str(version)} if version is not None else None, opts=child).result
 
-        self.db_password = generated("db-password", 40, args.db_password_version, _RDS_PASSWORD_SPECIALS)
+        # Generated once: Secrets Manager rotates it from then on.
+        self.db_password = generated("db-password", 40, specials=_RDS_PASSWORD_SPECIALS)
         # ElastiCache auth tokens allow few specials; length gives the strength instead.
         self.redis_auth_token = generated("redis-auth-token", 64, args.redis_token_version)
         jwt = args.jwt_secret if args.jwt_secret is not None else generated("jwt-secret", 64)
         values: dict[str, pulumi.Input[str]] = {
             "jwt-secret": jwt,
-            "database-credentials": pulumi.Output.json_dumps(
-                {"username": args.db_username, "password": self.db_password}),
             "redis-auth-token": self.redis_auth_token,
         }
         # ECS cannot start a task whose secret has no value: an unset client id is no secret at all, and the
@@ -82,6 +86,10 @@ class SharedSecrets(pulumi.ComponentResource):
         self.arns = {key: stored_secret(f"{name}-{key}", f"{args.prefix}/{key}", args.kms_key_arn, value, self,
                                         replicas).arn
                      for key, value in values.items()}
+        self.database_credentials = encrypted_secret(f"{name}-database-credentials",
+                                                     f"{args.prefix}/database-credentials", args.kms_key_arn, self,
+                                                     replicas)
+        self.arns["database-credentials"] = self.database_credentials.arn
         self.register_outputs({"arns": self.arns})
 
 

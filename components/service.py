@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.containers import container_definitions, task_volume_paths, volume_name
-from components.iam import service_role
+from components.iam import policy_document, service_role
 from components.secrets import OPTIONAL_SECRETS
 from regions.model import Capacity, ServiceSettings
 from regions.workloads import DEPLOYMENT_MAXIMUM_PERCENT, SECRET_ENV, Workload
@@ -71,10 +71,6 @@ def injected_secrets(workload: Workload, arns: Mapping[str, str]) -> dict[str, t
     return found
 
 
-def _policy(statements: list[dict]) -> pulumi.Output[str]:
-    return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements})
-
-
 class Service(pulumi.ComponentResource):
     service: aws.ecs.Service
 
@@ -109,7 +105,8 @@ class Service(pulumi.ComponentResource):
                  "Resource": list(args.secret_key_arns),
                  "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{args.region}.amazonaws.com"}}},
             ]
-        aws.iam.RolePolicy(f"{name}-execution", role=execution.id, policy=_policy(execution_statements), opts=child)
+        aws.iam.RolePolicy(f"{name}-execution", role=execution.id, policy=policy_document(execution_statements),
+                           opts=child)
 
         task = service_role(f"{name}-task", "ecs-tasks.amazonaws.com", self)
         task_statements: list[dict] = []
@@ -140,7 +137,7 @@ class Service(pulumi.ComponentResource):
                  "Resource": "*"},
             ]
         if task_statements:
-            aws.iam.RolePolicy(f"{name}-task", role=task.id, policy=_policy(task_statements), opts=child)
+            aws.iam.RolePolicy(f"{name}-task", role=task.id, policy=policy_document(task_statements), opts=child)
 
         secrets = secret_refs.apply(lambda refs: [{"name": k, "valueFrom": v} for k, v in sorted(refs.items())])
         environment = dict(args.environment)
@@ -151,7 +148,7 @@ class Service(pulumi.ComponentResource):
             # Tasks read secrets only at start: a new version number (rotation) must start new tasks.
             environment["ROTATION_GENERATIONS"] = ",".join(
                 f"{secret}={version}" for secret, version in sorted(args.secret_versions.items())
-                if any(SECRET_ENV[env][0] == secret for env in w.secrets))
+                if secret in w.secret_names)
         containers = container_definitions(name, w, args.image, environment, secrets, logs.name, args.region,
                                            args.log_level, args.exec_enabled)
         definition = ECS.TaskDefinition(

@@ -65,7 +65,8 @@ class DatabaseSettings:
     promoted: bool
     log_min_duration_ms: int
     log_retention_days: int
-    password_version: int
+    # Secrets Manager rotates the master password this often (the primary owns the secret).
+    password_rotation_days: int
     name: str
     username: str
     # Connections each application process keeps (its pool).

@@ -100,7 +100,7 @@ SCHEMA: dict[str, Schema | None] = {
                 "terraformOutputs": tuple(TERRAFORM_OUTPUTS)},
     "database": ("engineVersion", "instanceClass", "allocatedStorageGb", "maxAllocatedStorageGb",
                  "backupRetentionDays", "multiAz", "promoted", "logMinDurationMs", "logRetentionDays",
-                 "passwordVersion", "name", "username", "poolSize"),
+                 "passwordRotationDays", "name", "username", "poolSize"),
     "cache": ("engine", "engineVersion", "nodeType", "nodes", "snapshotRetentionDays", "authTokenVersion"),
     "backups": ("vaultName", "dailyRetentionDays", "weeklyRetentionDays", "monthlyRetentionDays",
                 "coldStorageAfterDays"),
@@ -321,8 +321,8 @@ def _database(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: st
         log_min_duration_ms=reader.integer("database.logMinDurationMs", -1, 3_600_000, 500,
                                            " (-1 turns slow-statement logging off)"),
         log_retention_days=_retention(reader, "database.logRetentionDays", 90),
-        password_version=_rotation_version(reader, "database.passwordVersion", "the master password", peer,
-                                           peer_file),
+        password_rotation_days=reader.integer("database.passwordRotationDays", 1, 1000, 30,
+                                              " (Secrets Manager's rotation schedule)"),
         name=reader.string("database.name", _PG_IDENTIFIER, "a lowercase PostgreSQL identifier", "trading_platform"),
         username=reader.string("database.username", _PG_IDENTIFIER, "a lowercase PostgreSQL identifier",
                                "trading_admin"),
@@ -365,15 +365,13 @@ def _cache(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: str |
         nodes=reader.integer("cache.nodes", min_nodes, 6, profile.cache_nodes,
                              " (a primary needs two for automatic failover)" if role == "primary" else ""),
         snapshot_retention_days=reader.integer("cache.snapshotRetentionDays", 1, 35, 7),
-        auth_token_version=_rotation_version(reader, "cache.authTokenVersion", "the auth token", peer, peer_file),
+        # The primary rotates the shared token and the backup's cache follows with the same number.
+        auth_token_version=_same_as_peer(
+            reader, "cache.authTokenVersion",
+            reader.integer("cache.authTokenVersion", 1, 1_000_000, 1, " (raise it in both stack files to rotate "
+                                                                       "the auth token)"),
+            1, peer, peer_file, "one version rotates both stacks"),
     )
-
-
-def _rotation_version(reader: Reader, path: str, what: str, peer: Mapping[str, str], peer_file: str | None) -> int:
-    """The primary rotates a shared secret and the backup follows with the same number (its cache's token, its
-    tasks' restart): one number in both stack files, changed in both at once."""
-    value = reader.integer(path, 1, 1_000_000, 1, f" (raise it in both stack files to rotate {what})")
-    return _same_as_peer(reader, path, value, 1, peer, peer_file, "one version rotates both stacks")
 
 
 def _backups(reader: Reader, resource_prefix: str, peer: Mapping[str, str]) -> BackupSettings:

@@ -52,6 +52,11 @@ class Workload:
     writes_backups: bool = False
     stop_timeout: int = 30
 
+    @property
+    def secret_names(self) -> frozenset[str]:
+        """The secrets its task reads (`database-credentials`, `connection`, ...)."""
+        return frozenset(SECRET_ENV[env][0] for env in self.secrets)
+
 
 WORKLOADS: dict[str, Workload] = {
     "api": Workload(

@@ -79,6 +79,7 @@ _ARN = {
     "aws:acm/certificate:Certificate": "arn:aws:acm:{region}:{account}:certificate/{id}",
     "aws:sns/topic:Topic": "arn:aws:sns:{region}:{account}:{name}",
     "aws:route53/healthCheck:HealthCheck": "arn:aws:route53:::healthcheck/{id}",
+    "aws:sfn/stateMachine:StateMachine": "arn:aws:states:{region}:{account}:stateMachine:{id}",
 }
 
 
@@ -183,6 +184,9 @@ class AwsMocks(pulumi.runtime.Mocks):
             return {"domainValidationOptions": [{
                 "domainName": domain, "resourceRecordName": f"_{token}.{domain}.",
                 "resourceRecordType": "CNAME", "resourceRecordValue": f"_{token[::-1]}.acm-validations.aws."}]}
+        if typ == "aws:serverlessrepository/cloudFormationStack:CloudFormationStack":
+            # The rotation application's output.
+            return {"outputs": {"RotationLambdaARN": f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{state['name']}"}}
         if typ == "aws:ecs/taskDefinition:TaskDefinition":
             return {"arn": f"arn:aws:ecs:{region}:{ACCOUNT_ID}:task-definition/{state['family']}:1", "revision": 1}
         return {}

@@ -298,8 +298,10 @@ def test_no_secret_value_outside_its_secret_version(project):
         "aws:secretsmanager/secretVersion:SecretVersion")}
     assert versions["shared-secrets-jwt-secret"] == jwt
     assert versions["shared-secrets-google-client-id"] == google
-    assert json.loads(versions["shared-secrets-database-credentials"]) == {
-        "username": "trading_admin", "password": generated["shared-secrets-db-password"]}
+    # What the rotation function needs: the engine, the writer's address and the database.
+    assert json.loads(versions["database-password"]) == {
+        "engine": "postgres", "host": primary.of_type(INSTANCE)[0].state["address"], "port": 5432,
+        "dbname": "trading_platform", "username": "trading_admin", "password": generated["shared-secrets-db-password"]}
     assert primary.of_type(INSTANCE)[0].inputs["passwordWo"] == generated["shared-secrets-db-password"]
 
 
@@ -458,3 +460,84 @@ def _environment(stack, service):
         "containerDefinitions"])
     (app,) = [c for c in definitions if c["name"] == service]
     return {e["name"]: e["value"] for e in app["environment"]}
+
+
+# --- the master password's rotation
+
+
+def test_secrets_manager_rotates_the_master_password_where_the_secret_lives(evaluations, project):
+    primary, backup = evaluations["primary"], evaluations["backup"]
+    secret = primary.named(SECRET, "shared-secrets-database-credentials")
+    (rotation,) = primary.of_type("aws:secretsmanager/secretRotation:SecretRotation")
+    assert rotation.inputs["secretId"] == secret.id
+    assert rotation.inputs["rotationRules"] == {"automaticallyAfterDays": 30}
+    # Services started by this deployment read the first password: the first rotation waits for the schedule.
+    assert rotation.inputs["rotateImmediately"] is False
+    # Rotation is configured on the primary secret only; its replica receives each new value.
+    assert not backup.of_type("aws:secretsmanager/secretRotation:SecretRotation")
+    assert secret.inputs["replicas"][0]["region"] == "us-west-2"
+    app = primary.named("aws:serverlessrepository/cloudFormationStack:CloudFormationStack", "database-password")
+    a = app.inputs
+    assert a["applicationId"].endswith(":applications/SecretsManagerRDSPostgreSQLRotationSingleUser")
+    assert a["semanticVersion"] == "1.1.671"  # pinned: a new version is a reviewed change
+    assert set(a["capabilities"]) == {"CAPABILITY_IAM", "CAPABILITY_RESOURCE_POLICY"}
+    assert len(a["parameters"]["functionName"]) <= 64
+    assert rotation.inputs["rotationLambdaArn"] == app.state["outputs"]["RotationLambdaARN"]
+    p = a["parameters"]
+    assert p["endpoint"] == "https://secretsmanager.us-east-1.amazonaws.com"
+    private = {r.id for r in primary.of_type("aws:ec2/subnet:Subnet") if r.inputs["tags"]["Tier"] == "private"}
+    assert set(p["vpcSubnetIds"].split(",")) == private
+    assert by_id(primary)[p["vpcSecurityGroupIds"]].name == "security-groups-rotation"
+    assert p["kmsKeyArn"] == stack_key_arn(primary)
+    assert set(p["excludeCharacters"]) == set('/@"\' \\')  # what RDS refuses in a master password
+    # Written once: a later `pulumi up` must not put the first password back over a rotated one.
+    version = primary.named("aws:secretsmanager/secretVersion:SecretVersion", "database-password")
+    assert version.inputs["secretId"] == secret.id and version.ignore_changes == ("secretString",)
+    # Pulumi no longer drives the password after creation.
+    (writer,) = primary.of_type(INSTANCE)
+    assert writer.inputs["passwordWoVersion"] == 1
+    assert (evaluate("primary", project(primary={f"{NS}:database.passwordRotationDays": 7}))
+            .of_type("aws:secretsmanager/secretRotation:SecretRotation")[0].inputs["rotationRules"]
+            == {"automaticallyAfterDays": 7})
+
+
+def test_a_new_password_restarts_the_services_that_read_it_in_both_regions(evaluations):
+    primary, backup = evaluations["primary"], evaluations["backup"]
+    secret_arn = primary.named(SECRET, "shared-secrets-database-credentials").state["arn"]
+    for stack in (primary, backup):
+        rule = stack.named("aws:cloudwatch/eventRule:EventRule", "password-restarts")
+        # Secrets Manager's own event (no trail needed): AWSCURRENT moved to a new version of the primary
+        # secret, as the primary region names it (the backup receives the primary's events).
+        assert json.loads(rule.inputs["eventPattern"]) == {
+            "source": ["aws.secretsmanager"], "detail-type": ["Secret Label Updated"], "resources": [secret_arn],
+            "detail": {"labelUpdated": ["AWSCURRENT"]}}
+        machine = stack.named("aws:sfn/stateMachine:StateMachine", "password-restarts")
+        definition = json.loads(machine.inputs["definition"])
+        restart = definition["States"]["Restart"]
+        tasks = [branch["States"][branch["StartAt"]] for branch in restart["Branches"]]
+        # api and worker read the password; web and beat do not.
+        assert [t["Parameters"] for t in tasks] == [
+            {"Cluster": "trading-platform-production", "Service": name, "ForceNewDeployment": True}
+            for name in ("api", "worker")]
+        assert {t["Resource"] for t in tasks} == {"arn:aws:states:::aws-sdk:ecs:updateService"}
+        # The replica secret receives the value a little later.
+        if stack.stack == "backup":
+            assert definition["StartAt"] == "WaitForReplica"
+            assert definition["States"]["WaitForReplica"]["Seconds"] == 120
+        else:
+            assert definition["StartAt"] == "Restart"
+        statements = json.loads(stack.named("aws:iam/rolePolicy:RolePolicy", "password-restarts-machine")
+                                .inputs["policy"])["Statement"]
+        assert statements == [{"Sid": "RestartServices", "Effect": "Allow", "Action": "ecs:UpdateService",
+                               "Resource": [f"arn:aws:ecs:{stack.region}:123456789012:service/"
+                                            f"trading-platform-production/{n}" for n in ("api", "worker")]}]
+        target = stack.named("aws:cloudwatch/eventTarget:EventTarget", "password-restarts-restart")
+        assert target.inputs["arn"] == machine.state["arn"]
+    # A state machine cannot call ECS in another region: the primary forwards the event to the backup's bus.
+    forward = primary.named("aws:cloudwatch/eventTarget:EventTarget", "password-restarts-forward")
+    assert forward.inputs["arn"] == "arn:aws:events:us-west-2:123456789012:event-bus/default"
+    events = {s["Sid"]: s for s in json.loads(primary.named(
+        "aws:iam/rolePolicy:RolePolicy", "password-restarts-events").inputs["policy"])["Statement"]}
+    assert events["ForwardToPeerRegion"]["Resource"] == forward.inputs["arn"]
+    with pytest.raises(KeyError):
+        backup.named("aws:cloudwatch/eventTarget:EventTarget", "password-restarts-forward")

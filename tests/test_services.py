@@ -251,8 +251,7 @@ def test_no_secret_value_in_any_container_environment(project):
         for name in ("api", "web", "worker", "beat"):
             c = container(stack, name)
             environment = {e["name"]: e["value"] for e in c["environment"]}
-            rotation = {"api": "database-credentials=1,redis-auth-token=1",
-                        "worker": "database-credentials=1,redis-auth-token=1", "beat": "redis-auth-token=1"}
+            rotation = {"api": "redis-auth-token=1", "worker": "redis-auth-token=1", "beat": "redis-auth-token=1"}
             assert environment == {"LOG_LEVEL": "INFO", "DEBUG": "false", "AWS_REGION": stack.region,
                                    "PLATFORM_REGION": stack.region, "PLATFORM_ROLE": stack.stack,
                                    **({"ROTATION_GENERATIONS": rotation[name]} if name in rotation else {}),

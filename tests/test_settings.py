@@ -169,7 +169,7 @@ KEY_CASES = [
     ("primary", "environment", "pre--prod", "single '-' inside"),
     ("backup", "environment", "staging", "differs from the other stack's"),
     ("backup", "cache.authTokenVersion", 2, "the value in Pulumi.primary.yaml (one version rotates both stacks)"),
-    ("primary", "database.passwordVersion", 3, "differs from the other stack's"),
+    ("primary", "database.passwordRotationDays", 0, "from 1 to 1000"),
     ("primary", "jwtSecret", "hunter2-in-plaintext", "is stored in plaintext in the stack file"),
     ("primary", "backups.coldStorageAfterDays", 2500, "at least 90 days before"),
     ("primary", "drill", {"requireMfa": False}, "belongs to the backup stack"),

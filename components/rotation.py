@@ -1,0 +1,156 @@
+"""Automatic rotation of the database master password, and the restarts that follow it.
+
+RDS cannot manage the master password of an instance that has a cross-region read replica, so Secrets
+Manager rotates it with AWS's single-user PostgreSQL rotation function (from the Serverless Application
+Repository). The new value replicates to the peer region's secret, and the replica receives the password
+change with the WAL: the standby stays usable. ECS reads secrets only when a task starts, so every new
+AWSCURRENT version restarts the services that read it, in both regions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.iam import policy_document, service_role
+
+# AWS's rotation function for a PostgreSQL user that changes its own password; the version is pinned, so
+# an update of the application is a reviewed change.
+ROTATION_APPLICATION = ("arn:aws:serverlessrepo:us-east-1:297356227824:applications/"
+                        "SecretsManagerRDSPostgreSQLRotationSingleUser")
+ROTATION_APPLICATION_VERSION = "1.1.671"
+# Characters RDS refuses in a master password.
+EXCLUDED_PASSWORD_CHARACTERS = "/@\"' \\"
+# Secrets Manager's own event when a staging label moves: AWSCURRENT on a new version means a new password.
+LABEL_UPDATED = "Secret Label Updated"
+
+
+@dataclass
+class PasswordRotationArgs:
+    secret_id: pulumi.Input[str]
+    # The secret's first value; the rotation function needs the engine, host, port and database in it.
+    username: str
+    password: pulumi.Input[str]
+    host: pulumi.Input[str]
+    port: int
+    db_name: str
+    every_days: int
+    function_name: str
+    region: str
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
+    security_group_id: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+
+
+class PasswordRotation(pulumi.ComponentResource):
+    def __init__(self, name: str, args: PasswordRotationArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("trading-platform:security:PasswordRotation", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        # Written once: from then on the rotation function owns the value, and a later `pulumi up` must not
+        # put the first password back.
+        aws.secretsmanager.SecretVersion(name, secret_id=args.secret_id, secret_string=pulumi.Output.secret(
+            pulumi.Output.json_dumps({"engine": "postgres", "host": args.host, "port": args.port,
+                                      "dbname": args.db_name, "username": args.username,
+                                      "password": args.password})),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["secretString"]))
+        function = aws.serverlessrepository.CloudFormationStack(
+            name, name=args.function_name, application_id=ROTATION_APPLICATION,
+            semantic_version=ROTATION_APPLICATION_VERSION,
+            # The application creates the function's role and its invoke permission for Secrets Manager.
+            capabilities=["CAPABILITY_IAM", "CAPABILITY_RESOURCE_POLICY"],
+            parameters={
+                "functionName": args.function_name,
+                "endpoint": f"https://secretsmanager.{args.region}.amazonaws.com",
+                "vpcSubnetIds": pulumi.Output.from_input(args.subnet_ids).apply(",".join),
+                "vpcSecurityGroupIds": args.security_group_id,
+                "kmsKeyArn": args.kms_key_arn,
+                "excludeCharacters": EXCLUDED_PASSWORD_CHARACTERS,
+            },
+            opts=child)
+        aws.secretsmanager.SecretRotation(
+            name, secret_id=args.secret_id,
+            rotation_lambda_arn=function.outputs.apply(lambda outputs: outputs["RotationLambdaARN"]),
+            rotation_rules=aws.secretsmanager.SecretRotationRotationRulesArgs(
+                automatically_after_days=args.every_days),
+            # The first rotation waits for the schedule: the services that start now read the first password.
+            rotate_immediately=False,
+            opts=child)
+        self.register_outputs({})
+
+
+@dataclass
+class RestartOnNewSecretArgs:
+    # The rotated secret, as the primary region names it: its events carry that ARN.
+    secret_arn: pulumi.Input[str]
+    region: str
+    account_id: pulumi.Input[str]
+    cluster_name: pulumi.Input[str]
+    # Services that read the secret, restarted on a new version.
+    service_names: Sequence[pulumi.Input[str]]
+    # Let the replica catch up before tasks read it (the peer region).
+    wait_seconds: int = 0
+    # Also send the events to this region's default bus, where the peer stack restarts its services.
+    forward_to_region: str | None = None
+
+
+class RestartOnNewSecret(pulumi.ComponentResource):
+    """An EventBridge rule on the secret's new AWSCURRENT version, starting a state machine that forces a new
+    deployment of each service (Step Functions' ECS SDK integration: no code of ours runs)."""
+
+    def __init__(self, name: str, args: RestartOnNewSecretArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("trading-platform:security:RestartOnNewSecret", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        service_arns = [pulumi.Output.concat("arn:aws:ecs:", args.region, ":", args.account_id, ":service/",
+                                             args.cluster_name, "/", service) for service in args.service_names]
+        machine_role = service_role(f"{name}-machine", "states.amazonaws.com", self, source_account=args.account_id)
+        aws.iam.RolePolicy(f"{name}-machine", role=machine_role.id, policy=policy_document([
+            {"Sid": "RestartServices", "Effect": "Allow", "Action": "ecs:UpdateService", "Resource": service_arns}]),
+            opts=child)
+        machine = aws.sfn.StateMachine(
+            name, role_arn=machine_role.arn,
+            definition=pulumi.Output.all(args.cluster_name, *args.service_names).apply(
+                lambda values: json.dumps(restart_definition(values[0], values[1:], args.wait_seconds))),
+            opts=child)
+
+        rule = aws.cloudwatch.EventRule(name, description="A new password in the database credentials",
+                                        event_pattern=pulumi.Output.json_dumps(new_version_pattern(args.secret_arn)),
+                                        opts=child)
+        events_role = service_role(f"{name}-events", "events.amazonaws.com", self, source_account=args.account_id)
+        statements: list[dict] = [{"Sid": "StartRestart", "Effect": "Allow", "Action": "states:StartExecution",
+                                   "Resource": machine.arn}]
+        aws.cloudwatch.EventTarget(f"{name}-restart", rule=rule.name, arn=machine.arn, role_arn=events_role.arn,
+                                   opts=child)
+        if args.forward_to_region:
+            peer_bus = pulumi.Output.concat("arn:aws:events:", args.forward_to_region, ":", args.account_id,
+                                            ":event-bus/default")
+            statements.append({"Sid": "ForwardToPeerRegion", "Effect": "Allow", "Action": "events:PutEvents",
+                               "Resource": peer_bus})
+            aws.cloudwatch.EventTarget(f"{name}-forward", rule=rule.name, arn=peer_bus, role_arn=events_role.arn,
+                                       opts=child)
+        aws.iam.RolePolicy(f"{name}-events", role=events_role.id, policy=policy_document(statements), opts=child)
+        self.register_outputs({"state_machine_arn": machine.arn})
+
+
+def new_version_pattern(secret_arn: pulumi.Input[str]) -> dict:
+    return {"source": ["aws.secretsmanager"], "detail-type": [LABEL_UPDATED], "resources": [secret_arn],
+            "detail": {"labelUpdated": ["AWSCURRENT"]}}
+
+
+def restart_definition(cluster: str, services: Sequence[str], wait_seconds: int) -> dict:
+    """Amazon States Language: optionally wait, then force a new deployment of every service in parallel."""
+    restart = {"Type": "Parallel", "End": True, "Branches": [{
+        "StartAt": service,
+        "States": {service: {
+            "Type": "Task", "Resource": "arn:aws:states:::aws-sdk:ecs:updateService",
+            "Parameters": {"Cluster": cluster, "Service": service, "ForceNewDeployment": True},
+            "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 10, "MaxAttempts": 5, "BackoffRate": 2}],
+            "End": True}},
+    } for service in services]}
+    if not wait_seconds:
+        return {"StartAt": "Restart", "States": {"Restart": restart}}
+    return {"StartAt": "WaitForReplica", "States": {
+        "WaitForReplica": {"Type": "Wait", "Seconds": wait_seconds, "Next": "Restart"}, "Restart": restart}}
