@@ -564,3 +564,26 @@ def test_waf_logs_requests_without_credentials(stack):
     assert statement["Principal"] == {"Service": "delivery.logs.amazonaws.com"}
     assert statement["Resource"] == f"{group.state['arn']}:log-stream:*"
     assert delivery.urn in logging.dependencies
+
+
+def test_replication_and_rotation_names_fit_the_api_patterns(evaluations):
+    # The mocks accept any string; these are the patterns of the AWS API references.
+    primary = evaluations["primary"]
+    (configuration,) = primary.of_type("aws:ecr/replicationConfiguration:ReplicationConfiguration")
+    ((repository_filter,),) = [r["repositoryFilters"]
+                               for r in configuration.inputs["replicationConfiguration"]["rules"]]
+    # ECR RepositoryFilter.filter
+    assert re.fullmatch(r"(?:[a-z0-9]+(?:[._-][a-z0-9]*)*/)*[a-z0-9]*(?:[._-][a-z0-9]*)*",
+                        repository_filter["filter"]) and 2 <= len(repository_filter["filter"]) <= 256
+    # ECR CreateRepositoryCreationTemplate.prefix
+    prefix = primary.named("aws:ecr/repositoryCreationTemplate:RepositoryCreationTemplate", "images").inputs["prefix"]
+    assert re.fullmatch(r"((?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*/?|ROOT)", prefix)
+    # CloudFormation stack names (the rotation application's stack).
+    stack_name = primary.named("aws:serverlessrepository/cloudFormationStack:CloudFormationStack",
+                               "database-password").inputs["name"]
+    assert re.fullmatch(r"[a-zA-Z][-a-zA-Z0-9]{0,127}", stack_name)
+    # CloudWatch Logs resource policies are at most 5,120 characters.
+    for stack in evaluations.values():
+        document = stack.named("aws:cloudwatch/logResourcePolicy:LogResourcePolicy", "alb-waf").inputs[
+            "policyDocument"]
+        assert len(document) <= 5120
