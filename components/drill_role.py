@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.iam import policy_document
+
 # Reads that IAM cannot scope to a resource (the Service Authorization Reference lists no resource type).
 UNSCOPED_READS = ("cloudwatch:GetMetricStatistics",)
 
@@ -70,9 +72,7 @@ class DrillRole(pulumi.ComponentResource):
                          for r in args.regions]
         rds_prefix = pulumi.Output.concat("arn:aws:rds:", args.backup_region, ":", args.account_id)
         drill_snapshots = pulumi.Output.concat(rds_prefix, ":snapshot:", args.replica_identifier, "-drill-*")
-        aws.iam.RolePolicy(name, role=self.role.id, policy=pulumi.Output.json_dumps({
-            "Version": "2012-10-17",
-            "Statement": [
+        aws.iam.RolePolicy(name, role=self.role.id, policy=policy_document([
                 {"Sid": "ReadServices", "Effect": "Allow", "Action": "ecs:DescribeServices",
                  "Resource": joined("services")},
                 {"Sid": "ScaleBothRegionsServices", "Effect": "Allow", "Action": "ecs:UpdateService",
@@ -100,6 +100,5 @@ class DrillRole(pulumi.ComponentResource):
                  "Resource": health_checks},
                 {"Sid": "ReadBackupsReplication", "Effect": "Allow", "Action": "s3:GetReplicationConfiguration",
                  "Resource": args.replicated_bucket_arn},
-            ],
-        }), opts=child)
+        ]), opts=child)
         self.register_outputs({"arn": self.role.arn})

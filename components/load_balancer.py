@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.iam import policy_document
+
 SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # The guide limits a user to 100 requests a minute. WAF counts per client IP over a 5-minute window, so the
 # same rate is 500 per IP. Users behind one NAT share an address, which is why this is not stricter.
@@ -136,18 +138,15 @@ class LoadBalancer(pulumi.ComponentResource):
         # Our own delivery policy for this group: otherwise WAF grows one shared account-wide policy, which
         # fails once it passes CloudWatch Logs' 5,120-character limit.
         delivery = aws.cloudwatch.LogResourcePolicy(
-            f"{name}-waf", policy_name=args.waf_log_group_name, policy_document=pulumi.Output.json_dumps({
-                "Version": "2012-10-17",
-                "Statement": [{
-                    "Sid": "WafDeliversThisAcl", "Effect": "Allow",
-                    "Principal": {"Service": "delivery.logs.amazonaws.com"},
-                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                    "Resource": pulumi.Output.concat(group.arn, ":log-stream:*"),
-                    "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id},
-                                  "ArnLike": {"aws:SourceArn": pulumi.Output.concat(
-                                      "arn:aws:logs:", args.region, ":", args.account_id, ":*")}},
-                }],
-            }), opts=child)
+            f"{name}-waf", policy_name=args.waf_log_group_name, policy_document=policy_document([{
+                "Sid": "WafDeliversThisAcl", "Effect": "Allow",
+                "Principal": {"Service": "delivery.logs.amazonaws.com"},
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": pulumi.Output.concat(group.arn, ":log-stream:*"),
+                "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id},
+                              "ArnLike": {"aws:SourceArn": pulumi.Output.concat(
+                                  "arn:aws:logs:", args.region, ":", args.account_id, ":*")}},
+            }]), opts=child)
         WAF.WebAclLoggingConfiguration(
             name, resource_arn=acl.arn, log_destination_configs=[group.arn],
             # Credentials never reach the log. WAF redacts headers by lowercase name.

@@ -15,7 +15,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
-from components.iam import service_role
+from components.iam import policy_document, service_role
 from regions.model import ImageSettings
 
 
@@ -38,10 +38,13 @@ def context_fingerprint(context: Path, dockerfile: Path) -> str:
     if any(p.startswith("!") for p in patterns):
         patterns = []
     digest = hashlib.sha256()
-    files = sorted(p for p in context.rglob("*") if p.is_file() and ".git" not in p.relative_to(context).parts)
-    for path in [*files, dockerfile] if dockerfile.is_file() else files:
-        relative = path.relative_to(context).as_posix() if path.is_relative_to(context) else path.name
-        if any(fnmatch.fnmatch(relative, p.strip("/")) or relative.startswith(p.strip("/") + "/") for p in patterns):
+    # Docker reads the Dockerfile even when .dockerignore names it.
+    if dockerfile.is_file():
+        digest.update(b"Dockerfile\0" + dockerfile.read_bytes() + b"\0")
+    for path in sorted(p for p in context.rglob("*") if p.is_file()):
+        relative = path.relative_to(context).as_posix()
+        if ".git" in path.relative_to(context).parts or any(
+                fnmatch.fnmatch(relative, p.strip("/")) or relative.startswith(p.strip("/") + "/") for p in patterns):
             continue
         digest.update(relative.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -112,18 +115,15 @@ class Images(pulumi.ComponentResource):
         with our settings (by default it would create mutable, AES-256 repositories without lifecycle)."""
         child = pulumi.ResourceOptions(parent=self)
         role = service_role(f"{name}-replica-repositories", "ecr.amazonaws.com", self)
-        aws.iam.RolePolicy(f"{name}-replica-repositories", role=role.id, policy=pulumi.Output.json_dumps({
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Sid": "CreateReplicaRepositories", "Effect": "Allow",
-                 "Action": ["ecr:CreateRepository", "ecr:ReplicateImage", "ecr:TagResource"],
-                 "Resource": pulumi.Output.concat("arn:aws:ecr:", args.replica_region, ":", args.account_id,
-                                                  ":repository/", prefix, "*")},
-                {"Sid": "EncryptReplicaRepositories", "Effect": "Allow",
-                 "Action": ["kms:CreateGrant", "kms:RetireGrant", "kms:DescribeKey"],
-                 "Resource": args.replica_kms_key_arn},
-            ],
-        }), opts=child)
+        aws.iam.RolePolicy(f"{name}-replica-repositories", role=role.id, policy=policy_document([
+            {"Sid": "CreateReplicaRepositories", "Effect": "Allow",
+             "Action": ["ecr:CreateRepository", "ecr:ReplicateImage", "ecr:TagResource"],
+             "Resource": pulumi.Output.concat("arn:aws:ecr:", args.replica_region, ":", args.account_id,
+                                              ":repository/", prefix, "*")},
+            {"Sid": "EncryptReplicaRepositories", "Effect": "Allow",
+             "Action": ["kms:CreateGrant", "kms:RetireGrant", "kms:DescribeKey"],
+             "Resource": args.replica_kms_key_arn},
+        ]), opts=child)
         # ECR takes a template's KMS key only through a custom role; the key must be in the template's region.
         template = aws.ecr.RepositoryCreationTemplate(
             name, region=args.replica_region, prefix=prefix.rstrip("/"), applied_fors=["REPLICATION"],
