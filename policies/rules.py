@@ -163,7 +163,21 @@ ECS_POLICIES = [
     _resource("ecs-no-secrets-in-environment", "No secret-looking value in a container's plain environment "
               "(checkov CKV_AWS_45 for Lambda; CKV_SECRET_* secret scanning).", MANDATORY,
               ["aws:ecs/taskDefinition:TaskDefinition"], _container_environment),
+    _resource("ecs-exec-sessions-logged", "ECS Exec sessions are encrypted with a KMS key and logged to an "
+              "encrypted destination (checkov CKV_AWS_223, CKV_AWS_224).", MANDATORY,
+              ["aws:ecs/cluster:Cluster"], lambda p: _exec_logging(p)),
 ]
+
+
+def _exec_logging(props: dict) -> list[str]:
+    config = ((props.get("configuration") or {}).get("executeCommandConfiguration")) or {}
+    logs = config.get("logConfiguration") or {}
+    to_cloudwatch = logs.get("cloudWatchLogGroupName") and logs.get("cloudWatchEncryptionEnabled")
+    to_s3 = logs.get("s3BucketName") and logs.get("s3BucketEncryptionEnabled")
+    if config.get("kmsKeyId") and config.get("logging") == "OVERRIDE" and (to_cloudwatch or to_s3):
+        return []
+    return ["execute_command_configuration needs a kms_key_id and logging OVERRIDE to an encrypted CloudWatch "
+            "log group or S3 bucket"]
 
 # --- network and keys
 
@@ -280,6 +294,29 @@ def _lifecycle(bucket, resources):
         yield "no lifecycle configuration"
 
 
+WAF_LOGGING = "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration"
+
+
+def _waf_logged(resources: list[PolicyResource]):
+    """Every web ACL has a logging configuration that redacts the authorization header."""
+    configs = [r for r in resources if r.resource_type == WAF_LOGGING]
+    for acl in (r for r in resources if r.resource_type == "aws:wafv2/webAcl:WebAcl"):
+        arn = _known(acl.props, "arn")
+        mine = [c for c in configs if (arn and _known(c.props, "resourceArn") == arn)
+                or ((c.parent.urn if c.parent else None) == (acl.parent.urn if acl.parent else None)
+                    and c.name == acl.name)]
+        if not mine:
+            yield acl.urn, f"web ACL {acl.name}: requests are not logged"
+        elif not any({"singleHeader": {"name": "authorization"}} in (c.props.get("redactedFields") or [])
+                     for c in mine):
+            yield acl.urn, f"web ACL {acl.name}: its log does not redact the authorization header"
+
+
+WAF_POLICIES = [
+    _stack("waf-logging", "Web ACLs log their requests, with credentials redacted (checkov CKV2_AWS_31).", MANDATORY,
+           _waf_logged),
+]
+
 S3_POLICIES = [
     _stack("s3-versioning", "S3 buckets are versioned (checkov CKV_AWS_21).", MANDATORY, _buckets(_versioned)),
     _stack("s3-sse-kms", "S3 buckets encrypt with KMS, log delivery targets with SSE-S3 as AWS requires (checkov "
@@ -318,5 +355,5 @@ TAG_POLICIES = [
            "eight cost-allocation tags (no checkov equivalent).", MANDATORY, _tagged),
 ]
 
-POLICIES = [*RDS_POLICIES, *CACHE_POLICIES, *LB_POLICIES, *ECS_POLICIES, *NETWORK_POLICIES, *S3_POLICIES,
-            *TAG_POLICIES]
+POLICIES = [*RDS_POLICIES, *CACHE_POLICIES, *LB_POLICIES, *ECS_POLICIES, *NETWORK_POLICIES, *WAF_POLICIES,
+            *S3_POLICIES, *TAG_POLICIES]

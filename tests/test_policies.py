@@ -75,6 +75,10 @@ RESOURCE_CASES = [
     ("no-world-ingress", "aws:ec2/securityGroup:SecurityGroup", {"ingress": []},
      {"ingress": [{"cidrBlocks": ["0.0.0.0/0"], "fromPort": 0, "toPort": 65535, "protocol": "tcp"}]}),
     ("kms-key-rotation", "aws:kms/key:Key", {"enableKeyRotation": True}, {"enableKeyRotation": False}),
+    ("ecs-exec-sessions-logged", "aws:ecs/cluster:Cluster", {"configuration": {"executeCommandConfiguration": {
+        "kmsKeyId": "k", "logging": "OVERRIDE", "logConfiguration": {
+            "cloudWatchLogGroupName": "/exec", "cloudWatchEncryptionEnabled": True}}}},
+     {"configuration": {"executeCommandConfiguration": {"kmsKeyId": "k", "logging": "DEFAULT"}}}),
 ]
 
 
@@ -157,9 +161,25 @@ def test_cost_tags_policy():
     assert urn == "urn:k" and "Project" in message and "Owner" not in message
 
 
+def test_waf_logging_policy():
+    acl = PolicyResource("aws:wafv2/webAcl:WebAcl", {"arn": "arn:acl"}, "urn:acl", "alb", OPTIONS, TAGGED, None, [],
+                         {})
+
+    def logging(**props):
+        return PolicyResource("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration",
+                              {"resourceArn": "arn:acl", **props}, "urn:log", "alb", OPTIONS, TAGGED, None, [], {})
+
+    redacted = {"redactedFields": [{"singleHeader": {"name": "authorization"}}, {"singleHeader": {"name": "cookie"}}]}
+    assert _stack_findings("waf-logging", [acl, logging(**redacted)]) == []
+    assert _stack_findings("waf-logging", [acl]) == [("urn:acl", "web ACL alb: requests are not logged")]
+    assert _stack_findings("waf-logging", [acl, logging()]) == [
+        ("urn:acl", "web ACL alb: its log does not redact the authorization header")]
+
+
 def test_every_policy_is_tested_and_names_a_checkov_equivalent():
     tested = {c[0] for c in RESOURCE_CASES} | {"s3-versioning", "s3-sse-kms", "s3-public-access-block",
-                                               "s3-tls-only", "s3-lifecycle", "cost-tags-through-provider"}
+                                               "s3-tls-only", "s3-lifecycle", "cost-tags-through-provider",
+                                               "waf-logging"}
     assert tested == set(BY_NAME)
     assert all("checkov" in p.description for p in POLICIES)
     levels = {p.name: p.enforcement_level.value for p in POLICIES}
