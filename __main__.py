@@ -84,7 +84,7 @@ if is_primary:
     # Primary deploys first, so the replicas cannot use the backup stack's key: they get their own.
     replica_key = StackKey("replica-key", StackKeyArgs(
         alias=f"{prefix}/replicas", account_id=account_id, region=region.peer, partition=region.partition,
-        for_logs_and_alarms=False), opts=aws_opts)
+        for_logs_and_alarms=False, for_secret_replicas=True), opts=aws_opts)
     shared = SharedSecrets("shared-secrets", SharedSecretsArgs(
         prefix=prefix, kms_key_arn=key.arn, replica_region=region.peer, replica_kms_key_arn=replica_key.arn,
         jwt_secret=settings.secrets.jwt_secret, google_client_id=settings.secrets.google_client_id,
@@ -120,6 +120,15 @@ database = Database("database", DatabaseArgs(
     replicate_source_db=None if is_primary or settings.database.promoted else primary_db_arn,
     automated_backups_source_arn=primary_db_arn,
 ), opts=aws_opts)
+if is_primary:
+    # Its first value needs the writer's address; Secrets Manager rotates it from then on.
+    password_rotation = PasswordRotation("database-password", PasswordRotationArgs(
+        secret_id=shared.database_credentials.id, username=settings.database.username, password=shared.db_password,
+        host=database.instance.address, port=POSTGRES_PORT, db_name=settings.database.name,
+        every_days=settings.database.password_rotation_days, function_name=f"{settings.resource_prefix}-db-rotation",
+        region=region.name, subnet_ids=network.private_subnet_ids,
+        security_group_id=security_groups.rotation.id, kms_key_arn=key.arn), opts=aws_opts)
+    shared_secret_arns = {**shared_secret_arns, "database-credentials": password_rotation.secret_arn}
 cache = Cache("cache", CacheArgs(
     identifier=settings.resource_prefix,
     settings=settings.cache,
@@ -254,15 +263,8 @@ for workload_name in SERVICES:
         depends_on=[load_balancer.https, load_balancer.api_rule, cluster.capacity_providers],
     ), opts=aws_opts)
 
-# --- the master password: rotated by Secrets Manager where its secret lives; tasks restart on a new one
+# --- a new master password (Secrets Manager rotates it in the primary) restarts the tasks that read it
 restarted = [name for name in SERVICES if "database-credentials" in WORKLOADS[name].secret_names]
-if is_primary:
-    PasswordRotation("database-password", PasswordRotationArgs(
-        secret_id=shared.database_credentials.id, username=settings.database.username, password=shared.db_password,
-        host=database.instance.address, port=POSTGRES_PORT, db_name=settings.database.name,
-        every_days=settings.database.password_rotation_days, function_name=f"{settings.resource_prefix}-db-rotation",
-        region=region.name, subnet_ids=network.private_subnet_ids,
-        security_group_id=security_groups.rotation.id, kms_key_arn=key.arn), opts=aws_opts)
 RestartOnNewSecret("password-restarts", RestartOnNewSecretArgs(
     secret_arn=shared.database_credentials.arn if is_primary else primary.require_output("secret_arns").apply(
         lambda arns: arns["database-credentials"]),

@@ -14,8 +14,11 @@ import pulumi_aws as aws
 
 from components.iam import policy_document
 
-# Reads that IAM cannot scope to a resource (the Service Authorization Reference lists no resource type).
-UNSCOPED_READS = ("cloudwatch:GetMetricStatistics",)
+# Reads that cannot be scoped to a resource: GetMetricStatistics has no resource type; DescribeAlarms returns
+# composite alarms (a stop alarm may be one) only when allowed on "*"; the drill lists automated backups
+# without an identifier, which IAM authorizes against "*".
+UNSCOPED_READS = ("cloudwatch:GetMetricStatistics", "cloudwatch:DescribeAlarms",
+                  "rds:DescribeDBInstanceAutomatedBackups")
 
 
 @dataclass
@@ -58,9 +61,7 @@ class DrillRole(pulumi.ComponentResource):
                 account, cluster, names = values
                 prefix = f"{region.region}:{account}"
                 return {"services": [f"arn:aws:ecs:{prefix}:service/{cluster}/{service}"
-                                     for service in sorted(names.values())],
-                        "clusters": [f"arn:aws:ecs:{prefix}:cluster/{cluster}"],
-                        "alarms": [f"arn:aws:cloudwatch:{prefix}:alarm:*"]}
+                                     for service in sorted(names.values())]}
             return pulumi.Output.all(args.account_id, region.cluster_name, region.service_names).apply(build)
 
         by_region = pulumi.Output.all(*(arns(r) for r in args.regions))
@@ -77,17 +78,13 @@ class DrillRole(pulumi.ComponentResource):
              "Resource": joined("services")},
             {"Sid": "ScaleBothRegionsServices", "Effect": "Allow", "Action": "ecs:UpdateService",
              "Resource": joined("services")},
-            {"Sid": "ReadStopAlarms", "Effect": "Allow", "Action": "cloudwatch:DescribeAlarms",
-             "Resource": joined("alarms")},
-            {"Sid": "ReadMetrics", "Effect": "Allow", "Action": list(UNSCOPED_READS), "Resource": "*"},
+            {"Sid": "ReadMetricsAndAlarms", "Effect": "Allow", "Action": list(UNSCOPED_READS), "Resource": "*"},
             {"Sid": "ReadTheReplica", "Effect": "Allow", "Action": "rds:DescribeDBInstances",
              "Resource": args.replica_arn},
             # Automated snapshots are named rds:<instance>-<date>; replicated backups have generated ids.
-            {"Sid": "ReadTheReplicasBackups", "Effect": "Allow",
-             "Action": ["rds:DescribeDBSnapshots", "rds:DescribeDBInstanceAutomatedBackups"],
+            {"Sid": "ReadTheReplicasSnapshots", "Effect": "Allow", "Action": "rds:DescribeDBSnapshots",
              "Resource": [args.replica_arn, drill_snapshots,
-                          pulumi.Output.concat(rds_prefix, ":snapshot:rds:", args.replica_identifier, "-*"),
-                          pulumi.Output.concat(rds_prefix, ":auto-backup:*")]},
+                          pulumi.Output.concat(rds_prefix, ":snapshot:rds:", args.replica_identifier, "-*")]},
             {"Sid": "SnapshotTheReplica", "Effect": "Allow", "Action": "rds:CreateDBSnapshot",
              "Resource": [args.replica_arn, drill_snapshots]},
             # The instance copies its tags to the snapshot, which RDS authorizes as AddTagsToResource.

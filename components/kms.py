@@ -16,6 +16,10 @@ class StackKeyArgs:
     partition: str
     # Let CloudWatch Logs (encrypted log groups) and CloudWatch alarms (encrypted SNS topics) use the key.
     for_logs_and_alarms: bool = True
+    # The key of secret replicas: Secrets Manager re-encrypts every new version (a rotation's too) with it, with
+    # the identity of whoever wrote the version, which may be a role this program cannot name (the rotation
+    # function's, created by its CloudFormation stack).
+    for_secret_replicas: bool = False
     deletion_window_days: int = 30
 
 
@@ -58,6 +62,18 @@ class StackKey(pulumi.ComponentResource):
                     "Condition": {"StringEquals": {"aws:SourceAccount": args.account_id}},
                 },
             ]
+        if args.for_secret_replicas:
+            statements.append({
+                # Encrypt only, only through Secrets Manager in this region, only for this account: reading a
+                # replica still needs kms:Decrypt granted by IAM.
+                "Sid": "SecretsManagerReplicatesNewVersions",
+                "Effect": "Allow",
+                "Principal": {"AWS": "*"},
+                "Action": ["kms:Encrypt", "kms:GenerateDataKey*"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"kms:CallerAccount": args.account_id,
+                                               "kms:ViaService": f"secretsmanager.{args.region}.amazonaws.com"}},
+            })
         self.key = aws.kms.Key(
             name,
             region=args.region,

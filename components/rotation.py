@@ -47,15 +47,18 @@ class PasswordRotationArgs:
 
 
 class PasswordRotation(pulumi.ComponentResource):
+    # The secret's ARN, known once its first value is written: tasks that read it wait for it.
+    secret_arn: pulumi.Output[str]
+
     def __init__(self, name: str, args: PasswordRotationArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("trading-platform:security:PasswordRotation", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         # Written once: from then on the rotation function owns the value, and a later `pulumi up` must not
         # put the first password back.
-        aws.secretsmanager.SecretVersion(name, secret_id=args.secret_id, secret_string=pulumi.Output.secret(
-            pulumi.Output.json_dumps({"engine": "postgres", "host": args.host, "port": args.port,
-                                      "dbname": args.db_name, "username": args.username,
-                                      "password": args.password})),
+        value = pulumi.Output.json_dumps({"engine": "postgres", "host": args.host, "port": args.port,
+                                          "dbname": args.db_name, "username": args.username, "password": args.password})
+        first_value = aws.secretsmanager.SecretVersion(
+            name, secret_id=args.secret_id, secret_string=pulumi.Output.secret(value),
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["secretString"]))
         function = aws.serverlessrepository.CloudFormationStack(
             name, name=args.function_name, application_id=ROTATION_APPLICATION,
@@ -77,9 +80,11 @@ class PasswordRotation(pulumi.ComponentResource):
             rotation_rules=aws.secretsmanager.SecretRotationRotationRulesArgs(
                 automatically_after_days=args.every_days),
             # The first rotation waits for the schedule: the services that start now read the first password.
+            # Secrets Manager still tests the function at once, which needs the first value and the database.
             rotate_immediately=False,
-            opts=child)
-        self.register_outputs({})
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[first_value]))
+        self.secret_arn = first_value.secret_arn
+        self.register_outputs({"secret_arn": self.secret_arn})
 
 
 @dataclass

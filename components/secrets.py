@@ -25,12 +25,12 @@ def encrypted_secret(name: str, secret_name: str, kms_key_arn: pulumi.Input[str]
 
 def stored_secret(name: str, secret_name: str, kms_key_arn: pulumi.Input[str], value: pulumi.Input[str],
                   parent: pulumi.Resource, replicas: list[aws.secretsmanager.SecretReplicaArgs] | None = None,
-                  ) -> aws.secretsmanager.Secret:
-    """A KMS-encrypted secret, with its value as the only place the value appears: never one without a value."""
+                  ) -> pulumi.Output[str]:
+    """A KMS-encrypted secret, with its value as the only place the value appears: never one without a value.
+    Returns its ARN as known once the value is written, so what reads it (a task) waits for the value."""
     secret = encrypted_secret(name, secret_name, kms_key_arn, parent, replicas)
-    aws.secretsmanager.SecretVersion(name, secret_id=secret.id, secret_string=pulumi.Output.secret(value),
-                                     opts=pulumi.ResourceOptions(parent=parent))
-    return secret
+    return aws.secretsmanager.SecretVersion(name, secret_id=secret.id, secret_string=pulumi.Output.secret(value),
+                                            opts=pulumi.ResourceOptions(parent=parent)).secret_arn
 
 
 @dataclass
@@ -84,12 +84,12 @@ class SharedSecrets(pulumi.ComponentResource):
         replicas = [aws.secretsmanager.SecretReplicaArgs(region=args.replica_region,
                                                          kms_key_id=args.replica_kms_key_arn)]
         self.arns = {key: stored_secret(f"{name}-{key}", f"{args.prefix}/{key}", args.kms_key_arn, value, self,
-                                        replicas).arn
+                                        replicas)
                      for key, value in values.items()}
         self.database_credentials = encrypted_secret(f"{name}-database-credentials",
                                                      f"{args.prefix}/database-credentials", args.kms_key_arn, self,
                                                      replicas)
-        self.arns["database-credentials"] = self.database_credentials.arn
+
         self.register_outputs({"arns": self.arns})
 
 
@@ -122,5 +122,5 @@ class ConnectionSecret(pulumi.ComponentResource):
             "db_host": args.db_host, "db_port": args.db_port, "db_name": args.db_name,
             "redis_host": args.redis_host, "redis_port": args.redis_port, "redis_tls": True,
         })
-        self.arn = stored_secret(name, args.secret_name, args.kms_key_arn, value, self).arn
+        self.arn = stored_secret(name, args.secret_name, args.kms_key_arn, value, self)
         self.register_outputs({"arn": self.arn})

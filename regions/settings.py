@@ -451,7 +451,10 @@ def _services(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: st
     )
 
 
-def _images(reader: Reader, role: Role) -> ImageSettings:
+_ECR_URI = re.compile(r"\d{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/([^@:]+)(@sha256:[0-9a-f]{64})?.*")
+
+
+def _images(reader: Reader, role: Role, region: RegionInfo, repository_prefix: str) -> ImageSettings:
     if role == "backup":
         if reader.get("images", None) is not None:
             raise reader.fail(reader.key("images"), reader.get("images"), "not set in the backup stack",
@@ -470,6 +473,14 @@ def _images(reader: Reader, role: Role) -> ImageSettings:
             raise reader.fail(reader.key(path), reader.get(path), allowed, "needs exactly one of context and uri")
         if uri is not None:
             uri = reader.string(f"{path}.uri", _IMAGE_URI, "REGISTRY/REPOSITORY@sha256:DIGEST or :TAG")
+            ecr = _ECR_URI.fullmatch(uri)
+            # ECR replicates only this stack's prefix, and the backup pulls the replica by digest in its region.
+            if ecr and (ecr.group(1) != region.name or not ecr.group(2).startswith(f"{repository_prefix}/")
+                        or not ecr.group(3)):
+                raise reader.fail(reader.key(f"{path}.uri"), uri,
+                                  f"an ECR image in {region.name} under {repository_prefix}/ pinned by @sha256 digest "
+                                  "(what ECR replicates to the peer region), or an image in another registry",
+                                  "would not reach the backup region")
         else:
             context = reader.string(f"{path}.context", re.compile(r"[^\0]+"), "a directory path")
         sources[name] = ImageSource(context=context, uri=uri,
@@ -572,7 +583,7 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
     database = _database(reader, role, peer, peer_file, services)
     cache = _cache(reader, role, peer, peer_file)
     backups = _backups(reader, f"{project}-{environment}", peer)
-    images = _images(reader, role)
+    images = _images(reader, role, region, f"{project}/{environment}")
     create_zone = reader.boolean("dns.createZone", False)
     if create_zone and role != "primary":
         raise reader.fail(reader.key("dns.createZone"), True, "false in the backup stack (it reads the primary's zone)")

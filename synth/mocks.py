@@ -187,6 +187,9 @@ class AwsMocks(pulumi.runtime.Mocks):
         if typ == "aws:serverlessrepository/cloudFormationStack:CloudFormationStack":
             # The rotation application's output.
             return {"outputs": {"RotationLambdaARN": f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{state['name']}"}}
+        if typ == "aws:secretsmanager/secretVersion:SecretVersion":
+            # The ARN of the secret a version belongs to.
+            return {"secretArn": state["secretId"]}
         if typ == "aws:ecs/taskDefinition:TaskDefinition":
             return {"arn": f"arn:aws:ecs:{region}:{ACCOUNT_ID}:task-definition/{state['family']}:1", "revision": 1}
         return {}

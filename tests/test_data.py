@@ -493,6 +493,17 @@ def test_secrets_manager_rotates_the_master_password_where_the_secret_lives(eval
     # Written once: a later `pulumi up` must not put the first password back over a rotated one.
     version = primary.named("aws:secretsmanager/secretVersion:SecretVersion", "database-password")
     assert version.inputs["secretId"] == secret.id and version.ignore_changes == ("secretString",)
+    # Secrets Manager tests the function as soon as rotation is configured: the value and database must exist.
+    assert version.urn in rotation.dependencies
+    # The new versions the function writes are re-encrypted for the us-west-2 replica with the function's own
+    # identity, which this program cannot name: the replica key lets Secrets Manager there encrypt for this
+    # account (reading a replica still takes kms:Decrypt from IAM).
+    replica_key = primary.named("aws:kms/key:Key", "replica-key")
+    statements = {s["Sid"]: s for s in json.loads(replica_key.inputs["policy"])["Statement"]}
+    replication = statements["SecretsManagerReplicatesNewVersions"]
+    assert replication["Principal"] == {"AWS": "*"} and replication["Action"] == ["kms:Encrypt", "kms:GenerateDataKey*"]
+    assert replication["Condition"] == {"StringEquals": {"kms:CallerAccount": "123456789012",
+                                                         "kms:ViaService": "secretsmanager.us-west-2.amazonaws.com"}}
     # Pulumi no longer drives the password after creation.
     (writer,) = primary.of_type(INSTANCE)
     assert writer.inputs["passwordWoVersion"] == 1

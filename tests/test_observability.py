@@ -138,8 +138,10 @@ def test_drill_role_may_mutate_only_the_drills_resources(evaluations):
         resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
         for action in actions:
             by_action.setdefault(action, set()).update(resources)
-    # Every action that IAM can scope to a resource is scoped.
-    assert {a for a, r in by_action.items() if "*" in r} == {"cloudwatch:GetMetricStatistics"}
+    # Every action that IAM can scope to a resource is scoped. DescribeAlarms returns composite alarms (a stop
+    # alarm may be one) only when allowed on "*"; the drill lists automated backups without an identifier.
+    assert {a for a, r in by_action.items() if "*" in r} == {
+        "cloudwatch:GetMetricStatistics", "cloudwatch:DescribeAlarms", "rds:DescribeDBInstanceAutomatedBackups"}
     account = "123456789012"
     services = {f"arn:aws:ecs:{s.region}:{account}:service/trading-platform-production/{n}"
                 for s in (primary, backup) for n in ("api", "web", "worker", "beat")}
@@ -153,8 +155,8 @@ def test_drill_role_may_mutate_only_the_drills_resources(evaluations):
     assert by_action["rds:AddTagsToResource"] == {drill_snapshots}
     assert by_action["route53:UpdateHealthCheck"] == by_action["route53:GetHealthCheck"] == {
         f"arn:aws:route53:::healthcheck/{s.outputs['health_check_id']}" for s in (primary, backup)}
-    assert by_action["cloudwatch:DescribeAlarms"] == {f"arn:aws:cloudwatch:{r}:{account}:alarm:*"
-                                                      for r in ("us-east-1", "us-west-2")}
+    assert by_action["rds:DescribeDBSnapshots"] == {
+        replica, drill_snapshots, f"arn:aws:rds:us-west-2:{account}:snapshot:rds:trading-platform-production-*"}
     assert by_action["s3:GetReplicationConfiguration"] == {primary.outputs["backup_bucket_arn"]}
 
 

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from regions.settings import SettingsError
 from regions.stackfile import SECRET_PLACEHOLDER
 from regions.workloads import WORKLOADS
 from synth.engine import evaluate
@@ -145,12 +146,30 @@ def test_changed_sources_under_the_same_release_tag_push_a_new_tag(project, tmp_
 
 
 def test_image_uris_from_settings_are_deployed_without_a_build(project):
-    api = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/trading/api@{DIGEST}"
-    web = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/trading/web@{DIGEST}"
-    primary = evaluate("primary", project(primary={f"{NS}:images": {"api": {"uri": api}, "web": {"uri": web}}}))
+    # One in the primary's ECR under the replicated prefix, one in another registry.
+    api = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/trading-platform/production/api@{DIGEST}"
+    web = f"ghcr.io/example/web@{DIGEST}"
+    cache: dict = {}
+    evaluate("backup", project(primary={f"{NS}:images": {"api": {"uri": api}, "web": {"uri": web}}}), cache)
+    primary, backup = cache["primary"], cache["backup"]
     assert not primary.of_type("docker:index/image:Image")
     assert {s: container(primary, s)["image"] for s in ("api", "web", "worker", "beat")} == {
         "api": api, "web": web, "worker": api, "beat": api}
+    replica = api.replace(".us-east-1.", ".us-west-2.")
+    assert {s: container(backup, s)["image"] for s in ("api", "web", "worker", "beat")} == {
+        "api": replica, "web": web, "worker": replica, "beat": replica}
+
+
+@pytest.mark.parametrize("uri", [
+    f"123456789012.dkr.ecr.us-east-1.amazonaws.com/trading/api@{DIGEST}",  # not replicated
+    "123456789012.dkr.ecr.us-east-1.amazonaws.com/trading-platform/production/api:v1",  # a tag: not re-hosted
+    f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/trading-platform/production/api@{DIGEST}",  # another region
+])
+def test_an_image_uri_the_backup_could_not_pull_in_its_region_is_refused(project, uri):
+    with pytest.raises(SettingsError) as raised:
+        evaluate("primary", project(primary={f"{NS}:images.api": {"uri": uri}}))
+    assert str(raised.value).startswith(f"Pulumi.primary.yaml: {NS}:images.api.uri")
+    assert "would not reach the backup region" in str(raised.value)
 
 
 # --- cluster and services
@@ -587,3 +606,20 @@ def test_replication_and_rotation_names_fit_the_api_patterns(evaluations):
         document = stack.named("aws:cloudwatch/logResourcePolicy:LogResourcePolicy", "alb-waf").inputs[
             "policyDocument"]
         assert len(document) <= 5120
+
+
+def test_tasks_are_defined_only_once_their_secrets_have_values(evaluations):
+    # A task whose secret has no value yet fails to start, and on a first deployment the circuit breaker then
+    # stops the service for good: each definition waits for the versions of the secrets it reads.
+    for stack in evaluations.values():
+        versions = {v.inputs["secretId"]: v.urn
+                    for v in stack.of_type("aws:secretsmanager/secretVersion:SecretVersion")}
+        for name in ("api", "worker", "beat"):
+            definition = stack.named(TASK, name)
+            # valueFrom is the secret's ARN, or ARN:json-key:: for one key of it.
+            arns = {ref["valueFrom"].rsplit(":", 3)[0] if ref["valueFrom"].endswith("::") else ref["valueFrom"]
+                    for ref in container(stack, name)["secrets"]}
+            local = [arn for arn in arns if arn in versions]
+            assert local, (stack.stack, name)
+            for arn in local:
+                assert versions[arn] in definition.dependencies, (stack.stack, name, arn)
