@@ -1,5 +1,6 @@
 """One regional stack of the trading platform: settings -> components -> exports."""
 
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from components.cache import REDIS_PORT, Cache, CacheArgs
 from components.cluster import Cluster, ClusterArgs
 from components.cost import Cost, CostArgs
 from components.database import Database, DatabaseArgs, WriterCredentials
-from components.dns import Failover, FailoverArgs, HostedZone, HostedZoneArgs
+from components.dns import Failover, FailoverArgs, FailoverSwitch, FailoverSwitchArgs, HostedZone, HostedZoneArgs
 from components.drill_role import DrillRole, DrillRoleArgs, RegionResources
 from components.endpoints import Endpoints, EndpointsArgs
 from components.kms import StackKey, StackKeyArgs
@@ -148,8 +149,8 @@ connection = ConnectionSecret("connection-secret", ConnectionSecretArgs(
 ), opts=aws_opts)
 
 # --- backups
-def bucket_name(purpose: str) -> pulumi.Output[str]:
-    return pulumi.Output.concat(settings.resource_prefix, "-", purpose, "-", region.name, "-", account_id)
+def bucket_name(purpose: str, region_name: str = region.name) -> pulumi.Output[str]:
+    return pulumi.Output.concat(settings.resource_prefix, "-", purpose, "-", region_name, "-", account_id)
 
 
 backups_bucket_name = bucket_name("backups")
@@ -166,16 +167,21 @@ backups = BackupBucket("backups", BackupBucketArgs(
     log_bucket=access_logs.bucket.id,
     log_prefix="backups",
 ), opts=aws_opts)
-if not is_primary:
+# The rule lives on the primary's bucket, so the primary owns it; the destination's names are derived. S3
+# refuses a rule whose destination bucket does not exist yet: a first deployment turns it on once the backup
+# stack is up (backups.replicateToPeer).
+if is_primary and settings.backups.replicate_to_peer:
     BucketReplication("backups-replication", BucketReplicationArgs(
-        source_region=region.peer,
-        source_bucket_name=primary.require_output("backup_bucket_name"),
-        source_bucket_arn=primary.require_output("backup_bucket_arn"),
-        source_kms_key_arn=primary.require_output("kms_key_arn"),
-        destination_region=region.name,
-        destination_bucket_arn=backups.bucket.arn,
-        destination_kms_key_arn=key.arn,
-        destination_versioning=backups.versioning,
+        source_region=region.name,
+        source_bucket_name=backups.bucket.bucket,
+        source_bucket_arn=backups.bucket.arn,
+        source_kms_key_arn=key.arn,
+        source_versioning=backups.versioning,
+        destination_region=region.peer,
+        destination_bucket_arn=pulumi.Output.concat("arn:aws:s3:::", bucket_name("backups", region.peer)),
+        # The backup stack's key, by the alias it gives it.
+        destination_kms_key_alias=f"alias/{prefix}",
+        account_id=account_id,
     ), opts=aws_opts)
 # The peer vault's ARN is derivable, so the primary needs no reference to the backup stack.
 peer_vault_arn = pulumi.Output.concat("arn:", region.partition, ":backup:", region.peer, ":", account_id,
@@ -291,6 +297,10 @@ monitoring = Monitoring("monitoring", MonitoringArgs(
     # ElastiCache names a replication group's nodes <group>-001, -002, ...
     cache_node_ids=[f"{settings.resource_prefix}-{n:03d}" for n in range(1, settings.cache.nodes + 1)],
 ), opts=aws_opts)
+# The primary owns the switch, in the peer region: the backup needs nothing of it, so no reference cycle.
+switch = FailoverSwitch("failover-switch", FailoverSwitchArgs(
+    region=region.peer, alarm_name=f"{settings.resource_prefix}-failover-switch",
+    dimensions={"Environment": settings.environment}), opts=aws_opts) if is_primary else None
 failover = Failover("failover", FailoverArgs(
     zone_id=zone_id,
     app_domain=settings.domain.app_domain,
@@ -298,9 +308,12 @@ failover = Failover("failover", FailoverArgs(
     set_identifier=region.name,
     alb_dns_name=load_balancer.alb.dns_name,
     alb_zone_id=load_balancer.alb.zone_id,
-    # The health-check alarm lives in us-east-1 (Route53's metrics do): the primary's topic is there.
-    alarm_topic_arn=monitoring.topic.arn if is_primary else primary.require_output("alarm_topic_arn"),
+    switch_health_check_id=switch.health_check.id if switch else None,
+    # Route53's metrics live in us-east-1, as the primary's topic does.
+    route53_alarm_topic_arn=monitoring.topic.arn if is_primary else None,
 ), opts=aws_opts)
+if switch:
+    pulumi.export("failover_switch", switch.description)
 Cost("cost", CostArgs(
     budget_name=f"{settings.resource_prefix}-{region.name}",
     settings=settings.budget,
@@ -349,7 +362,6 @@ pulumi.export("alb_zone_id", load_balancer.alb.zone_id)
 pulumi.export("alb_arn", load_balancer.alb.arn)
 pulumi.export("ecs_cluster_name", cluster.cluster.name)
 pulumi.export("ecs_services", {name: service.service.name for name, service in services.items()})
-# The capacity when this region is the active one: a drill scales the standby up to it.
-pulumi.export("ecs_capacity", {
-    name: {"min": c.min, "max": c.max, "desired": c.desired}
-    for name, c in ((s.name, s.active) for s in settings.services.services)})
+# The capacity when this region is the active one (a drill raises the standby to it), and when it is the standby.
+pulumi.export("ecs_capacity", {s.name: asdict(s.active) for s in settings.services.services})
+pulumi.export("ecs_standby_capacity", {s.name: asdict(s.standby) for s in settings.services.services})

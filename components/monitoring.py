@@ -32,6 +32,7 @@ class AlarmSpec:
     expression: str | None = None
     comparison: str = "GreaterThanThreshold"
     evaluation_periods: int = 5
+    treat_missing_data: str = "notBreaching"
 
 
 @dataclass
@@ -69,6 +70,12 @@ def alarm_specs(args: MonitoringArgs) -> list[AlarmSpec]:
         specs.append(AlarmSpec(f"{service}-unhealthy-hosts", f"{service} has unhealthy targets", 0,
                                [Metric("AWS/ApplicationELB", "UnHealthyHostCount",
                                        {**alb, "TargetGroup": suffix}, "Maximum")], evaluation_periods=3))
+        # Watched from the stack's own region: the standby's readiness must not depend on us-east-1, where
+        # Route53's health-check metrics live. No data means no target at all.
+        specs.append(AlarmSpec(f"{service}-no-healthy-hosts", f"{service} has no healthy target", 1,
+                               [Metric("AWS/ApplicationELB", "HealthyHostCount",
+                                       {**alb, "TargetGroup": suffix}, "Minimum")], comparison="LessThanThreshold",
+                               evaluation_periods=3, treat_missing_data="breaching"))
     for service in args.service_names:
         dims = {"ClusterName": args.cluster_name, "ServiceName": service}
         specs.append(AlarmSpec(f"{service}-cpu", f"{service} CPU above {s.ecs_cpu_percent:g}%", s.ecs_cpu_percent,
@@ -162,7 +169,7 @@ class Monitoring(pulumi.ComponentResource):
             CW.MetricAlarm(
                 f"{name}-{spec.label}", alarm_description=spec.description, threshold=spec.threshold,
                 comparison_operator=spec.comparison, evaluation_periods=spec.evaluation_periods,
-                datapoints_to_alarm=spec.evaluation_periods, treat_missing_data="notBreaching",
+                datapoints_to_alarm=spec.evaluation_periods, treat_missing_data=spec.treat_missing_data,
                 alarm_actions=[self.topic.arn], ok_actions=[self.topic.arn],
                 **({"namespace": metric.namespace, "metric_name": metric.name, "dimensions": dict(metric.dimensions),
                     "period": 60, **stat} if single else {"metric_queries": [

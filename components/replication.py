@@ -1,7 +1,8 @@
 """S3 replication of the primary's backups bucket into the backup region's bucket.
 
-Owned by the backup stack (the destination exists only then) and applied to the primary bucket through
-the v7 per-resource `region` argument rather than a second provider.
+Owned by the primary stack, whose bucket carries the rule: the backup stack then has nothing in us-east-1
+and can be updated while that region is down. The destination's bucket and key are named by derivation
+(bucket name, key alias), so the primary needs no reference to the backup stack.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ class BucketReplicationArgs:
     source_bucket_name: pulumi.Input[str]
     source_bucket_arn: pulumi.Input[str]
     source_kms_key_arn: pulumi.Input[str]
+    # S3 refuses a replication rule on an unversioned bucket.
+    source_versioning: pulumi.Resource
     destination_region: str
     destination_bucket_arn: pulumi.Input[str]
-    destination_kms_key_arn: pulumi.Input[str]
-    # S3 refuses a replication rule until the destination is versioned.
-    destination_versioning: pulumi.Resource
+    # `alias/...`: S3 takes an alias ARN for the replicas' key.
+    destination_kms_key_alias: str
+    account_id: pulumi.Input[str]
 
 
 class BucketReplication(pulumi.ComponentResource):
@@ -52,15 +55,17 @@ class BucketReplication(pulumi.ComponentResource):
                 {"Sid": "DecryptSourceObjects", "Effect": "Allow", "Action": "kms:Decrypt",
                  "Resource": args.source_kms_key_arn,
                  "Condition": {"StringEquals": {"kms:ViaService": f"s3.{args.source_region}.amazonaws.com"}}},
+                # IAM authorizes a key by its ARN, which only the backup stack knows: match it by its alias.
                 {"Sid": "EncryptReplicas", "Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
-                 "Resource": args.destination_kms_key_arn,
-                 "Condition": {"StringEquals": {"kms:ViaService": f"s3.{args.destination_region}.amazonaws.com"}}},
+                 "Resource": pulumi.Output.concat("arn:aws:kms:", args.destination_region, ":", args.account_id,
+                                                  ":key/*"),
+                 "Condition": {"StringEquals": {"kms:ViaService": f"s3.{args.destination_region}.amazonaws.com"},
+                               "ForAnyValue:StringEquals": {"kms:ResourceAliases": args.destination_kms_key_alias}}},
             ],
         }), opts=child)
         minutes = S3.BucketReplicationConfigRuleDestinationReplicationTimeTimeArgs(minutes=RTC_MINUTES)
         S3.BucketReplicationConfig(
             name,
-            region=args.source_region,
             bucket=args.source_bucket_name,
             role=role.arn,
             rules=[S3.BucketReplicationConfigRuleArgs(
@@ -77,7 +82,9 @@ class BucketReplication(pulumi.ComponentResource):
                     bucket=args.destination_bucket_arn,
                     storage_class="STANDARD",
                     encryption_configuration=S3.BucketReplicationConfigRuleDestinationEncryptionConfigurationArgs(
-                        replica_kms_key_id=args.destination_kms_key_arn),
+                        replica_kms_key_id=pulumi.Output.concat(
+                            "arn:aws:kms:", args.destination_region, ":", args.account_id, ":",
+                            args.destination_kms_key_alias)),
                     replication_time=S3.BucketReplicationConfigRuleDestinationReplicationTimeArgs(
                         status="Enabled", time=minutes),
                     metrics=S3.BucketReplicationConfigRuleDestinationMetricsArgs(
@@ -86,6 +93,6 @@ class BucketReplication(pulumi.ComponentResource):
                             minutes=RTC_MINUTES)),
                 ),
             )],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.destination_versioning]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.source_versioning]),
         )
         self.register_outputs({"role_arn": role.arn})

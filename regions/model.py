@@ -103,6 +103,8 @@ class BackupSettings:
     monthly_retention_days: int
     # None: no cold tier.
     cold_storage_after_days: int | None
+    # Primary only: replicate the backups bucket to the peer region's (which must exist first).
+    replicate_to_peer: bool
 
 
 @dataclass(frozen=True)

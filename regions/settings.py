@@ -103,7 +103,7 @@ SCHEMA: dict[str, Schema | None] = {
                  "passwordRotationDays", "name", "username", "poolSize"),
     "cache": ("engine", "engineVersion", "nodeType", "nodes", "snapshotRetentionDays", "authTokenVersion"),
     "backups": ("vaultName", "dailyRetentionDays", "weeklyRetentionDays", "monthlyRetentionDays",
-                "coldStorageAfterDays"),
+                "coldStorageAfterDays", "replicateToPeer"),
     "services": {"standby": None, "logLevel": None, "logRetentionDays": None, "execEnabled": None,
                  "api": (*_CAPACITY, "standbyMin", "standbyDesired"),
                  "web": (*_CAPACITY, "standbyMin", "standbyDesired"),
@@ -374,7 +374,7 @@ def _cache(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: str |
     )
 
 
-def _backups(reader: Reader, resource_prefix: str, peer: Mapping[str, str]) -> BackupSettings:
+def _backups(reader: Reader, resource_prefix: str, peer: Mapping[str, str], role: Role) -> BackupSettings:
     vault_name = reader.string("backups.vaultName", _VAULT_NAME, "2 to 50 letters, digits, '-', '_' or '.'",
                                resource_prefix)
     peer_vault = _peek(peer, f"{PROJECT}:backups", "vaultName")
@@ -387,7 +387,16 @@ def _backups(reader: Reader, resource_prefix: str, peer: Mapping[str, str]) -> B
         weekly_retention_days=reader.integer("backups.weeklyRetentionDays", 1, 36500, 180),
         monthly_retention_days=monthly,
         cold_storage_after_days=_cold_storage(reader, monthly),
+        replicate_to_peer=_replicate_to_peer(reader, role),
     )
+
+
+def _replicate_to_peer(reader: Reader, role: Role) -> bool:
+    path = "backups.replicateToPeer"
+    if role != "primary" and reader.get(path, None) is not None:
+        raise reader.fail(reader.key(path), reader.get(path), "not set in the backup stack",
+                          "is set, but the replication rule lives on the primary's bucket")
+    return role == "primary" and reader.boolean(path, True)
 
 
 def _cold_storage(reader: Reader, monthly: int) -> int | None:
@@ -409,6 +418,9 @@ _IMAGE_TAG = re.compile(r"[\w][\w.-]{0,127}")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
+NOTHING_RUNS = Capacity(0, 0, 0)
+
+
 def _service(reader: Reader, name: str) -> ServiceSettings:
     profile = SERVICE_PROFILES[name]
     path = f"services.{name}"
@@ -418,14 +430,14 @@ def _service(reader: Reader, name: str) -> ServiceSettings:
     if name == "beat":
         # Exactly one scheduler in the active region, none in the standby: the profile's, not a setting.
         return ServiceSettings(name, cpu, memory, active=Capacity(profile.min, profile.max, profile.desired),
-                               standby=Capacity(profile.standby_min, profile.max, profile.standby_desired),
-                               spot=False)
+                               standby=NOTHING_RUNS, spot=False)
     floor = 0 if name == "worker" else 1
     high = reader.integer(f"{path}.max", 1, 100, profile.max)
     low = reader.integer(f"{path}.min", floor, high, profile.min, f" (at least {floor} and at most max {high})")
     desired = reader.integer(f"{path}.desired", low, high, max(low, profile.desired), " (between min and max)")
     if name == "worker":
-        standby = Capacity(0, high, 0)  # the standby's database is read-only until promoted
+        # The standby's database is read-only until promoted: a maximum of 0, so target tracking cannot start one.
+        standby = NOTHING_RUNS
     else:
         s_low = reader.integer(f"{path}.standbyMin", 1, high, profile.standby_min, f" (at most max {high})")
         s_desired = reader.integer(f"{path}.standbyDesired", s_low, high, max(s_low, profile.standby_desired),
@@ -582,7 +594,7 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
     services = _services(reader, role, peer, peer_file)
     database = _database(reader, role, peer, peer_file, services)
     cache = _cache(reader, role, peer, peer_file)
-    backups = _backups(reader, f"{project}-{environment}", peer)
+    backups = _backups(reader, f"{project}-{environment}", peer, role)
     images = _images(reader, role, region, f"{project}/{environment}")
     create_zone = reader.boolean("dns.createZone", False)
     if create_zone and role != "primary":

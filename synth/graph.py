@@ -1,5 +1,6 @@
 """The architecture graph of an evaluated stack: components and resources as a tree, and the links
-that cross to the other region (replica -> writer, replication -> bucket, backup copy -> vault) or tie
+that cross to the other region (replica -> writer, replication -> bucket, backup copy -> vault, a resource
+owned here that lives in the other region) or tie
 the failover together (record -> health check)."""
 
 from __future__ import annotations
@@ -46,8 +47,11 @@ def links(evaluation: Evaluation) -> list[Link]:
         if r.type.endswith(":InstanceAutomatedBackupsReplication"):
             found.append(Link(r.urn, _external(i["sourceDbInstanceArn"]), "copies backups of"))
         if r.type == "aws:s3/bucketReplicationConfig:BucketReplicationConfig":
-            found.append(Link(r.urn, _external(f"{i['bucket']} ({i.get('region', evaluation.region)})"),
-                              "replicates bucket"))
+            for rule in i.get("rules") or []:
+                found.append(Link(r.urn, _external(rule["destination"]["bucket"]), "replicates to"))
+        if i.get("region") not in (None, evaluation.region):
+            # Owned here, living in the other region (per-resource region).
+            found.append(Link(r.urn, _external(f"region {i['region']}"), "lives in"))
         if r.type == "aws:route53/record:Record" and i.get("healthCheckId") in by_id:
             found.append(Link(r.urn, by_id[i["healthCheckId"]].urn, f"{_failover(i)} record checks"))
         if r.type == "aws:backup/plan:Plan":

@@ -70,7 +70,7 @@ def test_network_and_edge_items(costs):
     waf = item(primary, "alb", ":WebAcl")
     assert waf["monthly_usd"] == pytest.approx(usd("waf.acl-month") + 3 * usd("waf.rule-month")
                                                + 20 * usd("waf.million-requests"), abs=0.01)
-    replication = item(costs["backup"], "backups-replication", ":BucketReplicationConfig")
+    replication = item(primary, "backups-replication", ":BucketReplicationConfig")
     assert replication["monthly_usd"] == pytest.approx(300 * (usd("s3.inter-region.gb") + usd("s3.rtc.gb")), abs=0.01)
 
 

@@ -364,27 +364,48 @@ def test_access_log_bucket_takes_server_access_logs(stack):
     assert delivery["Condition"]["ArnLike"]["aws:SourceArn"] == stack.outputs["backup_bucket_arn"]
 
 
-def test_replication_primary_to_backup_is_owned_by_backup(evaluations):
+def test_replication_primary_to_backup_is_owned_by_the_primary(evaluations, project):
+    # The rule lives on the primary's bucket: owned by the primary, the backup stack has nothing in us-east-1.
     primary, backup = evaluations["primary"], evaluations["backup"]
-    assert not primary.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig")
-    (config,) = backup.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig")
-    assert config.inputs["region"] == "us-east-1"  # v7 per-resource region, no second provider
-    assert backup.named("aws:s3/bucketVersioning:BucketVersioning", "backups").urn in config.dependencies
-    assert len(backup.of_type("pulumi:providers:aws")) == 1
+    assert not backup.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig")
+    (config,) = primary.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig")
+    assert "region" not in config.inputs  # the primary's own region
     assert config.inputs["bucket"] == primary.outputs["backup_bucket_name"]
+    assert primary.named("aws:s3/bucketVersioning:BucketVersioning", "backups").urn in config.dependencies
     (rule,) = config.inputs["rules"]
     destination = rule["destination"]
+    # Derived, not read from the backup stack: they must be the names the backup stack gives.
     assert destination["bucket"] == backup.outputs["backup_bucket_arn"]
-    assert destination["encryptionConfiguration"]["replicaKmsKeyId"] == stack_key_arn(backup)
+    backup_alias = backup.named("aws:kms/alias:Alias", "stack-key").inputs["name"]
+    assert destination["encryptionConfiguration"]["replicaKmsKeyId"] == (
+        f"arn:aws:kms:us-west-2:123456789012:{backup_alias}")
     assert destination["replicationTime"] == {"status": "Enabled", "time": {"minutes": 15}}
     assert destination["metrics"] == {"status": "Enabled", "eventThreshold": {"minutes": 15}}
     assert rule["deleteMarkerReplication"] == {"status": "Enabled"}
-    role = next(r for r in backup.of_type("aws:iam/role:Role") if r.state["arn"] == config.inputs["role"])
-    policy = json.loads(backup.named("aws:iam/rolePolicy:RolePolicy", role.name).inputs["policy"])
-    resources = {json.dumps(s["Resource"]) for s in policy["Statement"]}
-    assert resources == {json.dumps(x) for x in (
-        primary.outputs["backup_bucket_arn"], primary.outputs["backup_bucket_arn"] + "/*",
-        backup.outputs["backup_bucket_arn"] + "/*", primary.outputs["kms_key_arn"], backup.outputs["kms_key_arn"])}
+    role = next(r for r in primary.of_type("aws:iam/role:Role") if r.state["arn"] == config.inputs["role"])
+    statements = {s["Sid"]: s for s in json.loads(
+        primary.named("aws:iam/rolePolicy:RolePolicy", role.name).inputs["policy"])["Statement"]}
+    assert statements["WriteReplicas"]["Resource"] == backup.outputs["backup_bucket_arn"] + "/*"
+    assert statements["DecryptSourceObjects"]["Resource"] == primary.outputs["kms_key_arn"]
+    # IAM authorizes keys by ARN: the backup's key is matched by its alias.
+    encrypt = statements["EncryptReplicas"]
+    assert encrypt["Resource"] == "arn:aws:kms:us-west-2:123456789012:key/*"
+    assert encrypt["Condition"] == {"StringEquals": {"kms:ViaService": "s3.us-west-2.amazonaws.com"},
+                                    "ForAnyValue:StringEquals": {"kms:ResourceAliases": backup_alias}}
+    # S3 refuses a rule whose destination bucket does not exist: a first deployment turns it on later.
+    first = evaluate("primary", project(primary={f"{NS}:backups.replicateToPeer": False}))
+    assert not first.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig")
+
+
+def test_the_backup_stack_lives_in_its_own_region(evaluations):
+    # Operable while us-east-1 is down: nothing of the backup stack is in another region (Route53 is global).
+    backup = evaluations["backup"]
+    (provider,) = backup.of_type("pulumi:providers:aws")
+    assert provider.inputs["region"] == "us-west-2"
+    elsewhere = [(r.type, r.name) for r in backup.resources if r.inputs.get("region") not in (None, "us-west-2")]
+    assert elsewhere == []
+    assert not [r for r in backup.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+                if r.inputs.get("namespace") == "AWS/Route53"]
 
 
 # --- AWS Backup

@@ -17,9 +17,11 @@ def test_cross_region_links(evaluations):
     backup_links = {(link.label, link.target) for link in links(backup)}
     assert ("replicates from", "ext:" + primary.outputs["db_instance_arn"]) in backup_links
     assert ("copies backups of", "ext:" + primary.outputs["db_instance_arn"]) in backup_links
-    assert ("replicates bucket", f"ext:{primary.outputs['backup_bucket_name']} (us-east-1)") in backup_links
     assert any(label == "SECONDARY record checks" for label, _ in backup_links)
+    assert not [link for link in backup_links if link[0] == "lives in"]  # nothing of the backup is in us-east-1
     primary_links = {(link.label, link.target) for link in links(primary)}
+    assert ("replicates to", "ext:" + backup.outputs["backup_bucket_arn"]) in primary_links
+    assert ("lives in", "ext:region us-west-2") in primary_links  # the switch, the replica key, ...
     assert ("copies recovery points to",
             "ext:arn:aws:backup:us-west-2:123456789012:backup-vault:trading-platform-production") in primary_links
     assert any(label == "PRIMARY record checks" for label, _ in primary_links)

@@ -6,6 +6,7 @@ import json
 import re
 
 import boto3
+import pytest
 import yaml
 
 from synth.engine import REPO, evaluate
@@ -28,14 +29,54 @@ def test_health_check_on_the_stacks_own_alb(stack):
     assert stack.outputs["health_check_id"] == check.id
 
 
-def test_health_check_alarm_lives_in_us_east_1_and_tells_the_primary_topic(evaluations, stack):
-    alarm = stack.named(ALARM, "failover-health").inputs
-    assert alarm["region"] == "us-east-1"  # per-resource region: Route53 metrics exist only there
-    assert len(stack.of_type("pulumi:providers:aws")) == 1
+def test_primary_health_check_alarm_lives_in_us_east_1(evaluations):
+    primary = evaluations["primary"]
+    alarm = primary.named(ALARM, "failover-health").inputs
+    assert alarm["region"] == "us-east-1"  # Route53 metrics exist only there
     assert (alarm["namespace"], alarm["metricName"]) == ("AWS/Route53", "HealthCheckStatus")
-    assert alarm["dimensions"] == {"HealthCheckId": stack.outputs["health_check_id"]}
-    assert alarm["alarmActions"] == [evaluations["primary"].outputs["alarm_topic_arn"]]
-    assert alarm["alarmActions"][0].startswith("arn:aws:sns:us-east-1:")
+    assert alarm["dimensions"] == {"HealthCheckId": primary.outputs["health_check_id"]}
+    assert alarm["alarmActions"] == [primary.outputs["alarm_topic_arn"]]
+    # The standby is watched from its own region (its load balancer's healthy targets), not from us-east-1.
+    backup = evaluations["backup"]
+    with pytest.raises(KeyError):
+        backup.named(ALARM, "failover-health")
+    for service in ("api", "web"):
+        standby = backup.named(ALARM, f"monitoring-{service}-no-healthy-hosts").inputs
+        assert "region" not in standby and standby["metricName"] == "HealthyHostCount"
+        assert (standby["threshold"], standby["comparisonOperator"]) == (1, "LessThanThreshold")
+        assert standby["treatMissingData"] == "breaching"  # no data: no target at all
+
+
+def test_the_failover_switch_moves_traffic_from_us_west_2(evaluations):
+    primary, backup = evaluations["primary"], evaluations["backup"]
+    switch = primary.outputs["failover_switch"]
+    assert switch == {"region": "us-west-2", "namespace": "TradingPlatform/Failover", "metric_name": "SwitchToStandby",
+                      "dimensions": {"Environment": "production"},
+                      "alarm_name": "trading-platform-production-failover-switch"}
+    alarm = primary.named(ALARM, "failover-switch").inputs
+    # In the standby's region, owned by the primary (per-resource region): flipping it needs no us-east-1 call.
+    assert alarm["region"] == "us-west-2" and alarm["name"] == switch["alarm_name"]
+    assert (alarm["namespace"], alarm["metricName"], alarm["dimensions"]) == (
+        switch["namespace"], switch["metric_name"], switch["dimensions"])
+    # Route53 takes standard-resolution alarms with a basic statistic, and no metric math.
+    assert alarm["period"] >= 60 and alarm["statistic"] in ("Average", "Minimum", "Maximum", "Sum", "SampleCount")
+    assert "metricQueries" not in alarm and "extendedStatistic" not in alarm
+    assert (alarm["threshold"], alarm["comparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+    assert alarm["treatMissingData"] == "ignore"  # set once: the alarm keeps its state without new data
+    checks = {r.name: r for r in primary.of_type("aws:route53/healthCheck:HealthCheck")}
+    metric_check = checks["failover-switch"].inputs
+    assert (metric_check["type"], metric_check["cloudwatchAlarmName"], metric_check["cloudwatchAlarmRegion"]) == (
+        "CLOUDWATCH_METRIC", switch["alarm_name"], "us-west-2")
+    assert metric_check["insufficientDataHealthStatus"] == "Healthy"  # never set: off
+    serving = checks["failover-serving"].inputs
+    assert serving["type"] == "CALCULATED" and serving["childHealthThreshold"] == 2
+    assert set(serving["childHealthchecks"]) == {checks["failover"].id, checks["failover-switch"].id}
+    (record,) = [r for r in primary.of_type("aws:route53/record:Record") if r.name == "failover"]
+    assert record.inputs["healthCheckId"] == checks["failover-serving"].id
+    # The backup's SECONDARY record checks its own endpoint; the backup owns no switch.
+    assert "failover_switch" not in backup.outputs
+    (secondary,) = [r for r in backup.of_type("aws:route53/record:Record") if r.name == "failover"]
+    assert secondary.inputs["healthCheckId"] == backup.outputs["health_check_id"]
 
 
 def test_failover_records_share_the_name_and_differ_by_role(evaluations):
@@ -45,7 +86,6 @@ def test_failover_records_share_the_name_and_differ_by_role(evaluations):
         records[name] = record
         assert record["name"] == "app.trading.example.com" and record["type"] == "A"
         assert record["setIdentifier"] == stack.region
-        assert record["healthCheckId"] == stack.outputs["health_check_id"]
         assert record["aliases"] == [{"name": stack.outputs["alb_dns_name"], "zoneId": stack.outputs["alb_zone_id"],
                                       "evaluateTargetHealth": True}]
     assert records["primary"]["failoverRoutingPolicies"] == [{"type": "PRIMARY"}]
@@ -75,6 +115,7 @@ def test_alarms_and_dashboard(stack):
     alarms = {r.name.removeprefix("monitoring-"): r.inputs for r in stack.of_type(ALARM)
               if r.name.startswith("monitoring-")}
     expected = {"alb-5xx-rate", "alb-p95-latency", "api-unhealthy-hosts", "web-unhealthy-hosts",
+                "api-no-healthy-hosts", "web-no-healthy-hosts",
                 *(f"{s}-{m}" for s in ("api", "web", "worker", "beat") for m in ("cpu", "memory")),
                 "rds-cpu", "rds-free-storage", "rds-connections", "redis-cpu", "redis-memory", "redis-evictions"}
     if stack.stack == "backup":

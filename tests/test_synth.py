@@ -48,14 +48,15 @@ def test_evaluation_is_deterministic(evaluations):
 # gateways (its role profile), the shared secrets and their us-west-2 key, the image builds and their
 # replication, the password rotation (and the forwarding of its events to the backup's region), the zone,
 # ACM's validation record (the same for both regions) and the account-wide tag
-# activation; the backup's reference, replica backups, S3 replication, drill role and replica-lag alarm.
+# activation, the S3 replication rule and the failover switch; the backup's reference, replica backups, drill role
+# and replica-lag alarm.
 PRIMARY_OWNS = ("network-nat-1", "network-nat-2", "network-private-2", "network-public-2", "network-isolated-2",
                 "replica-key", "shared-secrets", "images", "database-password", "security-groups-rotation",
                 "security-groups-db-from-rotation", "security-groups-endpoints-from-rotation",
                 "security-groups-rotation-to-db", "security-groups-rotation-to-endpoints", "password-restarts-forward",
+                "backups-replication", "failover-switch", "failover-serving", "failover-health",
                 "zone", "alb-certificate-validation", "cost-")
-BACKUP_OWNS = ("primary", "database", "images", "backups-replication", "drill-operator",
-               "monitoring-rds-replica-lag")
+BACKUP_OWNS = ("primary", "database", "images", "drill-operator", "monitoring-rds-replica-lag")
 
 
 def _owned(name: str, prefixes: tuple[str, ...]) -> bool:
