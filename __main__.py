@@ -13,7 +13,15 @@ from components.cache import REDIS_PORT, Cache, CacheArgs
 from components.cluster import Cluster, ClusterArgs
 from components.cost import Cost, CostArgs
 from components.database import Database, DatabaseArgs, WriterCredentials
-from components.dns import Failover, FailoverArgs, FailoverSwitch, FailoverSwitchArgs, HostedZone, HostedZoneArgs
+from components.dns import (
+    SWITCH_NAMESPACE,
+    Failover,
+    FailoverArgs,
+    FailoverSwitch,
+    FailoverSwitchArgs,
+    HostedZone,
+    HostedZoneArgs,
+)
 from components.drill_role import DrillRole, DrillRoleArgs, RegionResources
 from components.endpoints import Endpoints, EndpointsArgs
 from components.kms import StackKey, StackKeyArgs
@@ -328,15 +336,15 @@ if not is_primary:
         require_mfa=settings.drill.require_mfa,
         regions=[
             RegionResources(region.peer, primary.require_output("ecs_cluster_name"),
-                            primary.require_output("ecs_services"), primary.require_output("health_check_id")),
+                            primary.require_output("ecs_services")),
             RegionResources(region.name, cluster.cluster.name,
-                            {name: service.service.name for name, service in services.items()},
-                            failover.health_check.id),
+                            {name: service.service.name for name, service in services.items()}),
         ],
         replica_arn=database.instance.arn,
         replica_identifier=settings.resource_prefix,
         backup_region=region.name,
         replicated_bucket_arn=primary.require_output("backup_bucket_arn"),
+        switch_namespace=SWITCH_NAMESPACE,
     ), opts=aws_opts)
     pulumi.export("drill_role_arn", drill_role.role.arn)
 

@@ -14,11 +14,11 @@ import pulumi_aws as aws
 
 from components.iam import policy_document
 
-# Reads that cannot be scoped to a resource: GetMetricStatistics has no resource type; DescribeAlarms returns
+# Calls that cannot be scoped to a resource: GetMetricStatistics has no resource type; DescribeAlarms returns
 # composite alarms (a stop alarm may be one) only when allowed on "*"; the drill lists automated backups
-# without an identifier, which IAM authorizes against "*".
-UNSCOPED_READS = ("cloudwatch:GetMetricStatistics", "cloudwatch:DescribeAlarms",
-                  "rds:DescribeDBInstanceAutomatedBackups")
+# without an identifier; Application Auto Scaling names scalable targets by generated ids.
+UNSCOPED = ("cloudwatch:GetMetricStatistics", "cloudwatch:DescribeAlarms", "rds:DescribeDBInstanceAutomatedBackups",
+            "application-autoscaling:DescribeScalableTargets", "application-autoscaling:RegisterScalableTarget")
 
 
 @dataclass
@@ -26,7 +26,6 @@ class RegionResources:
     region: str
     cluster_name: pulumi.Input[str]
     service_names: pulumi.Input[Mapping[str, str]]
-    health_check_id: pulumi.Input[str]
 
 
 @dataclass
@@ -41,6 +40,8 @@ class DrillRoleArgs:
     backup_region: str
     # The primary's backups bucket, whose replication rule the preflight reads.
     replicated_bucket_arn: pulumi.Input[str]
+    # The failover switch's metric namespace: the only one the role may write to.
+    switch_namespace: str
 
 
 class DrillRole(pulumi.ComponentResource):
@@ -69,8 +70,6 @@ class DrillRole(pulumi.ComponentResource):
         def joined(kind: str) -> pulumi.Output[list[str]]:
             return by_region.apply(lambda found: [arn for region in found for arn in region[kind]])
 
-        health_checks = [pulumi.Output.concat("arn:aws:route53:::healthcheck/", r.health_check_id)
-                         for r in args.regions]
         rds_prefix = pulumi.Output.concat("arn:aws:rds:", args.backup_region, ":", args.account_id)
         drill_snapshots = pulumi.Output.concat(rds_prefix, ":snapshot:", args.replica_identifier, "-drill-*")
         aws.iam.RolePolicy(name, role=self.role.id, policy=policy_document([
@@ -78,7 +77,10 @@ class DrillRole(pulumi.ComponentResource):
              "Resource": joined("services")},
             {"Sid": "ScaleBothRegionsServices", "Effect": "Allow", "Action": "ecs:UpdateService",
              "Resource": joined("services")},
-            {"Sid": "ReadMetricsAndAlarms", "Effect": "Allow", "Action": list(UNSCOPED_READS), "Resource": "*"},
+            {"Sid": "Unscopable", "Effect": "Allow", "Action": list(UNSCOPED), "Resource": "*"},
+            # Moving traffic is one metric datapoint in the standby's region.
+            {"Sid": "FlipTheFailoverSwitch", "Effect": "Allow", "Action": "cloudwatch:PutMetricData",
+             "Resource": "*", "Condition": {"StringEquals": {"cloudwatch:namespace": args.switch_namespace}}},
             {"Sid": "ReadTheReplica", "Effect": "Allow", "Action": "rds:DescribeDBInstances",
              "Resource": args.replica_arn},
             # Automated snapshots are named rds:<instance>-<date>; replicated backups have generated ids.
@@ -92,9 +94,6 @@ class DrillRole(pulumi.ComponentResource):
              "Resource": drill_snapshots},
             {"Sid": "PromoteTheReplica", "Effect": "Allow", "Action": "rds:PromoteReadReplica",
              "Resource": args.replica_arn},
-            {"Sid": "HealthChecks", "Effect": "Allow",
-             "Action": ["route53:GetHealthCheck", "route53:GetHealthCheckStatus", "route53:UpdateHealthCheck"],
-             "Resource": health_checks},
             {"Sid": "ReadBackupsReplication", "Effect": "Allow", "Action": "s3:GetReplicationConfiguration",
              "Resource": args.replicated_bucket_arn},
         ]), opts=child)

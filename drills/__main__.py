@@ -3,12 +3,12 @@
     python -m drills plan --scenario region-evacuation --primary-outputs p.json --backup-outputs b.json
     python -m drills preflight --primary-stack org/trading-platform/primary --backup-stack org/.../backup
     python -m drills run --scenario dns-failover ...                       (dry run: the plan)
-    python -m drills run --scenario dns-failover --execute --confirm us-west-2 ...
+    python -m drills run --scenario region-evacuation --execute --confirm us-west-2 ...
     python -m drills resume|abort|report --journal .drills/drill-ID.json
-    python -m drills failback plan ...
+    python -m drills reconcile --journal .drills/drill-ID.json --project-dir . --write
 
-Exit codes: 0 done, 2 usage or input error, 3 preflight failed (nothing changed), 4 a step failed
-(the journal says where; `resume`), 5 aborted by a stop condition.
+Exit codes: 0 done, 2 usage or input error, 3 preflight failed (nothing changed), 4 a step failed or
+refused to go on (the journal says where; `resume` or `abort`), 5 aborted by a stop condition.
 """
 
 from __future__ import annotations
@@ -19,16 +19,21 @@ import secrets
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from drills import report
+from drills import reconcile, report
+from drills.endpoints import parse_endpoints
 from drills.journal import RESUMABLE, Journal, iso, now, open_journals
 from drills.outputs import InputError, StackOutputs, from_file, from_stack, parse
 from drills.preflight import run_checks
 from drills.runner import ABORTED, execute, rollback
-from drills.scenarios import BUILDERS, SCENARIOS, Context, failback_steps, reconcile_commands
+from drills.scenarios import BUILDERS, SCENARIOS, Context
 
 USAGE, PREFLIGHT_FAILED = 2, 3
+# What `run` records and `resume` and `abort` reuse.
+JOURNALED = ("hold", "probe_url", "probe_timeout", "probe_interval", "max_lag", "accept_data_loss", "wait_timeout",
+             "stop_alarm", "promotion_keeps_source_link")
 
 
 def say(text: str) -> None:
@@ -43,9 +48,25 @@ def _inputs(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--backup-outputs", type=Path)
 
 
+def _lag_options(parser: argparse.ArgumentParser, max_lag: float | None, accept: bool | None) -> None:
+    """Defaults for `run`; None on `resume`, where an option not given keeps the journal's."""
+    parser.add_argument("--max-lag", "--max-replica-lag", dest="max_lag", type=float, default=max_lag,
+                        help="seconds of ReplicaLag at most before promoting (--max-replica-lag: the former name); "
+                             "a lag that keeps growing while the primary is out needs a higher value on resume")
+    parser.add_argument("--accept-data-loss", action="store_true", default=accept,
+                        help="promote even when CloudWatch has no ReplicaLag (the data loss is unknown); "
+                             "recorded in the journal and the reports")
+
+
 def _tuning(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-replica-lag", type=float, default=300, help="seconds; refuse to promote above")
+    _lag_options(parser, 300, False)
     parser.add_argument("--journal-dir", type=Path, default=Path(".drills"))
+
+
+def _aws(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--endpoint-url", action="append", default=[], metavar="REGION=URL",
+                        help="send this region's AWS calls to URL instead of AWS_ENDPOINT_URL or AWS's endpoint "
+                             "(repeatable; for emulators and private endpoints; given again on resume and abort)")
 
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
@@ -73,16 +94,20 @@ def _load_outputs(args: argparse.Namespace) -> tuple[StackOutputs, StackOutputs]
 def _context(primary: StackOutputs, backup: StackOutputs, options: dict, drill_id: str = "plan") -> Context:
     return Context(primary=primary, backup=backup, drill_id=drill_id,
                    probe_url=options.get("probe_url") or f"https://{primary.app_domain}/api/health",
-                   **{k: options[k] for k in ("hold", "probe_timeout", "probe_interval", "max_replica_lag",
-                                              "wait_timeout", "promotion_keeps_source_link") if k in options},
-                   stop_alarms=tuple(options.get("stop_alarm", ())))
+                   **{k: options[k] for k in ("hold", "probe_timeout", "probe_interval", "max_lag", "wait_timeout",
+                                              "promotion_keeps_source_link") if k in options},
+                   accept_data_loss=bool(options.get("accept_data_loss")),
+                   stop_alarms=tuple(options.get("stop_alarm", ())),
+                   endpoints=parse_endpoints(options.get("endpoint_url", ())))
 
 
 def _print_plan(scenario: str, ctx: Context) -> None:
     say(f"{scenario}: {ctx.primary.region} -> {ctx.backup.region} (a plan: nothing is called)")
     for number, step in enumerate(BUILDERS[scenario](ctx), 1):
         undo = "reversible" if step.undo else "irreversible" if "promote" in step.name else "no undo needed"
-        say(f"{number}. {step.name}: {step.description} [{undo}{', fault' if step.fault else ''}]")
+        marks = "".join((", fault" if step.fault else "",
+                         f", best effort: skipped if {ctx.primary.region} is unreachable" if step.best_effort else ""))
+        say(f"{number}. {step.name}: {step.description} [{undo}{marks}]")
         for call in step.calls:
             say(f"     {call}")
 
@@ -95,17 +120,28 @@ def _preflight(ctx: Context, journal_dir: Path) -> tuple[bool, list[dict]]:
     return all(c.passed or not c.blocking for c in checks), [c.to_dict() for c in checks]
 
 
-def _finish(journal: Journal, code: int, report_dir: Path, ctx: Context) -> int:
+def _say_reconcile(plan: dict, journal_path: Path) -> None:
+    say("The stack files should now say (python -m drills reconcile --journal "
+        f"{journal_path} --write applies this; the failover switch stays on: it is a metric, not a setting):")
+    for setting in plan["settings"]:
+        say(f"  {reconcile.line(setting)}")
+    say("Then, in this order (the first two work while us-east-1 is down):")
+    for command in plan["commands"]:
+        say(f"  {command}")
+
+
+def _finish(journal: Journal, code: int, report_dir: Path) -> int:
     if journal.data["scenario"] == "region-evacuation" and journal.data["status"] == "done":
-        journal.data["reconcile"] = reconcile_commands(ctx)
+        journal.data["reconcile"] = reconcile.plan(journal.data)
         journal.save()
-        say("Reconcile the code with reality:")
-        for command in journal.data["reconcile"]:
-            say(f"  {command}")
+        _say_reconcile(journal.data["reconcile"], journal.path)
     for path in report.write(journal.data, report_dir):
         say(f"report: {path}")
     data = journal.data
-    say(f"RTO {data.get('rto_seconds')} s ({data.get('rto_reason') or 'first fault step to first backup answer'}), "
+    skipped = [s["name"] for s in data["steps"] if s["status"] == "skipped"]
+    if skipped:
+        say(f"skipped (best effort, region unreachable): {', '.join(skipped)}")
+    say(f"RTO {data.get('rto_seconds')} s ({data.get('rto_reason') or 'switch on to first backup answer'}), "
         f"RPO {data.get('rpo_seconds')} s ({data.get('rpo_reason')})")
     return code
 
@@ -113,8 +149,9 @@ def _finish(journal: Journal, code: int, report_dir: Path, ctx: Context) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     primary, backup = _load_outputs(args)
     options = vars(args)
+    ctx = _context(primary, backup, options)
     if not args.execute:
-        _print_plan(args.scenario, _context(primary, backup, options))
+        _print_plan(args.scenario, ctx)
         say("dry run: add --execute --confirm " + backup.region + " to run it")
         return 0
     if args.confirm != backup.region:
@@ -123,48 +160,56 @@ def cmd_run(args: argparse.Namespace) -> int:
     already = open_journals(args.journal_dir)
     if already:
         raise InputError(f"a drill is in progress ({already[0]}): resume or abort it first")
-    drill_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
-    ctx = _context(primary, backup, options, drill_id)
+    ctx.drill_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
     passed, evidence = _preflight(ctx, args.journal_dir)
     if not passed:
         say("preflight failed: nothing was changed")
         return PREFLIGHT_FAILED
     steps = BUILDERS[args.scenario](ctx)
     journal = Journal.create(args.journal_dir, {
-        "id": drill_id, "scenario": args.scenario, "executed": True, "status": "running",
+        "id": ctx.drill_id, "scenario": args.scenario, "executed": True, "status": "running",
         "operator": {"user": getpass.getuser(), "host": socket.gethostname()}, "started_at": iso(now()),
-        "probe_url": ctx.probe_url,
-        "options": {k: options[k] for k in ("hold", "probe_url", "probe_timeout", "probe_interval",
-                                            "max_replica_lag", "wait_timeout", "stop_alarm",
-                                            "promotion_keeps_source_link")},
+        "probe_url": ctx.probe_url, "options": {k: options[k] for k in JOURNALED},
+        "stacks": {"primary": args.primary_stack, "backup": args.backup_stack},
         "outputs": {"primary": primary.to_dict(), "backup": backup.to_dict()},
         "preflight": evidence, "probes": [],
         "steps": [{"name": s.name, "description": s.description, "calls": s.calls, "status": "pending",
-                   "fault": s.fault} for s in steps],
+                   "fault": s.fault, "best_effort": s.best_effort} for s in steps],
     })
     say(f"journal: {journal.path}")
-    return _finish(journal, execute(journal, steps, ctx, say), args.report_dir, ctx)
+    return _finish(journal, execute(journal, steps, ctx, say), args.report_dir)
 
 
-def _from_journal(path: Path) -> tuple[Journal, Context]:
-    journal = Journal.load(path)
+def _from_journal(args: argparse.Namespace) -> tuple[Journal, Context]:
+    """The journal's drill, with this invocation's endpoints."""
+    journal = Journal.load(args.journal)
     data = journal.data
-    primary = parse(data["outputs"]["primary"], f"{path} (primary)", "primary")
-    backup = parse(data["outputs"]["backup"], f"{path} (backup)", "backup")
-    return journal, _context(primary, backup, data["options"], data["id"])
+    primary = parse(data["outputs"]["primary"], f"{args.journal} (primary)", "primary")
+    backup = parse(data["outputs"]["backup"], f"{args.journal} (backup)", "backup")
+    ctx = _context(primary, backup, {**data["options"], "endpoint_url": args.endpoint_url}, data["id"])
+    expected = [step.name for step in BUILDERS[data["scenario"]](ctx)]
+    if [step["name"] for step in data["steps"]] != expected:
+        raise InputError(f"{args.journal}: its steps are not {data['scenario']}'s ({', '.join(expected)}): a journal "
+                         "of an earlier version of the drill tool; finish it with that version")
+    return journal, ctx
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    journal, ctx = _from_journal(args.journal)
+    journal, ctx = _from_journal(args)
     if journal.data["status"] not in RESUMABLE:
         raise InputError(f"{args.journal}: the drill is {journal.data['status']}; nothing to resume"
                          + ("; finish the abort with `abort`" if journal.is_open else ""))
+    for key in ("max_lag", "accept_data_loss"):  # the operator's decisions, given now
+        if getattr(args, key) is not None:
+            journal.data["options"][key] = getattr(args, key)
+            setattr(ctx, key, getattr(args, key))
+            say(f"recorded in the journal: {key} = {getattr(args, key)}")
     say(f"resuming {journal.data['scenario']} {journal.data['id']}")
-    return _finish(journal, execute(journal, BUILDERS[journal.data["scenario"]](ctx), ctx, say), args.report_dir, ctx)
+    return _finish(journal, execute(journal, BUILDERS[journal.data["scenario"]](ctx), ctx, say), args.report_dir)
 
 
 def cmd_abort(args: argparse.Namespace) -> int:
-    journal, ctx = _from_journal(args.journal)
+    journal, ctx = _from_journal(args)
     if journal.data["status"] in ("aborted", "done"):
         raise InputError(f"{args.journal}: the drill is {journal.data['status']}; nothing to abort")
     say(f"aborting {journal.data['id']}: undoing the reversible steps in reverse order")
@@ -172,13 +217,25 @@ def cmd_abort(args: argparse.Namespace) -> int:
     journal.save()
     journal.data["status"] = rollback(journal, BUILDERS[journal.data["scenario"]](ctx), ctx, say)
     journal.save()
-    return _finish(journal, ABORTED, args.report_dir, ctx)
+    return _finish(journal, ABORTED, args.report_dir)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     journal = Journal.load(args.journal)
     for path in report.write(journal.data, args.report_dir):
         say(f"report: {path}")
+    return 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    journal = Journal.load(args.journal)
+    reconcile.check_evacuated(journal.data, args.journal)
+    plan = reconcile.plan(journal.data)
+    if args.write:
+        say(f"in {args.project_dir.resolve()}:")
+        for line in reconcile.write(args.project_dir, plan["settings"]):
+            say(f"  {line}")
+    _say_reconcile(plan, args.journal)
     return 0
 
 
@@ -194,12 +251,12 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     return 0 if passed else PREFLIGHT_FAILED
 
 
-def cmd_failback(args: argparse.Namespace) -> int:
-    primary, backup = _load_outputs(args)
-    say(f"failback from {backup.region} to {primary.region}, in order:")
-    for line in failback_steps(_context(primary, backup, vars(args))):
-        say(line)
-    return 0
+def _journal_command(commands: argparse._SubParsersAction, name: str, text: str,
+                     func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+    sub = commands.add_parser(name, help=text)
+    sub.add_argument("--journal", type=Path, required=True)
+    sub.set_defaults(func=func)
+    return sub
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -210,26 +267,29 @@ def build_parser() -> argparse.ArgumentParser:
     _inputs(plan), _tuning(plan), _run_options(plan)
     plan.set_defaults(func=cmd_plan)
     preflight = commands.add_parser("preflight", help="readiness checks; changes nothing")
-    _inputs(preflight), _tuning(preflight)
+    _inputs(preflight), _tuning(preflight), _aws(preflight)
     preflight.add_argument("--stop-alarm", action="append", default=[], help="check that this alarm exists")
     preflight.set_defaults(func=cmd_preflight)
     run = commands.add_parser("run", help="plan, or with --execute --confirm REGION run a scenario")
-    _inputs(run), _tuning(run), _run_options(run)
+    _inputs(run), _tuning(run), _run_options(run), _aws(run)
     run.add_argument("--execute", action="store_true")
     run.add_argument("--confirm", help="must equal the backup region")
-    run.add_argument("--report-dir", type=Path, default=Path("drill-reports"))
     run.set_defaults(func=cmd_run)
-    for name, func, text in (("resume", cmd_resume, "continue a drill from its journal"),
-                             ("abort", cmd_abort, "undo a drill's reversible steps; deletes nothing"),
-                             ("report", cmd_report, "write the JSON, Markdown and HTML reports")):
-        sub = commands.add_parser(name, help=text)
-        sub.add_argument("--journal", type=Path, required=True)
+    resume = _journal_command(commands, "resume", "continue a drill from its journal (skipped steps are tried "
+                                                  "again)", cmd_resume)
+    _aws(resume), _lag_options(resume, None, None)
+    abort = _journal_command(commands, "abort", "undo a drill's reversible steps; deletes nothing", cmd_abort)
+    _aws(abort)
+    reports = _journal_command(commands, "report", "write the JSON, Markdown and HTML reports", cmd_report)
+    for sub in (run, resume, abort, reports):
         sub.add_argument("--report-dir", type=Path, default=Path("drill-reports"))
-        sub.set_defaults(func=func)
-    failback = commands.add_parser("failback", help="`failback plan`: the ordered steps back to the primary")
-    failback.add_argument("action", choices=["plan"])
-    _inputs(failback), _tuning(failback)
-    failback.set_defaults(func=cmd_failback)
+    reconciling = _journal_command(commands, "reconcile", "after a completed region evacuation: the stack-file "
+                                   "settings and the pulumi commands that record it", cmd_reconcile)
+    reconciling.add_argument("--project-dir", type=Path, default=Path("."),
+                             help="where Pulumi.primary.yaml and Pulumi.backup.yaml are (default: here)")
+    reconciling.add_argument("--write", action="store_true",
+                             help="apply the settings to the stack files, keeping comments and key order; a "
+                                  "second run changes nothing")
     return parser
 
 

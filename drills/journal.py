@@ -71,8 +71,15 @@ class Journal:
     def is_open(self) -> bool:
         return self.data.get("status") in OPEN
 
+    def find(self, name: str) -> dict[str, Any] | None:
+        """A step's entry, or None when the scenario has no such step."""
+        return next((s for s in self.data["steps"] if s["name"] == name), None)
+
     def step(self, name: str) -> dict[str, Any]:
-        return next(s for s in self.data["steps"] if s["name"] == name)
+        entry = self.find(name)
+        if entry is None:
+            raise KeyError(f"{self.path}: no step {name}")
+        return entry
 
 
 def open_journals(directory: Path) -> list[Path]:

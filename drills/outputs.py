@@ -1,4 +1,4 @@
-"""The two stacks' outputs (DESIGN.md contract), from the Pulumi CLI or from files."""
+"""The two stacks' outputs (docs/contracts.md), from the Pulumi CLI or from files."""
 
 from __future__ import annotations
 
@@ -9,10 +9,28 @@ from pathlib import Path
 from typing import Any
 
 SERVICES = ("api", "web", "worker", "beat")
+COUNTS = ("min", "max", "desired")
+SWITCH_KEYS = ("region", "namespace", "metric_name", "alarm_name")
 
 
 class InputError(Exception):
     """Bad or missing input: exit 2."""
+
+
+@dataclass(frozen=True)
+class FailoverSwitch:
+    """The primary's `failover_switch`: a metric in the standby's region whose alarm takes the PRIMARY
+    record out of Route53's answers (1 on, 0 off)."""
+
+    region: str
+    namespace: str
+    metric_name: str
+    dimensions: dict[str, str]
+    alarm_name: str
+
+    @property
+    def cloudwatch_dimensions(self) -> list[dict[str, str]]:
+        return [{"Name": k, "Value": v} for k, v in self.dimensions.items()]
 
 
 @dataclass(frozen=True)
@@ -21,15 +39,18 @@ class StackOutputs:
     region: str
     role: str
     app_domain: str
-    health_check_id: str
     db_instance_identifier: str
     db_instance_arn: str
     db_is_replica: bool
     ecs_cluster_name: str
     ecs_services: dict[str, str]
+    # What each service runs while this region is active, and while it is the standby.
     ecs_capacity: dict[str, dict[str, int]]
+    ecs_standby_capacity: dict[str, dict[str, int]]
     backup_bucket_name: str
     backup_bucket_arn: str
+    # The primary's only.
+    failover_switch: FailoverSwitch | None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -40,33 +61,47 @@ def parse(document: Any, source: str, expected_role: str) -> StackOutputs:
     if not isinstance(document, dict):
         raise InputError(f"{source}: expected a JSON object of stack outputs")
 
-    def need(key: str, kind: type) -> Any:
-        if key not in document:
-            raise InputError(f"{source}: missing output '{key}'")
-        value = document[key]
+    def need(key: str, kind: type, within: dict = document, prefix: str = "") -> Any:
+        if key not in within:
+            raise InputError(f"{source}: missing output '{prefix}{key}'")
+        value = within[key]
         if not isinstance(value, kind) or (kind is str and not value):
             wanted = "non-empty string" if kind is str else kind.__name__
-            raise InputError(f"{source}: output '{key}' must be a {wanted}, found {json.dumps(value)}")
+            raise InputError(f"{source}: output '{prefix}{key}' must be a {wanted}, found {json.dumps(value)}")
         return value
 
-    services = need("ecs_services", dict)
-    capacity = need("ecs_capacity", dict)
-    for name in SERVICES:
-        if not isinstance(services.get(name), str):
-            raise InputError(f"{source}: output 'ecs_services.{name}' must name the {name} service")
-        counts = capacity.get(name)
-        if not isinstance(counts, dict) or not all(isinstance(counts.get(k), int) for k in ("min", "max", "desired")):
-            raise InputError(f"{source}: output 'ecs_capacity.{name}' must be {{min, max, desired}} integers")
+    def capacities(key: str) -> dict[str, dict[str, int]]:
+        found = need(key, dict)
+        for name in SERVICES:
+            counts = found.get(name)
+            if not isinstance(counts, dict) or not all(isinstance(counts.get(k), int) for k in COUNTS):
+                raise InputError(f"{source}: output '{key}.{name}' must be {{min, max, desired}} integers")
+        return {name: {c: found[name][c] for c in COUNTS} for name in SERVICES}
+
+    def switch() -> FailoverSwitch:
+        found = need("failover_switch", dict)
+        values = {k: need(k, str, found, "failover_switch.") for k in SWITCH_KEYS}
+        dimensions = need("dimensions", dict, found, "failover_switch.")
+        if not dimensions or not all(isinstance(v, str) for v in dimensions.values()):
+            raise InputError(f"{source}: output 'failover_switch.dimensions' must map names to strings, "
+                             f"found {json.dumps(dimensions)}")
+        return FailoverSwitch(dimensions=dict(dimensions), **values)
+
     role = need("role", str)
     if role != expected_role:
         raise InputError(f"{source}: output 'role' is '{role}', expected '{expected_role}'")
+    services = need("ecs_services", dict)
+    for name in SERVICES:
+        if not isinstance(services.get(name), str):
+            raise InputError(f"{source}: output 'ecs_services.{name}' must name the {name} service")
     return StackOutputs(
         source=source, region=need("region", str), role=role, app_domain=need("app_domain", str),
-        health_check_id=need("health_check_id", str), db_instance_identifier=need("db_instance_identifier", str),
+        db_instance_identifier=need("db_instance_identifier", str),
         db_instance_arn=need("db_instance_arn", str), db_is_replica=need("db_is_replica", bool),
         ecs_cluster_name=need("ecs_cluster_name", str), ecs_services={k: services[k] for k in SERVICES},
-        ecs_capacity={k: {c: capacity[k][c] for c in ("min", "max", "desired")} for k in SERVICES},
+        ecs_capacity=capacities("ecs_capacity"), ecs_standby_capacity=capacities("ecs_standby_capacity"),
         backup_bucket_name=need("backup_bucket_name", str), backup_bucket_arn=need("backup_bucket_arn", str),
+        failover_switch=switch() if role == "primary" else None,
     )
 
 

@@ -1,13 +1,21 @@
-"""Readiness checks before a drill. Changes nothing."""
+"""Readiness checks before a drill. Changes nothing.
+
+Checks of the primary's region are best effort: the region being evacuated may be out, which is the very
+case a region evacuation is for, so a check there that cannot reach it warns instead of blocking.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from drills import switch
+from drills.endpoints import unreachable
 from drills.journal import open_journals
 from drills.scenarios import Context
 
@@ -39,10 +47,11 @@ def _lag(ctx: Context) -> Check:
     lag = ctx.replica_lag()
     if lag is None:
         return Check("replica-lag", True, False,
-                     "no ReplicaLag datapoints in the last 5 minutes; note that an idle PostgreSQL replica "
-                     "reports up to 5 minutes of lag, so low traffic reads high")
-    return Check("replica-lag", lag <= ctx.max_replica_lag, True,
-                 f"ReplicaLag maximum {lag:g} s over 5 minutes (limit --max-replica-lag {ctx.max_replica_lag:g} s)")
+                     "no ReplicaLag datapoints in the last 5 minutes (a region evacuation then refuses to promote "
+                     "without --accept-data-loss); note that an idle PostgreSQL replica reports up to 5 minutes "
+                     "of lag, so low traffic reads high")
+    return Check("replica-lag", lag <= ctx.max_lag, True,
+                 f"latest ReplicaLag {lag:g} s (limit --max-lag {ctx.max_lag:g} s)")
 
 
 def _recent_backup(ctx: Context) -> Check:
@@ -63,11 +72,15 @@ def _recent_backup(ctx: Context) -> Check:
                  f"({age.total_seconds() / 3600:.1f} h old; limit 24 h)")
 
 
+def _backup_services(ctx: Context) -> list[dict]:
+    b = ctx.backup
+    return ctx.client("ecs", b.region).describe_services(cluster=b.ecs_cluster_name,
+                                                         services=list(b.ecs_services.values()))["services"]
+
+
 def _services(ctx: Context) -> Check:
     b = ctx.backup
-    found = ctx.client("ecs", b.region).describe_services(cluster=b.ecs_cluster_name,
-                                                          services=list(b.ecs_services.values()))
-    services = {s["serviceName"]: s for s in found["services"]}
+    services = {s["serviceName"]: s for s in _backup_services(ctx)}
     missing = [n for n in b.ecs_services.values() if n not in services or services[n]["status"] != "ACTIVE"]
     unsteady = [f"{n} {s['runningCount']}/{s['desiredCount']}" for n, s in services.items()
                 if s["runningCount"] != s["desiredCount"] or len(s.get("deployments", [])) > 1]
@@ -79,21 +92,35 @@ def _services(ctx: Context) -> Check:
     return Check("backup-services", not missing and not unsteady, True, f"{b.region} {b.ecs_cluster_name}: {evidence}")
 
 
-def _health_checks(ctx: Context) -> Check:
-    route53 = ctx.client("route53", "us-east-1")
-    parts = []
-    for outputs in (ctx.primary, ctx.backup):
-        config = route53.get_health_check(HealthCheckId=outputs.health_check_id)["HealthCheck"]["HealthCheckConfig"]
-        observations = route53.get_health_check_status(HealthCheckId=outputs.health_check_id)[
-            "HealthCheckObservations"]
-        healthy = sum(o["StatusReport"]["Status"].startswith("Success") for o in observations)
-        flags = "".join(f", {flag.upper()}" for flag in ("Inverted", "Disabled") if config.get(flag))
-        parts.append(f"{outputs.region} {outputs.health_check_id}: {healthy}/{len(observations)} checkers healthy"
-                     f"{flags}")
-    primary_config = route53.get_health_check(HealthCheckId=ctx.primary.health_check_id)["HealthCheck"][
-        "HealthCheckConfig"]
-    ok = not primary_config.get("Inverted") and not primary_config.get("Disabled")
-    return Check("health-checks", ok, True, "; ".join(parts))
+def _standby_capacity(ctx: Context) -> Check:
+    """A backup that runs more than its standby capacity was raised by hand or by an unreconciled drill."""
+    b = ctx.backup
+    desired = {s["serviceName"]: s["desiredCount"] for s in _backup_services(ctx)}
+    off = [f"{name} {desired.get(b.ecs_services[name])} (standby {counts['desired']})"
+           for name, counts in b.ecs_standby_capacity.items() if desired.get(b.ecs_services[name]) != counts["desired"]]
+    return Check("backup-standby-capacity", not off, False,
+                 f"desired counts differ from ecs_standby_capacity: {', '.join(off)}" if off else
+                 f"{b.region} runs its standby capacity (ecs_standby_capacity)")
+
+
+def _switch_alarm(ctx: Context) -> Check:
+    s = ctx.primary.failover_switch
+    alarm = switch.alarm(ctx.client("cloudwatch", s.region), s)
+    return Check("failover-switch-alarm", alarm is not None, True,
+                 f"{s.alarm_name} in {s.region}: state {alarm['StateValue']}, period {alarm['Period']} s"
+                 if alarm else f"no alarm {s.alarm_name} in {s.region}: the switch would move no traffic")
+
+
+def _switch_off(ctx: Context) -> Check:
+    s = ctx.primary.failover_switch
+    cloudwatch = ctx.client("cloudwatch", s.region)
+    period = (switch.alarm(cloudwatch, s) or {}).get("Period", switch.DEFAULT_PERIOD)
+    found = switch.reading(cloudwatch, s, period, time.time())
+    if found is None:
+        return Check("failover-switch-off", True, True, f"{s.namespace} {s.metric_name}: no data (off)")
+    value, at = found
+    return Check("failover-switch-off", value < 1, True,
+                 f"{s.namespace} {s.metric_name}: {value:g} at {at.isoformat()} ({'on' if value >= 1 else 'off'})")
 
 
 def _replication(ctx: Context) -> Check:
@@ -111,23 +138,37 @@ def _alarm_exists(ctx: Context, region: str, name: str) -> bool:
     return bool(found.get("MetricAlarms") or found.get("CompositeAlarms"))
 
 
-CHECKS = {"replica": _replica, "replica-lag": _lag, "recent-backup": _recent_backup,
-          "backup-services": _services, "health-checks": _health_checks, "s3-replication": _replication}
+def _stop_alarm(name: str) -> Callable[[Context], Check]:
+    """A misspelt stop alarm would never fire: it must exist in one of the regions."""
+    def check(ctx: Context) -> Check:
+        # The backup's region first: it answers when the primary's is out.
+        for region in (ctx.backup.region, ctx.primary.region):
+            if _alarm_exists(ctx, region, name):
+                return Check(f"stop-alarm {name}", True, True, f"found in {region}")
+        return Check(f"stop-alarm {name}", False, True, "exists in neither region")
+    return check
+
+
+# name -> (check, whether it reads the primary's region)
+CHECKS: dict[str, tuple[Callable[[Context], Check], bool]] = {
+    "replica": (_replica, False), "replica-lag": (_lag, False), "recent-backup": (_recent_backup, False),
+    "backup-services": (_services, False), "backup-standby-capacity": (_standby_capacity, False),
+    "failover-switch-alarm": (_switch_alarm, False), "failover-switch-off": (_switch_off, False),
+    "s3-replication": (_replication, True)}
+
+
+def _run(name: str, check: Callable[[Context], Check], primary_side: bool, ctx: Context) -> Check:
+    try:
+        return check(ctx)
+    except (ClientError, BotoCoreError, IndexError, KeyError) as exc:
+        if primary_side and unreachable(exc):
+            return Check(name, False, False, f"{ctx.primary.region} unreachable, not checked: {exc}")
+        return Check(name, False, True, f"could not check: {exc}")
 
 
 def run_checks(ctx: Context, journal_dir: Path) -> list[Check]:
-    checks = []
-    for name, check in CHECKS.items():
-        try:
-            checks.append(check(ctx))
-        except (ClientError, BotoCoreError, IndexError, KeyError) as exc:
-            checks.append(Check(name, False, True, f"could not check: {exc}"))
-    for name in ctx.stop_alarms:
-        # A misspelt stop alarm would never fire: it must exist in one of the regions.
-        regions = [region for region in (ctx.backup.region, ctx.primary.region)
-                   if _alarm_exists(ctx, region, name)]
-        checks.append(Check(f"stop-alarm {name}", bool(regions), True,
-                            f"found in {', '.join(regions)}" if regions else "exists in neither region"))
+    checks = [_run(name, check, primary_side, ctx) for name, (check, primary_side) in CHECKS.items()]
+    checks += [_run(f"stop-alarm {name}", _stop_alarm(name), True, ctx) for name in ctx.stop_alarms]
     open_ones = open_journals(journal_dir)
     checks.append(Check("no-drill-in-progress", not open_ones, True,
                         f"open journals: {', '.join(map(str, open_ones))}" if open_ones else

@@ -7,10 +7,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+COLOURS = {"done": "#2e7d32", "failed": "#c62828", "undone": "#9e9e9e", "skipped": "#78909c"}
+
+
+def _lag_detail(data: dict[str, Any]) -> dict[str, Any]:
+    return next((s.get("detail") or {} for s in data["steps"] if s["name"] == "wait-for-replica-lag"), {})
+
 
 def _summary(data: dict[str, Any]) -> dict[str, Any]:
     steps = [{"name": s["name"], "status": s["status"], "fault": s.get("fault", False),
-              "started_at": s.get("started_at"), "ended_at": s.get("ended_at"),
+              "best_effort": s.get("best_effort", False), "started_at": s.get("started_at"),
+              "ended_at": s.get("ended_at"),
               "duration_seconds": round(s["ended_at_epoch"] - s["started_at_epoch"], 3)
               if s.get("ended_at_epoch") and s.get("started_at_epoch") else None,
               "error": s.get("error"), "detail": s.get("detail")} for s in data["steps"]]
@@ -18,11 +25,14 @@ def _summary(data: dict[str, Any]) -> dict[str, Any]:
         "id": data["id"], "scenario": data["scenario"], "status": data["status"], "executed": data["executed"],
         "rto_seconds": data.get("rto_seconds"), "rto_reason": data.get("rto_reason"),
         "rpo_seconds": data.get("rpo_seconds"), "rpo_reason": data.get("rpo_reason"),
+        "data_loss_accepted": bool(_lag_detail(data).get("data_loss_accepted")),
         "stop_reason": data.get("stop_reason"), "warning": data.get("warning"), "operator": data["operator"],
         "started_at": data["started_at"],
         "regions": {"primary": data["outputs"]["primary"]["region"], "backup": data["outputs"]["backup"]["region"]},
-        "probe_url": data["probe_url"], "steps": steps, "probes": data["probes"], "preflight": data.get("preflight"),
-        "reconcile": data.get("reconcile", []),
+        "probe_url": data["probe_url"], "steps": steps,
+        "skipped": [{"name": s["name"], "error": s["error"]} for s in steps if s["status"] == "skipped"],
+        "probes": data["probes"], "preflight": data.get("preflight"),
+        "reconcile": data.get("reconcile") or {"settings": [], "commands": []},
     }
 
 
@@ -36,19 +46,28 @@ def _markdown(summary: dict[str, Any]) -> str:
              f"- started: {summary['started_at']}",
              f"- **RTO**: {seconds(summary['rto_seconds'], summary['rto_reason'])}",
              f"- **RPO**: {seconds(summary['rpo_seconds'], summary['rpo_reason'])}"]
+    if summary["data_loss_accepted"]:
+        lines.append("- **data loss accepted**: promoted without ReplicaLag datapoints (--accept-data-loss)")
     if summary["stop_reason"]:
         lines.append(f"- stopped: {summary['stop_reason']}")
     if summary["warning"]:
         lines.append(f"- **warning**: {summary['warning']}")
-    lines += ["", "| step | status | started | duration |", "|---|---|---|---|"]
+    lines += ["", "| step | outcome | started | ended | duration |", "|---|---|---|---|---|"]
     for step in summary["steps"]:
         duration = f"{step['duration_seconds']} s" if step["duration_seconds"] is not None else ""
         lines.append(f"| {step['name']}{' (fault)' if step['fault'] else ''} | {step['status']} | "
-                     f"{step['started_at'] or ''} | {duration} |")
+                     f"{step['started_at'] or ''} | {step['ended_at'] or ''} | {duration} |")
+    if summary["skipped"]:
+        lines += ["", "Skipped (best effort: the primary's region could not be reached):", ""]
+        lines += [f"- {s['name']}: {s['error']}" for s in summary["skipped"]]
     answered = [p for p in summary["probes"] if p["region"]]
     lines += ["", f"Probes: {len(summary['probes'])} sent to {summary['probe_url']}, {len(answered)} answered."]
-    if summary["reconcile"]:
-        lines += ["", "Reconcile the code with what the drill changed:", "", "```sh", *summary["reconcile"], "```"]
+    reconcile = summary["reconcile"]
+    if reconcile["settings"]:
+        lines += ["", "Reconcile the stack files with what the drill changed "
+                  "(`python -m drills reconcile --journal <journal> --write`):", ""]
+        lines += [f"- `{s['file']}`: `{s['key']}: {json.dumps(s['value'])}`" for s in reconcile["settings"]]
+        lines += ["", "```sh", *reconcile["commands"], "```"]
     return "\n".join(lines) + "\n"
 
 
@@ -62,7 +81,7 @@ def _html(summary: dict[str, Any], data: dict[str, Any]) -> str:
     for i, step in enumerate(timed):
         x = 200 + (step["started_at_epoch"] - start) * scale
         width = max(2, ((step.get("ended_at_epoch") or end) - step["started_at_epoch"]) * scale)
-        colour = {"done": "#2e7d32", "failed": "#c62828", "undone": "#9e9e9e"}.get(step["status"], "#f9a825")
+        colour = COLOURS.get(step["status"], "#f9a825")
         rows.append(f'<text x="0" y="{28 * i + 18}">{html.escape(step["name"])}</text>'
                     f'<rect x="{x:.1f}" y="{28 * i + 4}" width="{width:.1f}" height="18" fill="{colour}">'
                     f'<title>{html.escape(step["status"])}</title></rect>')
@@ -76,7 +95,8 @@ def _html(summary: dict[str, Any], data: dict[str, Any]) -> str:
     return (f"<!doctype html><meta charset='utf-8'><title>Drill {html.escape(summary['id'])}</title>"
             f"<h1>{html.escape(summary['scenario'])}: {html.escape(summary['status'])}</h1>"
             f"<p>RTO {summary['rto_seconds']} s &middot; RPO {summary['rpo_seconds']} s &middot; "
-            f"blue: {regions['primary']} answered, purple: {regions['backup']}, red: no answer</p>"
+            f"blue: {regions['primary']} answered, purple: {regions['backup']}, red: no answer; steps green done, "
+            "grey-blue skipped, red failed, grey undone</p>"
             f"<svg width='980' height='{height}' font-family='sans-serif' font-size='12'>{''.join(rows)}</svg>"
             f"<pre>{html.escape(_markdown(summary))}</pre>")
 

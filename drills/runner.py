@@ -7,16 +7,28 @@ from collections.abc import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from drills.endpoints import unreachable
 from drills.journal import Journal, iso, now
 from drills.probe import ProbeTimeout
-from drills.scenarios import Context, Step, StopCondition
+from drills.scenarios import Context, Refused, Step, StopCondition
 
 DONE, STEP_FAILED, ABORTED = 0, 4, 5
 Say = Callable[[str], None]
+# Statuses of steps that may have changed something, and so have something to undo.
+ACTED = ("done", "running", "failed", "skipped")
 
 
 def _elapsed(entry: dict) -> str:
     return f"{entry['ended_at_epoch'] - entry['started_at_epoch']:.1f} s"
+
+
+def _promotion_warning(journal: Journal) -> str:
+    outputs = journal.data["outputs"]
+    replica, writer = outputs["backup"]["db_instance_identifier"], outputs["primary"]["db_instance_arn"]
+    return (f"the backup database {replica} was promoted during the drill and can never become a replica again "
+            f"(`database.promoted: false` cannot make it one). Traffic and writers are back on {writer}; the two "
+            "databases have diverged. Going back to a replicated pair means building a new replica of the "
+            f"promoted {replica} in {outputs['primary']['region']} and a planned switchover to it")
 
 
 def rollback(journal: Journal, steps: list[Step], ctx: Context, say: Say) -> str:
@@ -26,7 +38,7 @@ def rollback(journal: Journal, steps: list[Step], ctx: Context, say: Say) -> str
     kept, failed = [], []
     for entry in reversed(journal.data["steps"]):
         step = by_name[entry["name"]]
-        if entry["status"] not in ("done", "running", "failed"):
+        if entry["status"] not in ACTED:
             continue
         if step.undo is None:
             if entry["status"] == "done":
@@ -44,19 +56,17 @@ def rollback(journal: Journal, steps: list[Step], ctx: Context, say: Say) -> str
         journal.save()
     if kept:
         say(f"  kept (irreversible, nothing is deleted): {', '.join(kept)}")
-    if "promote-replica" in kept:
-        # Traffic and writers are back on the primary; the promoted backup no longer follows it.
-        say("  WARNING: the backup database was promoted and no longer replicates from the primary: rebuild the "
-            "replica (`pulumi up -s backup` with database.promoted false re-creates it; see `failback plan`)")
-        journal.data["warning"] = "the backup database was promoted during the drill: rebuild the replica"
+    if (journal.find("promote-replica") or {}).get("detail", {}).get("promote_called"):
+        journal.data["warning"] = _promotion_warning(journal)
+        say(f"  WARNING: {journal.data['warning']}")
     if failed:
         say(f"  not undone: {', '.join(failed)}; run python -m drills abort --journal {journal.path} again")
     return "abort-failed" if failed else "aborted"
 
 
 def measure(journal: Journal) -> None:
-    """RTO: first fault step's start to the first good answer from the backup region.
-    RPO: the replica lag when it was promoted (DNS-only drills change no data)."""
+    """RTO: from the start of the first step that changes what users get to the first good answer from the
+    backup region. RPO: the replica lag before the promotion (DNS-only drills change no data)."""
     data = journal.data
     backup_region = data["outputs"]["backup"]["region"]
     faults = [s["started_at_epoch"] for s in data["steps"] if s.get("fault") and s.get("started_at_epoch")]
@@ -66,51 +76,69 @@ def measure(journal: Journal) -> None:
     data["rto_seconds"] = round(min(good) - min(faults), 3) if faults and good else None
     if data["rto_seconds"] is None:
         data["rto_reason"] = "no fault step ran" if not faults else "the backup region never answered"
-    promoted = next((s for s in data["steps"] if s["name"] == "promote-replica"), None)
+    promoted = journal.find("promote-replica")
+    lag = ((journal.find("wait-for-replica-lag") or {}).get("detail") or {}).get("replica_lag_seconds")
     if promoted is None:
         data["rpo_seconds"], data["rpo_reason"] = 0, "DNS failover only: no data changed hands"
     elif promoted["status"] != "done":
         data["rpo_seconds"], data["rpo_reason"] = None, "the replica was not promoted"
-    elif promoted["detail"].get("replica_lag_seconds") is None:
+    elif lag is None:
         data["rpo_seconds"] = None
-        data["rpo_reason"] = ("CloudWatch had no ReplicaLag datapoints at promotion (the metric is missing for "
-                              "an idle or just-created replica); unknown, not zero")
+        data["rpo_reason"] = ("CloudWatch had no ReplicaLag datapoints before the promotion (missing for an idle or "
+                              "just-created replica, -1 while replication is stopped): unknown, not zero; promoted "
+                              "with --accept-data-loss")
     else:
-        data["rpo_seconds"] = promoted["detail"]["replica_lag_seconds"]
-        data["rpo_reason"] = "ReplicaLag (maximum over the 5 minutes before promotion)"
+        data["rpo_seconds"] = lag
+        data["rpo_reason"] = "ReplicaLag (latest datapoint before the promotion)"
+
+
+def _run_step(journal: Journal, step: Step, ctx: Context, say: Say, started: float) -> bool:
+    """Run one step; False when it failed (the drill stops there)."""
+    entry = journal.step(step.name)
+    resumed = entry["status"] == "running"
+    entry.update(status="running", started_at=entry.get("started_at") or iso(now()),
+                 started_at_epoch=entry.get("started_at_epoch") or now(), fault=step.fault)
+    entry.pop("error", None)
+    journal.save()
+    say(f"- {step.name}: {'resuming' if resumed else 'start'} ({time.time() - started:.1f} s into the drill)")
+    detail = entry.setdefault("detail", {})
+    try:
+        ctx.check_stop_conditions()
+        detail.update(step.run(ctx, detail))
+    except (ClientError, BotoCoreError, ProbeTimeout, TimeoutError, Refused) as exc:
+        skipped = step.best_effort and unreachable(exc)
+        entry.update(status="skipped" if skipped else "failed", error=str(exc), ended_at=iso(now()),
+                     ended_at_epoch=now())
+        journal.save()
+        if skipped:
+            say(f"  SKIPPED after {_elapsed(entry)} (best effort, its region is unreachable): {exc}")
+            return True
+        say(f"  FAILED after {_elapsed(entry)}: {exc}")
+        return False
+    entry.update(status="done", ended_at=iso(now()), ended_at_epoch=now())
+    journal.save()
+    say(f"  done in {_elapsed(entry)}")
+    return True
 
 
 def execute(journal: Journal, steps: list[Step], ctx: Context, say: Say) -> int:
     ctx.record_probe = lambda answer: (journal.data["probes"].append(answer.to_dict()), journal.save())
+    ctx.checkpoint = journal.save
+    ctx.detail_of = lambda name: journal.step(name).get("detail") or {}
     journal.data["status"] = "running"
     journal.save()
     started = time.time()
     try:
         for step in steps:
-            entry = journal.step(step.name)
-            if entry["status"] == "done":
-                say(f"- {step.name}: done earlier, skipped")
-                continue
-            resumed = entry["status"] == "running"
-            entry.update(status="running", started_at=entry.get("started_at") or iso(now()),
-                         started_at_epoch=entry.get("started_at_epoch") or now(), fault=step.fault)
-            journal.save()
-            say(f"- {step.name}: {'resuming' if resumed else 'start'} ({time.time() - started:.1f} s into the drill)")
-            detail = entry.setdefault("detail", {})
-            ctx.checkpoint = journal.save
-            try:
-                ctx.check_stop_conditions()
-                detail.update(step.run(ctx, detail))
-            except (ClientError, BotoCoreError, ProbeTimeout, TimeoutError) as exc:
-                entry.update(status="failed", error=str(exc), ended_at=iso(now()), ended_at_epoch=now())
+            # A skipped step is tried again: its region may be back.
+            if journal.step(step.name)["status"] == "done":
+                say(f"- {step.name}: done earlier")
+            elif not _run_step(journal, step, ctx, say, started):
                 journal.data["status"] = "failed"
+                measure(journal)
                 journal.save()
-                say(f"  FAILED after {_elapsed(entry)}: {exc}")
                 say(f"  the journal says where: python -m drills resume --journal {journal.path}")
                 return STEP_FAILED
-            entry.update(status="done", ended_at=iso(now()), ended_at_epoch=now())
-            journal.save()
-            say(f"  done in {_elapsed(entry)}")
     except StopCondition as exc:
         journal.data.update(status="aborting", stop_reason=str(exc))
         journal.save()

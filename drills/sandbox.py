@@ -1,10 +1,16 @@
 """An emulated two-region world on this machine, for drills without AWS: `make drill-sandbox`.
 
 It is an emulation: moto stands for AWS (state in memory, nothing really fails over), two HTTP servers on
-127.0.0.1 stand for the regions' load balancers, and a front server stands for Route53's failover answer
-(it sends requests to the backup when the primary's health check is inverted or disabled in moto, or the
-primary endpoint is down). moto does not simulate health-check failure, DNS answers or replica lag, and it
-keeps a promoted replica's source link (AWS drops it), so drills here run with --promotion-keeps-source-link.
+127.0.0.1 stand for the regions' load balancers, and a front server stands for Route53's failover answer:
+the primary while its endpoint answers and the failover switch is off (the latest SwitchToStandby datapoint
+in moto's us-west-2 CloudWatch; no data is off), else the backup. moto evaluates no alarms, simulates no
+DNS answers or replica lag, and keeps a promoted replica's source link (AWS drops it), so drills here run
+with --promotion-keeps-source-link, and `make drill-sandbox` with --accept-data-loss (no lag is known). The
+switch alarm here has a 1-second period (CloudWatch's smallest is 10 s, the stacks' 60 s) so that a drill
+runs in seconds; datapoints within one second read as their maximum. Not exercised here: CloudWatch
+evaluating the switch's alarm and Route53's calculated health check (the front reads the metric itself),
+an impaired region that times out or answers 5xx (the tests' unreachable us-east-1 refuses connections),
+and RDS's ReplicaLag of -1 for a stopped replication (tests inject plain datapoints).
 """
 
 from __future__ import annotations
@@ -20,17 +26,36 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from drills import switch
+from drills.capacity import DIMENSION, NAMESPACE, SCALED
+from drills.outputs import FailoverSwitch
 
 ACCOUNT = "123456789012"
 PRIMARY, BACKUP = "us-east-1", "us-west-2"
 IDENTIFIER = "trading-platform-production"
-ACTIVE = {"api": 2, "web": 2, "worker": 2, "beat": 1}
-STANDBY = {"api": 1, "web": 1, "worker": 0, "beat": 0}
+
+
+def _capacity(low: int, high: int, desired: int) -> dict[str, int]:
+    return {"min": low, "max": high, "desired": desired}
+
+
+# As the stack files have them: what a region runs while active, and while it is the standby.
+ACTIVE = {"api": _capacity(2, 10, 2), "web": _capacity(2, 10, 2), "worker": _capacity(1, 10, 2),
+          "beat": _capacity(1, 1, 1)}
+STANDBY = {"api": _capacity(1, 10, 1), "web": _capacity(1, 10, 1), "worker": _capacity(0, 0, 0),
+           "beat": _capacity(0, 0, 0)}
+SWITCH = FailoverSwitch(region=BACKUP, namespace="TradingPlatform/Failover", metric_name="SwitchToStandby",
+                        dimensions={"Environment": "production"}, alarm_name=f"{IDENTIFIER}-failover-switch")
+# How far back the front looks for the switch, in the alarm's 1-second periods: the alarm keeps its state.
+FRONT_READ_PERIODS = 3600
 
 
 def free_port() -> int:
@@ -81,7 +106,8 @@ class _Server(ThreadingHTTPServer):
 
 def _serve(handler: type[BaseHTTPRequestHandler]) -> _Server:
     server = _Server(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # shutdown() waits for the loop's next poll: a short one closes a world quickly.
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server
 
 
@@ -115,18 +141,19 @@ class RegionEndpoint:
 
 
 class Front:
-    """Answers like the failover record would: the primary while its health check passes, else the backup."""
+    """Answers like the failover record would: the primary while its endpoint answers and the switch is off
+    (the PRIMARY record's calculated health check), else the backup."""
 
-    def __init__(self, moto: MotoServer, primary: RegionEndpoint, backup: RegionEndpoint, health_check_id: str):
+    def __init__(self, moto: MotoServer, primary: RegionEndpoint, backup: RegionEndpoint):
         front = self
-        self.health_check_id = health_check_id
-        self.route53 = boto3.client("route53", region_name=PRIMARY, endpoint_url=moto.url,
-                                    aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
+        self.cloudwatch = _client(moto, "cloudwatch", SWITCH.region)
+        self.period = switch.alarm(self.cloudwatch, SWITCH)["Period"]
         self.primary, self.backup = primary, backup
+        self.switched = False
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802
-                target = front.backup if front.primary_failed() else front.primary
+                target = front.primary if front.primary_serving() else front.backup
                 try:
                     with urllib.request.urlopen(target.url, timeout=2) as response:
                         status, body, region = response.status, response.read(), response.headers["X-Region"]
@@ -142,19 +169,22 @@ class Front:
         self.server = _serve(Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/health"
 
-    def primary_failed(self) -> bool:
+    def switch_on(self) -> bool:
         try:
-            config = self.route53.get_health_check(HealthCheckId=self.health_check_id)["HealthCheck"][
-                "HealthCheckConfig"]
-        except Exception:  # noqa: BLE001 (moto down: Route53's data plane would keep its last answer)
-            config = {}
-        if config.get("Inverted") or config.get("Disabled"):
-            return True
+            found = switch.reading(self.cloudwatch, SWITCH, self.period, time.time(), FRONT_READ_PERIODS)
+        except (ClientError, BotoCoreError):  # moto down: Route53's data plane would keep its last answer
+            return self.switched
+        self.switched = found is not None and found[0] >= 1
+        return self.switched
+
+    def primary_serving(self) -> bool:
+        if self.switch_on():
+            return False
         try:
             with urllib.request.urlopen(self.primary.url, timeout=1) as response:
-                return response.status >= 300
+                return response.status < 300
         except (urllib.error.URLError, OSError):
-            return True
+            return False
 
 
 def _client(moto: MotoServer, service: str, region: str) -> Any:
@@ -162,47 +192,79 @@ def _client(moto: MotoServer, service: str, region: str) -> Any:
                         aws_secret_access_key="sandbox")
 
 
-def build_world(moto: MotoServer, primary_url: str, backup_url: str) -> tuple[dict, dict]:
-    """Create in moto what the two stacks would have, and return their outputs (DESIGN.md contract)."""
+def _services(moto: MotoServer, region: str, capacities: dict[str, dict[str, int]], cidr: str) -> None:
+    """The cluster, its four services at their desired counts, and the scalable targets of api, web and worker."""
+    ec2 = _client(moto, "ec2", region)
+    vpc = ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=cidr.replace("/16", "/19"))["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="app", Description="app", VpcId=vpc)["GroupId"]
+    ecs = _client(moto, "ecs", region)
+    ecs.create_cluster(clusterName=IDENTIFIER)
+    scaling = _client(moto, "application-autoscaling", region)
+    for name, capacity in capacities.items():
+        ecs.register_task_definition(family=f"{IDENTIFIER}-{name}", requiresCompatibilities=["FARGATE"],
+                                     networkMode="awsvpc", cpu="256", memory="512",
+                                     containerDefinitions=[{"name": name, "image": "sandbox", "memory": 512}])
+        ecs.create_service(cluster=IDENTIFIER, serviceName=name, taskDefinition=f"{IDENTIFIER}-{name}",
+                           desiredCount=capacity["desired"], launchType="FARGATE", networkConfiguration={
+                               "awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}})
+        # moto starts no tasks on create; an update makes its running count follow, as tasks would.
+        ecs.update_service(cluster=IDENTIFIER, service=name, desiredCount=capacity["desired"])
+        if name in SCALED:
+            scaling.register_scalable_target(ServiceNamespace=NAMESPACE, ResourceId=f"service/{IDENTIFIER}/{name}",
+                                             ScalableDimension=DIMENSION, MinCapacity=capacity["min"],
+                                             MaxCapacity=capacity["max"])
+
+
+def _bucket(moto: MotoServer, region: str) -> None:
+    s3 = _client(moto, "s3", region)
+    bucket = f"{IDENTIFIER}-backups-{region}-{ACCOUNT}"
+    s3.create_bucket(Bucket=bucket, **({} if region == "us-east-1" else
+                                       {"CreateBucketConfiguration": {"LocationConstraint": region}}))
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+
+
+def _switch_alarm(moto: MotoServer) -> None:
+    """The switch's alarm, as the primary stack makes it but with a 1-second period (see above)."""
+    _client(moto, "cloudwatch", SWITCH.region).put_metric_alarm(
+        AlarmName=SWITCH.alarm_name, Namespace=SWITCH.namespace, MetricName=SWITCH.metric_name,
+        Dimensions=SWITCH.cloudwatch_dimensions, Statistic="Maximum", Period=1, EvaluationPeriods=1, Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="ignore")
+
+
+def stack_outputs(primary_url: str, backup_url: str) -> dict[str, dict]:
+    """The two stacks' outputs (docs/contracts.md) as the world has them, by role."""
     outputs = {}
-    for region, role, counts in ((PRIMARY, "primary", ACTIVE), (BACKUP, "backup", STANDBY)):
-        ec2 = _client(moto, "ec2", region)
-        vpc = ec2.create_vpc(CidrBlock="10.10.0.0/16" if role == "primary" else "10.20.0.0/16")["Vpc"]["VpcId"]
-        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.{10 if role == 'primary' else 20}.0.0/19")[
-            "Subnet"]["SubnetId"]
-        group = ec2.create_security_group(GroupName="app", Description="app", VpcId=vpc)["GroupId"]
-        ecs = _client(moto, "ecs", region)
-        ecs.create_cluster(clusterName=IDENTIFIER)
-        for name, count in counts.items():
-            ecs.register_task_definition(family=f"{IDENTIFIER}-{name}", requiresCompatibilities=["FARGATE"],
-                                         networkMode="awsvpc", cpu="256", memory="512",
-                                         containerDefinitions=[{"name": name, "image": "sandbox", "memory": 512}])
-            ecs.create_service(cluster=IDENTIFIER, serviceName=name, taskDefinition=f"{IDENTIFIER}-{name}",
-                               desiredCount=count, launchType="FARGATE", networkConfiguration={
-                                   "awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}})
-            # moto starts no tasks on create; an update makes its running count follow, as tasks would.
-            ecs.update_service(cluster=IDENTIFIER, service=name, desiredCount=count)
-        url = primary_url if role == "primary" else backup_url
-        host, port = url.split("//")[1].split("/")[0].split(":")
-        health = _client(moto, "route53", PRIMARY).create_health_check(
-            CallerReference=f"{role}-{time.time()}", HealthCheckConfig={
-                "Type": "HTTP", "IPAddress": host, "Port": int(port), "ResourcePath": "/api/health",
-                "RequestInterval": 10, "FailureThreshold": 3})["HealthCheck"]["Id"]
-        s3 = _client(moto, "s3", region)
+    for region, role, url in ((PRIMARY, "primary", primary_url), (BACKUP, "backup", backup_url)):
         bucket = f"{IDENTIFIER}-backups-{region}-{ACCOUNT}"
-        s3.create_bucket(Bucket=bucket, **({} if region == "us-east-1" else
-                                           {"CreateBucketConfiguration": {"LocationConstraint": region}}))
-        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         outputs[role] = {
-            "region": region, "role": role, "app_domain": "app.trading.example.com", "health_check_id": health,
+            "region": region, "role": role, "app_domain": "app.trading.example.com",
             "db_instance_identifier": IDENTIFIER, "db_instance_arn": f"arn:aws:rds:{region}:{ACCOUNT}:db:{IDENTIFIER}",
             "db_is_replica": role == "backup", "ecs_cluster_name": IDENTIFIER,
-            "ecs_services": {n: n for n in ACTIVE},
-            "ecs_capacity": {n: {"min": min(c, 1), "max": 10 if n != "beat" else 1, "desired": c}
-                             for n, c in ACTIVE.items()},
+            "ecs_services": {n: n for n in ACTIVE}, "ecs_capacity": ACTIVE, "ecs_standby_capacity": STANDBY,
             "backup_bucket_name": bucket, "backup_bucket_arn": f"arn:aws:s3:::{bucket}",
             "alarm_topic_arn": f"arn:aws:sns:{region}:{ACCOUNT}:alarms", "kms_key_arn": "", "alb_dns_name": url,
         }
+    outputs["primary"]["failover_switch"] = asdict(SWITCH)
+    return outputs
+
+
+def write_outputs(directory: Path, outputs: dict[str, dict]) -> list[str]:
+    """Write the outputs as files; returns the drill's arguments that read them."""
+    args = []
+    for role, document in outputs.items():
+        path = directory / f"{role}.json"
+        path.write_text(json.dumps(document, indent=2))
+        args += [f"--{role}-outputs", str(path)]
+    return args
+
+
+def build_world(moto: MotoServer, outputs: dict[str, dict]) -> None:
+    """Create in moto what the two stacks would have."""
+    for role, running, cidr in (("primary", ACTIVE, "10.10.0.0/16"), ("backup", STANDBY, "10.20.0.0/16")):
+        _services(moto, outputs[role]["region"], running, cidr)
+        _bucket(moto, outputs[role]["region"])
+    _switch_alarm(moto)
     writer = _client(moto, "rds", PRIMARY).create_db_instance(
         DBInstanceIdentifier=IDENTIFIER, DBInstanceClass="db.r6g.large", Engine="postgres", MultiAZ=True,
         MasterUsername="trading_admin", MasterUserPassword="sandbox-only-password", AllocatedStorage=100)
@@ -216,7 +278,6 @@ def build_world(moto: MotoServer, primary_url: str, backup_url: str) -> tuple[di
             "Rules": [{"ID": "backups-to-peer-region", "Status": "Enabled", "Priority": 1, "Filter": {"Prefix": ""},
                        "DeleteMarkerReplication": {"Status": "Enabled"},
                        "Destination": {"Bucket": outputs["backup"]["backup_bucket_arn"]}}]})
-    return outputs["primary"], outputs["backup"]
 
 
 class World:
@@ -230,15 +291,13 @@ class World:
 
     def build(self) -> None:
         self.moto.reset()
-        primary, backup = build_world(self.moto, self.regions[PRIMARY].url, self.regions[BACKUP].url)
-        self.front = Front(self.moto, self.regions[PRIMARY], self.regions[BACKUP], primary["health_check_id"])
-        self.outputs = {"primary": primary, "backup": backup}
-        for role, document in self.outputs.items():
-            (self.directory / f"{role}.json").write_text(json.dumps(document, indent=2))
+        self.outputs = stack_outputs(self.regions[PRIMARY].url, self.regions[BACKUP].url)
+        build_world(self.moto, self.outputs)
+        self.front = Front(self.moto, self.regions[PRIMARY], self.regions[BACKUP])
+        self._args = write_outputs(self.directory, self.outputs)
 
     def args(self) -> list[str]:
-        return ["--primary-outputs", str(self.directory / "primary.json"),
-                "--backup-outputs", str(self.directory / "backup.json")]
+        return self._args
 
     def close(self, stop_moto: bool = True) -> None:
         for server in (self.front.server, *(r.server for r in self.regions.values())):
@@ -258,7 +317,8 @@ def main() -> int:
             reports = Path("drill-reports")
             code = drills(["run", "--scenario", "region-evacuation", "--execute", "--confirm", BACKUP,
                            "--probe-url", world.front.url, "--probe-interval", "0.2", "--probe-timeout", "30",
-                           "--promotion-keeps-source-link",
+                           # moto reports no ReplicaLag, which the drill takes as unknown data loss.
+                           "--promotion-keeps-source-link", "--accept-data-loss",
                            "--journal-dir", str(Path(tmp) / "journals"), "--report-dir", str(reports),
                            *world.args()])
             newest = max(reports.glob("drill-*.md"), key=lambda p: p.stat().st_mtime, default=None)

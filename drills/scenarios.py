@@ -13,16 +13,27 @@ from typing import Any
 
 import boto3
 import botocore.config
+from botocore.exceptions import BotoCoreError, ClientError
 
-from drills.outputs import StackOutputs
+from drills import switch
+from drills.capacity import Capacities, plan_calls, restore_capacity, set_capacity
+from drills.endpoints import unreachable
+from drills.outputs import SERVICES, StackOutputs
 from drills.probe import Answer, wait_for_region
 
 SCENARIOS = ("dns-failover", "region-evacuation")
 _CONFIG = botocore.config.Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+# The primary's services that write to its database: api, and the worker and beat behind it.
+WRITERS = ("api", "worker", "beat")
 
 
 class StopCondition(Exception):
     """A stop condition fired: abort and roll back (exit 5)."""
+
+
+class Refused(Exception):
+    """A step will not go on without the operator's decision: the drill stops with its journal open for
+    `resume` (with the decision given) or `abort` (exit 4)."""
 
 
 @dataclass
@@ -34,23 +45,30 @@ class Context:
     probe_url: str = ""
     probe_timeout: float = 600
     probe_interval: float = 1
-    max_replica_lag: float = 300
+    max_lag: float = 300
+    # Promote even when CloudWatch has no ReplicaLag to tell how much data would be lost.
+    accept_data_loss: bool = False
     stop_alarms: tuple[str, ...] = ()
     wait_timeout: float = 1800
     # AWS drops the replica's source link when a promotion completes; moto keeps it. Only an emulation
     # may accept the link as done (the sandbox and the tests say so).
     promotion_keeps_source_link: bool = False
+    # {region: endpoint URL} overriding AWS_ENDPOINT_URL for that region's clients (--endpoint-url).
+    endpoints: dict[str, str] = field(default_factory=dict)
     record_probe: Callable[[Answer], None] = lambda answer: None
     # Saves the running step's detail to the journal: called before each side effect, so a resume or an
     # abort knows what a half-done step already did.
     checkpoint: Callable[[], None] = lambda: None
+    # An earlier step's journaled detail, by step name.
+    detail_of: Callable[[str], dict] = lambda name: {}
     _clients: dict = field(default_factory=dict)
 
     def client(self, service: str, region: str) -> Any:
         """boto3 honours AWS_PROFILE, AWS_ENDPOINT_URL and the rest of its environment as usual."""
         key = (service, region)
         if key not in self._clients:
-            self._clients[key] = boto3.session.Session().client(service, region_name=region, config=_CONFIG)
+            self._clients[key] = boto3.session.Session().client(service, region_name=region, config=_CONFIG,
+                                                                endpoint_url=self.endpoints.get(region))
         return self._clients[key]
 
     @property
@@ -61,21 +79,30 @@ class Context:
     def check_stop_conditions(self) -> None:
         for name in self.stop_alarms:
             for region in (self.backup.region, self.primary.region):
-                found = self.client("cloudwatch", region).describe_alarms(
-                    AlarmNames=[name], AlarmTypes=["MetricAlarm", "CompositeAlarm"])
+                try:
+                    found = self.client("cloudwatch", region).describe_alarms(
+                        AlarmNames=[name], AlarmTypes=["MetricAlarm", "CompositeAlarm"])
+                except (ClientError, BotoCoreError) as exc:
+                    if region == self.primary.region and unreachable(exc):
+                        continue  # the region being evacuated may be out; its alarms cannot be read then
+                    raise
                 alarms = found.get("MetricAlarms", []) + found.get("CompositeAlarms", [])
                 if any(a["StateValue"] == "ALARM" for a in alarms):
                     raise StopCondition(f"stop alarm {name} is in ALARM in {region}")
 
     def replica_lag(self) -> float | None:
-        """The replica's highest ReplicaLag over the last 5 minutes, or None with no datapoints."""
+        """The replica's latest ReplicaLag in the last 5 minutes; None without datapoints, or when it is
+        negative (RDS reports -1 while replication is not running): unknown either way."""
         end = dt.datetime.now(dt.UTC)
         points = self.client("cloudwatch", self.backup.region).get_metric_statistics(
             Namespace="AWS/RDS", MetricName="ReplicaLag",
             Dimensions=[{"Name": "DBInstanceIdentifier", "Value": self.backup.db_instance_identifier}],
             StartTime=end - dt.timedelta(minutes=5), EndTime=end + dt.timedelta(minutes=1), Period=60,
             Statistics=["Maximum"])["Datapoints"]
-        return max(p["Maximum"] for p in points) if points else None
+        if not points:
+            return None
+        lag = max(points, key=lambda p: p["Timestamp"])["Maximum"]
+        return lag if lag >= 0 else None
 
     def wait(self, what: str, done: Callable[[], bool], interval: float = 5) -> None:
         deadline = time.time() + self.wait_timeout
@@ -83,7 +110,7 @@ class Context:
             if time.time() > deadline:
                 raise TimeoutError(f"{what}: not done within {self.wait_timeout:g} s")
             self.check_stop_conditions()
-            time.sleep(interval)
+            time.sleep(min(interval, max(0.0, deadline - time.time())))
 
 
 @dataclass
@@ -94,25 +121,45 @@ class Step:
     calls: list[str]
     run: Callable[[Context, dict], dict]
     undo: Callable[[Context, dict], None] | None = None
-    # Counts towards RTO: the first fault step starts the clock.
+    # Changes what users get: the first such step starts the RTO clock.
     fault: bool = False
+    # Works on the region being evacuated: when that region cannot be reached the step is skipped, not failed.
+    best_effort: bool = False
 
 
 # --- the operations
 
 
-def _set_inverted(outputs: StackOutputs, inverted: bool) -> Callable[[Context, dict], dict]:
-    def run(ctx: Context, detail: dict) -> dict:
-        ctx.client("route53", "us-east-1").update_health_check(HealthCheckId=outputs.health_check_id,
-                                                               Inverted=inverted)
-        return {"health_check_id": outputs.health_check_id, "inverted": inverted}
-    return run
+def _switch_calls(ctx: Context, value: int) -> list[str]:
+    s = ctx.primary.failover_switch
+    dimensions = ", ".join(f"{k}={v}" for k, v in s.dimensions.items())
+    return [f"cloudwatch[{s.region}].put_metric_data(Namespace={s.namespace}, MetricName={s.metric_name}, "
+            f"Dimensions={dimensions}, Value={value}, Unit=Count)"]
 
 
-def _undo_inversion(outputs: StackOutputs) -> Callable[[Context, dict], None]:
-    def undo(ctx: Context, detail: dict) -> None:
-        _set_inverted(outputs, False)(ctx, {})
-    return undo
+def _switch_on(ctx: Context, detail: dict) -> dict:
+    s = ctx.primary.failover_switch
+    detail["on_at"] = time.time()
+    ctx.checkpoint()  # an abort then knows when it went on, to date the off datapoint after it
+    switch.put(ctx.client("cloudwatch", s.region), s, 1, detail["on_at"])
+    return {"switch": "on"}
+
+
+def _switch_off(ctx: Context, on_at: float | None) -> dict:
+    s = ctx.primary.failover_switch
+    cloudwatch = ctx.client("cloudwatch", s.region)
+    alarm = switch.alarm(cloudwatch, s) or {}
+    at = switch.off_time(on_at, alarm.get("Period", switch.DEFAULT_PERIOD), time.time())
+    switch.put(cloudwatch, s, 0, at)
+    return {"switch": "off", "off_at": at}
+
+
+def _switch_off_step(ctx: Context, detail: dict) -> dict:
+    return _switch_off(ctx, ctx.detail_of("switch-on").get("on_at"))
+
+
+def _undo_switch_on(ctx: Context, detail: dict) -> None:
+    _switch_off(ctx, detail.get("on_at"))
 
 
 def _probe_until(outputs: StackOutputs) -> Callable[[Context, dict], dict]:
@@ -131,37 +178,23 @@ def _hold(ctx: Context, detail: dict) -> dict:
     return {"held_seconds": ctx.hold}
 
 
-def _scale(outputs: StackOutputs, targets: Callable[[Context], dict[str, int]]) -> Callable[[Context, dict], dict]:
-    """Set desired counts, remembering the previous ones (kept from the first attempt on a resume)."""
-    def run(ctx: Context, detail: dict) -> dict:
-        ecs = ctx.client("ecs", outputs.region)
-        wanted = targets(ctx)
-        names = [outputs.ecs_services[s] for s in wanted]
-        if "previous" not in detail:  # the counts before the first attempt, kept through resumes
-            described = ecs.describe_services(cluster=outputs.ecs_cluster_name, services=names)["services"]
-            detail["previous"] = {s["serviceName"]: s["desiredCount"] for s in described}
-            ctx.checkpoint()
-        previous = detail["previous"]
-        for service, count in wanted.items():
-            ecs.update_service(cluster=outputs.ecs_cluster_name, service=outputs.ecs_services[service],
-                               desiredCount=count)
+def _replica_caught_up(ctx: Context, detail: dict) -> dict:
+    b = ctx.backup
 
-        def steady() -> bool:
-            current = ecs.describe_services(cluster=outputs.ecs_cluster_name, services=names)["services"]
-            return all(s["runningCount"] == s["desiredCount"] and len(s.get("deployments", [])) <= 1
-                       for s in current)
+    def caught_up() -> bool:
+        detail["replica_lag_seconds"] = ctx.replica_lag()
+        return detail["replica_lag_seconds"] is None or detail["replica_lag_seconds"] <= ctx.max_lag
 
-        ctx.wait(f"services in {outputs.region} steady", steady)
-        return {"previous": previous, "desired": {outputs.ecs_services[s]: c for s, c in wanted.items()}}
-    return run
-
-
-def _unscale(outputs: StackOutputs) -> Callable[[Context, dict], None]:
-    def undo(ctx: Context, detail: dict) -> None:
-        ecs = ctx.client("ecs", outputs.region)
-        for name, count in (detail.get("previous") or {}).items():
-            ecs.update_service(cluster=outputs.ecs_cluster_name, service=name, desiredCount=count)
-    return undo
+    try:
+        ctx.wait(f"ReplicaLag of {b.db_instance_identifier}", caught_up, interval=10)
+    except TimeoutError:
+        raise TimeoutError(f"ReplicaLag of {b.db_instance_identifier} is still {detail['replica_lag_seconds']:g} s "
+                           f"after {ctx.wait_timeout:g} s, over --max-lag {ctx.max_lag:g} s: not promoting") from None
+    lag = detail["replica_lag_seconds"]
+    if lag is None and not ctx.accept_data_loss:
+        raise Refused(f"no ReplicaLag datapoints for {b.db_instance_identifier} in {b.region}: the data loss is "
+                      "unknown, so not promoting; `resume --accept-data-loss` promotes anyway, `abort` undoes")
+    return {"replica_lag_seconds": lag, "max_lag_seconds": ctx.max_lag, "data_loss_accepted": lag is None}
 
 
 def _snapshot_replica(ctx: Context, detail: dict) -> dict:
@@ -187,120 +220,88 @@ def _describe_replica(ctx: Context) -> dict:
 
 def _promote_replica(ctx: Context, detail: dict) -> dict:
     if not detail.get("promote_called"):
-        lag = ctx.replica_lag()
-        if lag is not None and lag > ctx.max_replica_lag:
-            raise StopCondition(f"replica lag {lag:g} s is over --max-replica-lag {ctx.max_replica_lag:g} s: "
-                                "not promoting")
-        # Recorded before the call: a resume must neither promote twice (AWS refuses a non-replica) nor
-        # measure the lag again after the fact.
-        detail.update(promote_called=True, replica_lag_seconds=lag)
+        # Recorded before the call: a resume must not promote twice (AWS refuses a non-replica).
+        detail["promote_called"] = True
         ctx.checkpoint()
         if _describe_replica(ctx).get("ReadReplicaSourceDBInstanceIdentifier"):
             ctx.client("rds", ctx.backup.region).promote_read_replica(
                 DBInstanceIdentifier=ctx.backup.db_instance_identifier)
-    lag = detail.get("replica_lag_seconds")
+
     def promoted() -> bool:
         replica = _describe_replica(ctx)
         standalone = not replica.get("ReadReplicaSourceDBInstanceIdentifier") or ctx.promotion_keeps_source_link
         return replica["DBInstanceStatus"] == "available" and standalone
 
     ctx.wait("replica promoted to a standalone writer and available", promoted)
-    return {"promote_called": True, "replica_lag_seconds": lag}
+    return {"promote_called": True}
+
+
+def _fenced(ctx: Context) -> Capacities:
+    return {s: {"min": 0, "max": 0, "desired": 0} for s in WRITERS}
+
+
+def _active(ctx: Context) -> Capacities:
+    """What the primary runs while active; one beat, never more."""
+    capacities = {s: dict(ctx.primary.ecs_capacity[s]) for s in SERVICES}
+    capacities["beat"] = {"min": 1, "max": 1, "desired": 1}
+    return capacities
 
 
 # --- the scenarios
 
 
+def _switch_on_step(ctx: Context) -> Step:
+    s = ctx.primary.failover_switch
+    return Step("switch-on", f"Turn the failover switch on in {s.region}: Route53 stops answering with "
+                f"{ctx.primary.region} and sends users to {ctx.backup.region}", _switch_calls(ctx, 1),
+                _switch_on, _undo_switch_on, fault=True)
+
+
+def _probe_step(ctx: Context, outputs: StackOutputs) -> Step:
+    return Step(f"probe-until-{outputs.role}-answers", f"GET {ctx.probe_url} until {outputs.region} answers",
+                [f"GET {ctx.probe_url} every {ctx.probe_interval:g} s"], _probe_until(outputs))
+
+
 def dns_failover(ctx: Context) -> list[Step]:
     p, b = ctx.primary, ctx.backup
     return [
-        Step("invert-primary-health-check", f"Make Route53 see {p.region} as unhealthy",
-             [f"route53.update_health_check(HealthCheckId={p.health_check_id}, Inverted=True)"],
-             _set_inverted(p, True), _undo_inversion(p), fault=True),
-        Step("probe-until-backup-answers", f"GET {ctx.probe_url} until {b.region} answers",
-             [f"GET {ctx.probe_url} every {ctx.probe_interval:g} s"], _probe_until(b)),
-        Step("hold", f"Serve from {b.region} for {ctx.hold:g} s", [f"sleep {ctx.hold:g} s"], _hold),
-        Step("revert-primary-health-check", f"Let Route53 see {p.region} as healthy again",
-             [f"route53.update_health_check(HealthCheckId={p.health_check_id}, Inverted=False)"],
-             _set_inverted(p, False)),
-        Step("probe-until-primary-answers", f"GET {ctx.probe_url} until {p.region} answers",
-             [f"GET {ctx.probe_url} every {ctx.probe_interval:g} s"], _probe_until(p)),
+        _switch_on_step(ctx),
+        _probe_step(ctx, b),
+        Step("hold", f"Serve from {b.region} for {ctx.hold:g} s: users are served READ-ONLY by the standby during "
+             "the hold (its database is a replica; writes fail until the switch is off)",
+             [f"sleep {ctx.hold:g} s"], _hold),
+        Step("switch-off", f"Turn the failover switch off: Route53 answers with {p.region} again",
+             _switch_calls(ctx, 0), _switch_off_step),
+        _probe_step(ctx, p),
     ]
 
 
-def _active_counts(ctx: Context, services: tuple[str, ...]) -> dict[str, int]:
-    counts = {s: ctx.primary.ecs_capacity[s]["desired"] for s in services}
-    if "beat" in counts:
-        counts["beat"] = 1  # one scheduler, never more
-    return counts
-
-
-def _ecs_calls(outputs: StackOutputs, counts: dict[str, int]) -> list[str]:
-    return [f"ecs[{outputs.region}].update_service(cluster={outputs.ecs_cluster_name}, "
-            f"service={outputs.ecs_services[s]}, desiredCount={n})" for s, n in counts.items()]
-
-
 def region_evacuation(ctx: Context) -> list[Step]:
-    """The readers (api, web) scale up before promotion; the writers (worker, beat) start in the backup only
-    after the primary's are stopped and the database is writable: never two beats, never a worker against a
-    read-only replica."""
+    """Fence first: users leave the primary, its writers stop, and only then is the replica promoted and the
+    backup's writers started: never two writers' workers, never two beats. Nothing that moves traffic or
+    data calls the primary's region; the steps there are best effort."""
     p, b = ctx.primary, ctx.backup
-    readers, writers = ("api", "web"), ("worker", "beat")
     return [
-        Step("snapshot-replica", f"Snapshot the replica {b.db_instance_identifier} before anything changes",
+        _switch_on_step(ctx),
+        Step("fence-primary-writers", f"Scale {p.region}'s api, worker and beat to 0 (scalable targets 0/0): "
+             "nothing writes to the old writer", plan_calls(p, _fenced(ctx)), set_capacity(p, _fenced),
+             restore_capacity(p), best_effort=True),
+        Step("wait-for-replica-lag", f"Wait until {b.db_instance_identifier}'s ReplicaLag is at most "
+             f"{ctx.max_lag:g} s; with no datapoints, refuse unless --accept-data-loss",
+             [f"cloudwatch[{b.region}].get_metric_statistics(AWS/RDS ReplicaLag, "
+              f"DBInstanceIdentifier={b.db_instance_identifier}) <= {ctx.max_lag:g} s"], _replica_caught_up),
+        Step("snapshot-replica", f"Snapshot the replica {b.db_instance_identifier} before promoting it",
              [f"rds[{b.region}].create_db_snapshot(DBSnapshotIdentifier={ctx.snapshot_id}, "
               f"DBInstanceIdentifier={b.db_instance_identifier})"], _snapshot_replica),
-        Step("scale-backup-readers", f"Scale {b.region}'s api and web to the primary's capacity, wait until steady",
-             _ecs_calls(b, _active_counts(ctx, readers)), _scale(b, lambda c: _active_counts(c, readers)),
-             _unscale(b)),
         Step("promote-replica", f"Promote {b.db_instance_identifier} to a standalone writer (irreversible)",
-             [f"cloudwatch[{b.region}].get_metric_statistics(AWS/RDS ReplicaLag) <= {ctx.max_replica_lag:g} s",
-              f"rds[{b.region}].promote_read_replica(DBInstanceIdentifier={b.db_instance_identifier})"],
-             _promote_replica, fault=True),
-        Step("invert-primary-health-check", f"Make Route53 see {p.region} as unhealthy",
-             [f"route53.update_health_check(HealthCheckId={p.health_check_id}, Inverted=True)"],
-             _set_inverted(p, True), _undo_inversion(p), fault=True),
-        Step("stop-primary-writers", f"Scale {p.region}'s worker and beat to 0: no writes to the old writer",
-             _ecs_calls(p, {"worker": 0, "beat": 0}), _scale(p, lambda _c: {"worker": 0, "beat": 0}),
-             _unscale(p), fault=True),
-        Step("start-backup-writers", f"Scale {b.region}'s worker to the primary's capacity and beat to 1",
-             _ecs_calls(b, _active_counts(ctx, writers)), _scale(b, lambda c: _active_counts(c, writers)),
-             _unscale(b)),
-        Step("probe-until-backup-answers", f"GET {ctx.probe_url} until {b.region} answers",
-             [f"GET {ctx.probe_url} every {ctx.probe_interval:g} s"], _probe_until(b)),
+             [f"rds[{b.region}].promote_read_replica(DBInstanceIdentifier={b.db_instance_identifier})"],
+             _promote_replica),
+        Step("raise-backup-capacity", f"Raise {b.region}'s services to the primary's active capacity (scalable "
+             "targets first, so target tracking cannot scale them back); worker and beat start only now, after "
+             "the fence and the promotion", plan_calls(b, _active(ctx)), set_capacity(b, _active),
+             restore_capacity(b)),
+        _probe_step(ctx, b),
     ]
 
 
 BUILDERS = {"dns-failover": dns_failover, "region-evacuation": region_evacuation}
-
-
-def reconcile_commands(ctx: Context) -> list[str]:
-    """What brings the code in line with the region the drill left active."""
-    return [
-        "pulumi config set --path trading-platform:database.promoted true -s backup",
-        "pulumi config set --path trading-platform:services.standby false -s backup",
-        "pulumi config set --path trading-platform:services.standby true -s primary",
-        "pulumi up -s backup   # the promoted writer stays in place; the standby's scaling minimums rise",
-        "pulumi up -s primary  # once us-east-1 is reachable: worker and beat stay at 0 there",
-        "# the primary's health check stays inverted until failback: python -m drills failback plan",
-    ]
-
-
-def failback_steps(ctx: Context) -> list[str]:
-    p, b = ctx.primary, ctx.backup
-    return [
-        f"1. Confirm {p.region} is healthy again and nothing writes to the old writer {p.db_instance_identifier}.",
-        f"2. Keep the old writer as evidence: snapshot it ({p.db_instance_identifier}-pre-failback), then retire it.",
-        f"3. Rebuild the primary as a replica of the promoted writer {b.db_instance_arn}: change the primary "
-        "stack's settings so its database replicates from the backup (swap roles in the stack files: "
-        "Pulumi.primary.yaml role backup with peerStack pointing at the backup stack, and the reverse), "
-        "then `pulumi up` the new primary region first.",
-        f"4. Wait until the new replica in {p.region} is available and its ReplicaLag is low.",
-        f"5. Scale {p.region} to the active capacity: `pulumi config set --path trading-platform:services.standby "
-        "false` on its stack, `pulumi up`.",
-        f"6. Revert the health check: route53.update_health_check(HealthCheckId={p.health_check_id}, "
-        f"Inverted=False); probe until {p.region} answers.",
-        f"7. Promote the {p.region} replica, stop {b.region}'s worker and beat, set its services.standby true, "
-        "and restore database.promoted / roles in the stack files; `pulumi up` both stacks.",
-        "8. Run `python -m drills preflight` to confirm the pairing is whole again.",
-    ]

@@ -1,7 +1,8 @@
 """The drill tool end to end against a moto server on loopback and local HTTP endpoints (drills/sandbox.py).
 
-moto does not simulate health-check failure, DNS answers or replica lag: the front server answers the way
-the failover record would, and tests inject ReplicaLag datapoints where they need lag.
+moto evaluates no alarms and simulates no DNS answers or replica lag: the front server answers the way the
+failover record would (from the switch's latest datapoint and the endpoints), and tests inject ReplicaLag
+datapoints where they need lag.
 """
 
 from __future__ import annotations
@@ -9,13 +10,36 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
+import time
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 import drills.__main__ as cli
 import drills.scenarios as scenarios
-from drills.sandbox import BACKUP, IDENTIFIER, PRIMARY, MotoServer, World
+from drills import switch
+from drills.capacity import DIMENSION, NAMESPACE
+from drills.endpoints import unreachable
+from drills.sandbox import (
+    ACTIVE,
+    BACKUP,
+    IDENTIFIER,
+    PRIMARY,
+    STANDBY,
+    SWITCH,
+    MotoServer,
+    World,
+    free_port,
+    stack_outputs,
+    write_outputs,
+)
+from synth.engine import REPO, evaluate
+
+STANDBY_COUNTS = {name: c["desired"] for name, c in STANDBY.items()}
+ACTIVE_COUNTS = {name: c["desired"] for name, c in ACTIVE.items()}
+PRIMARY_FENCED = {"api": 0, "web": 2, "worker": 0, "beat": 0}
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +59,39 @@ def world(moto, tmp_path, monkeypatch):
     built.close(stop_moto=False)
 
 
+@pytest.fixture
+def outputs(tmp_path):
+    """The stacks' outputs as files without a world behind them, for input checks that call no AWS:
+    (documents by role, the drill's arguments)."""
+    unused = "http://127.0.0.1:9/api/health"
+    documents = stack_outputs(unused, unused)
+    return documents, write_outputs(tmp_path, documents)
+
+
+@pytest.fixture(autouse=True)
+def _in_a_scratch_directory(tmp_path, monkeypatch):
+    """Default journal and report directories land in the test's directory, not the repository."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def aws_calls(monkeypatch):
+    """Every AWS call the drill makes, in order, as (region, operation, params), from botocore's events."""
+    calls = []
+    real_client = scenarios.Context.client
+
+    def client(self, service, region):
+        made = real_client(self, service, region)
+        if not getattr(made, "_recorded", False):
+            made.meta.events.register("before-parameter-build", lambda model, params, **_: calls.append(
+                (region, model.name, params)))
+            made._recorded = True
+        return made
+
+    monkeypatch.setattr(scenarios.Context, "client", client)
+    return calls
+
+
 def client(world, service, region):
     return boto3.client(service, region_name=region, endpoint_url=world.moto.url)
 
@@ -45,10 +102,23 @@ def desired(world, region):
     return {s["serviceName"]: s["desiredCount"] for s in services}
 
 
-def inverted(world):
-    config = client(world, "route53", PRIMARY).get_health_check(
-        HealthCheckId=world.outputs["primary"]["health_check_id"])["HealthCheck"]["HealthCheckConfig"]
-    return config["Inverted"]
+def bounds(world, region):
+    """The scalable targets' (min, max) by service."""
+    targets = client(world, "application-autoscaling", region).describe_scalable_targets(
+        ServiceNamespace=NAMESPACE, ScalableDimension=DIMENSION)["ScalableTargets"]
+    return {t["ResourceId"].rsplit("/", 1)[-1]: (t["MinCapacity"], t["MaxCapacity"]) for t in targets}
+
+
+def switch_value(world):
+    """The switch's latest datapoint, counting one dated up to a second ahead (an off after a quick on)."""
+    found = switch.reading(client(world, "cloudwatch", SWITCH.region), SWITCH, 1, time.time() + 2)
+    return None if found is None else found[0]
+
+
+def replica_lag(world, seconds):
+    client(world, "cloudwatch", BACKUP).put_metric_data(Namespace="AWS/RDS", MetricData=[{
+        "MetricName": "ReplicaLag", "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": IDENTIFIER}],
+        "Value": seconds, "Timestamp": dt.datetime.now(dt.UTC), "Unit": "Seconds"}])
 
 
 def run(world, tmp_path, *extra, scenario="region-evacuation"):
@@ -64,22 +134,65 @@ def journal(tmp_path):
     return path, json.loads(path.read_text())
 
 
+def statuses(data):
+    return {s["name"]: s["status"] for s in data["steps"]}
+
+
+def reports(tmp_path, data):
+    """The JSON summary and the Markdown and HTML texts of a drill's reports."""
+    base = tmp_path / "reports" / f"drill-{data['id']}"
+    return (json.loads(base.with_suffix(".json").read_text()), base.with_suffix(".md").read_text(),
+            base.with_suffix(".html").read_text())
+
+
+def first(calls, region, operation, **params):
+    """The index of the first call of `operation` in `region` whose params include `params`."""
+    return next(i for i, (r, op, p) in enumerate(calls)
+                if r == region and op == operation and all(p.get(k) == v for k, v in params.items()))
+
+
 # --- inputs and safety
 
 
-def test_a_missing_output_key_exits_2_naming_key_and_file(world, tmp_path, capsys):
-    document = dict(world.outputs["backup"])
-    del document["health_check_id"]
-    (tmp_path / "backup.json").write_text(json.dumps(document))
-    assert cli.main(["plan", "--scenario", "dns-failover", *world.args()]) == 2
+@pytest.mark.parametrize(("role", "key", "named"), [
+    ("backup", "db_instance_arn", "db_instance_arn"),
+    ("primary", "failover_switch", "failover_switch"),
+    ("backup", "ecs_standby_capacity", "ecs_standby_capacity"),
+    ("primary", "failover_switch.alarm_name", "failover_switch.alarm_name"),
+    ("primary", "ecs_standby_capacity.beat", "ecs_standby_capacity.beat"),
+])
+def test_a_missing_output_key_exits_2_naming_key_and_file(outputs, tmp_path, capsys, role, key, named):
+    documents, args = outputs
+    document = json.loads(json.dumps(documents[role]))
+    parent, _, member = key.rpartition(".")
+    del (document[parent] if parent else document)[member]
+    (tmp_path / f"{role}.json").write_text(json.dumps(document))
+    assert cli.main(["plan", "--scenario", "region-evacuation", *args]) == 2
     error = capsys.readouterr().err
-    assert "missing output 'health_check_id'" in error and str(tmp_path / "backup.json") in error
+    assert error.count("\n") == 1 and f"'{named}'" in error and str(tmp_path / f"{role}.json") in error
 
 
-def test_a_malformed_outputs_file_exits_2(world, tmp_path, capsys):
+def test_a_malformed_outputs_file_exits_2(outputs, tmp_path, capsys):
     (tmp_path / "primary.json").write_text("{not json")
-    assert cli.main(["preflight", *world.args()]) == 2
+    assert cli.main(["preflight", *outputs[1]]) == 2
     assert "primary.json: not valid JSON" in capsys.readouterr().err
+
+
+def test_a_bad_endpoint_url_exits_2_in_one_line(outputs, capsys):
+    assert cli.main(["preflight", "--endpoint-url", "us-east-1:http://x", *outputs[1]]) == 2
+    error = capsys.readouterr().err
+    assert error == "drills: --endpoint-url 'us-east-1:http://x': expected REGION=URL, e.g. " \
+                    "us-east-1=http://127.0.0.1:5000\n"
+
+
+def test_a_region_is_unreachable_on_connection_errors_timeouts_and_5xx_only():
+    def answer(status):
+        return ClientError({"Error": {"Code": "x", "Message": "x"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+                           "DescribeServices")
+
+    assert unreachable(EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
+    assert unreachable(ReadTimeoutError(endpoint_url="http://127.0.0.1:1"))
+    assert unreachable(answer(503)) and not unreachable(answer(400)) and not unreachable(TimeoutError("wait"))
 
 
 def test_a_wrong_confirm_exits_2_and_calls_nothing(world, tmp_path, capsys):
@@ -87,17 +200,25 @@ def test_a_wrong_confirm_exits_2_and_calls_nothing(world, tmp_path, capsys):
                      "--journal-dir", str(tmp_path / "journals"), *world.args()])
     assert code == 2
     assert "--confirm must be the backup region us-west-2" in capsys.readouterr().err
-    assert not inverted(world) and not (tmp_path / "journals").exists()
+    assert switch_value(world) is None and not (tmp_path / "journals").exists()
 
 
 def test_plan_and_dry_run_show_the_calls_and_change_nothing(world, capsys):
     assert cli.main(["plan", "--scenario", "region-evacuation", *world.args()]) == 0
     assert cli.main(["run", "--scenario", "region-evacuation", *world.args()]) == 0
     out = capsys.readouterr().out
+    assert ("cloudwatch[us-west-2].put_metric_data(Namespace=TradingPlatform/Failover, MetricName=SwitchToStandby, "
+            "Dimensions=Environment=production, Value=1, Unit=Count)") in out
+    assert (f"application-autoscaling[us-east-1].register_scalable_target(ServiceNamespace=ecs, "
+            f"ResourceId=service/{IDENTIFIER}/worker, ScalableDimension=ecs:service:DesiredCount, MinCapacity=0, "
+            "MaxCapacity=0)") in out
+    assert "best effort: skipped if us-east-1 is unreachable" in out
     assert f"rds[us-west-2].promote_read_replica(DBInstanceIdentifier={IDENTIFIER})" in out
-    assert f"ecs[us-west-2].update_service(cluster={IDENTIFIER}, service=api, desiredCount=2)" in out
-    assert "dry run: add --execute --confirm us-west-2" in out
-    assert desired(world, BACKUP) == {"api": 1, "web": 1, "worker": 0, "beat": 0} and not inverted(world)
+    assert f"ecs[us-west-2].update_service(cluster={IDENTIFIER}, service=beat, desiredCount=1)" in out
+    assert "dry run: add --execute --confirm us-west-2" in out and "route53" not in out
+    assert cli.main(["plan", "--scenario", "dns-failover", *world.args()]) == 0
+    assert "users are served READ-ONLY by the standby during the hold" in capsys.readouterr().out
+    assert desired(world, BACKUP) == STANDBY_COUNTS and switch_value(world) is None
 
 
 def test_preflight_passes_and_fails_with_evidence(world, capsys):
@@ -105,9 +226,16 @@ def test_preflight_passes_and_fails_with_evidence(world, capsys):
     out = capsys.readouterr().out
     assert "[PASS] replica:" in out and "replicates from arn:aws:rds:us-east-1:" in out
     assert "[PASS] replica-lag: no ReplicaLag datapoints" in out and "up to 5 minutes" in out
+    assert f"[PASS] failover-switch-alarm: {SWITCH.alarm_name} in us-west-2" in out
+    assert "[PASS] failover-switch-off: TradingPlatform/Failover SwitchToStandby: no data (off)" in out
+    assert "[PASS] backup-standby-capacity" in out and "health" not in out
     client(world, "s3", PRIMARY).delete_bucket_replication(Bucket=world.outputs["primary"]["backup_bucket_name"])
+    switch.put(client(world, "cloudwatch", BACKUP), SWITCH, 1, time.time() - 2)
+    client(world, "cloudwatch", BACKUP).delete_alarms(AlarmNames=[SWITCH.alarm_name])
     assert cli.main(["preflight", *world.args()]) == 3
-    assert "[FAIL] s3-replication" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "[FAIL] s3-replication" in out and "[FAIL] failover-switch-off" in out and "(on)" in out
+    assert f"[FAIL] failover-switch-alarm: no alarm {SWITCH.alarm_name} in us-west-2" in out
 
 
 def test_a_second_drill_refuses_to_start_while_a_journal_is_open(world, tmp_path, capsys):
@@ -121,42 +249,151 @@ def test_a_second_drill_refuses_to_start_while_a_journal_is_open(world, tmp_path
 # --- scenarios end to end
 
 
-def test_dns_failover_end_to_end(world, tmp_path):
+def test_dns_failover_end_to_end(world, tmp_path, aws_calls):
     assert run(world, tmp_path, scenario="dns-failover") == 0
-    assert not inverted(world)  # reverted
+    assert switch_value(world) == 0  # switched off again
     _, data = journal(tmp_path)
     assert data["status"] == "done" and [s["status"] for s in data["steps"]] == ["done"] * 5
     regions = [p["region"] for p in data["probes"]]
     assert BACKUP in regions and regions[-1] == PRIMARY
     assert 0 < data["rto_seconds"] < 5 and data["rpo_seconds"] == 0
-    report = json.loads((tmp_path / "reports" / f"drill-{data['id']}.json").read_text())
-    assert report["rto_seconds"] == data["rto_seconds"] and report["operator"]["user"]
-    assert (tmp_path / "reports" / f"drill-{data['id']}.html").read_text().count("<rect") == 5
+    summary, _, page = reports(tmp_path, data)
+    assert summary["rto_seconds"] == data["rto_seconds"] and summary["operator"]["user"]
+    assert page.count("<rect") == 5
+    # Traffic moves by the switch alone: CloudWatch in us-west-2, nothing in us-east-1, no Route53.
+    assert {(r, op) for r, op, _ in aws_calls if op == "PutMetricData"} == {(BACKUP, "PutMetricData")}
+    assert not [c for c in aws_calls if c[0] == PRIMARY and c[1] != "GetBucketReplication"]
 
 
-def test_region_evacuation_end_to_end(world, tmp_path, capsys):
+def test_region_evacuation_end_to_end(world, tmp_path, aws_calls, capsys):
+    replica_lag(world, 3.0)
     assert run(world, tmp_path) == 0
-    assert desired(world, BACKUP) == {"api": 2, "web": 2, "worker": 2, "beat": 1}
-    assert desired(world, PRIMARY) == {"api": 2, "web": 2, "worker": 0, "beat": 0}
-    assert inverted(world)
+    assert desired(world, BACKUP) == ACTIVE_COUNTS
+    assert desired(world, PRIMARY) == PRIMARY_FENCED
+    assert switch_value(world) == 1
     snapshots = client(world, "rds", BACKUP).describe_db_snapshots(DBInstanceIdentifier=IDENTIFIER)["DBSnapshots"]
     _, data = journal(tmp_path)
+    assert set(statuses(data).values()) == {"done"}
     assert f"{IDENTIFIER}-drill-{data['id']}".lower() in {s["DBSnapshotIdentifier"] for s in snapshots}
-    steps = {s["name"]: s for s in data["steps"]}
-    assert steps["snapshot-replica"]["ended_at_epoch"] <= steps["promote-replica"]["started_at_epoch"]
-    # Never two beats: the backup's beat starts only after the primary's stopped.
-    assert steps["stop-primary-writers"]["ended_at_epoch"] <= steps["start-backup-writers"]["started_at_epoch"]
-    assert data["rpo_seconds"] is None and "no ReplicaLag datapoints" in data["rpo_reason"]
+    assert data["rpo_seconds"] == 3.0 and 0 < data["rto_seconds"] < 5
     out = capsys.readouterr().out
-    assert "pulumi config set --path trading-platform:database.promoted true -s backup" in out
+    assert "Pulumi.backup.yaml: trading-platform:database.promoted: true" in out
+    assert "python -m drills reconcile --journal" in out
 
 
-def test_measured_rpo_is_the_replica_lag_at_promotion(world, tmp_path):
-    client(world, "cloudwatch", BACKUP).put_metric_data(Namespace="AWS/RDS", MetricData=[{
-        "MetricName": "ReplicaLag", "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": IDENTIFIER}],
-        "Value": 12.0, "Unit": "Seconds"}])
+def test_the_switch_comes_first_and_the_fence_before_the_promotion(world, tmp_path, aws_calls):
+    replica_lag(world, 3.0)
+    assert run(world, tmp_path) == 0
+    switch_on = first(aws_calls, BACKUP, "PutMetricData")
+    assert aws_calls[switch_on][2]["MetricData"][0]["Value"] == 1
+    changes = [i for i, (_, op, _) in enumerate(aws_calls)
+               if op in ("PutMetricData", "RegisterScalableTarget", "UpdateService", "CreateDBSnapshot",
+                         "PromoteReadReplica")]
+    assert changes[0] == switch_on
+    promotion = first(aws_calls, BACKUP, "PromoteReadReplica")
+    fence = [first(aws_calls, PRIMARY, "RegisterScalableTarget", ResourceId=f"service/{IDENTIFIER}/{s}",
+                   MinCapacity=0, MaxCapacity=0) for s in ("api", "worker")]
+    fence += [first(aws_calls, PRIMARY, "UpdateService", service=s, desiredCount=0) for s in ("api", "worker", "beat")]
+    assert switch_on < min(fence) and max(fence) < promotion
+    # The backup's writers start only after the promotion (and so after the fence).
+    starts = [first(aws_calls, BACKUP, "UpdateService", service="worker", desiredCount=2),
+              first(aws_calls, BACKUP, "UpdateService", service="beat", desiredCount=1),
+              first(aws_calls, BACKUP, "RegisterScalableTarget", ResourceId=f"service/{IDENTIFIER}/worker")]
+    assert promotion < min(starts)
+    # Nothing that moves traffic or data calls us-east-1.
+    assert {r for r, op, _ in aws_calls if op in ("PutMetricData", "CreateDBSnapshot", "PromoteReadReplica",
+                                                  "GetMetricStatistics")} == {BACKUP}
+    assert not [c for c in aws_calls if c[1].endswith("HealthCheck")]
+
+
+def test_target_tracking_cannot_undo_the_evacuation(world, tmp_path):
+    assert bounds(world, BACKUP) == {"api": (1, 10), "web": (1, 10), "worker": (0, 0)}
+    replica_lag(world, 3.0)
+    assert run(world, tmp_path) == 0
+    assert bounds(world, BACKUP) == {s: (ACTIVE[s]["min"], ACTIVE[s]["max"]) for s in ("api", "web", "worker")}
+    assert bounds(world, PRIMARY) == {"api": (0, 0), "web": (2, 10), "worker": (0, 0)}
+
+
+def test_an_evacuation_with_us_east_1_unreachable_completes(world, tmp_path, capsys):
+    """Every us-east-1 endpoint refuses connections (--endpoint-url points it at a closed port): the primary's
+    steps are skipped with their error, and the evacuation completes from us-west-2 alone."""
+    replica_lag(world, 3.0)
+    assert run(world, tmp_path, "--endpoint-url", f"{PRIMARY}=http://127.0.0.1:{free_port()}") == 0
+    out = capsys.readouterr().out
+    assert "[WARN] s3-replication: us-east-1 unreachable, not checked: Could not connect" in out
+    _, data = journal(tmp_path)
+    assert data["status"] == "done"
+    steps = {s["name"]: s for s in data["steps"]}
+    assert steps["fence-primary-writers"]["status"] == "skipped"
+    assert "Could not connect to the endpoint URL" in steps["fence-primary-writers"]["error"]
+    assert {n: s["status"] for n, s in steps.items() if n != "fence-primary-writers"} == dict.fromkeys(
+        ["switch-on", "wait-for-replica-lag", "snapshot-replica", "promote-replica", "raise-backup-capacity",
+         "probe-until-backup-answers"], "done")
+    assert switch_value(world) == 1 and desired(world, BACKUP) == ACTIVE_COUNTS
+    assert desired(world, PRIMARY) == ACTIVE_COUNTS  # unreached: as it was
+    summary, markdown, page = reports(tmp_path, data)
+    assert summary["skipped"] == [{"name": "fence-primary-writers", "error": steps["fence-primary-writers"]["error"]}]
+    for text in (markdown, page):
+        assert "Skipped (best effort" in text and "- fence-primary-writers: Could not connect" in text
+    assert "| fence-primary-writers | skipped |" in markdown
+
+
+def test_a_resume_once_us_east_1_is_back_fences_what_was_skipped(world, tmp_path, capsys):
+    assert run(world, tmp_path, "--endpoint-url", f"{PRIMARY}=http://127.0.0.1:{free_port()}") == 4  # lag unknown
+    path, data = journal(tmp_path)
+    assert statuses(data)["fence-primary-writers"] == "skipped" and desired(world, PRIMARY) == ACTIVE_COUNTS
+    assert cli.main(["resume", "--journal", str(path), "--accept-data-loss",
+                     "--report-dir", str(tmp_path / "reports")]) == 0
+    assert set(statuses(json.loads(path.read_text())).values()) == {"done"}
+    assert desired(world, PRIMARY) == PRIMARY_FENCED
+
+
+def test_measured_rpo_is_the_replica_lag_before_the_promotion(world, tmp_path):
+    replica_lag(world, 12.0)
     assert run(world, tmp_path) == 0
     assert journal(tmp_path)[1]["rpo_seconds"] == 12.0
+
+
+def test_unknown_lag_refuses_the_promotion_until_data_loss_is_accepted(world, tmp_path, capsys):
+    assert run(world, tmp_path) == 4  # moto has no ReplicaLag datapoints
+    path, data = journal(tmp_path)
+    assert data["status"] == "failed"  # open: resume or abort
+    step = {s["name"]: s for s in data["steps"]}["wait-for-replica-lag"]
+    assert step["status"] == "failed" and "no ReplicaLag datapoints" in step["error"]
+    assert "resume --accept-data-loss" in step["error"]
+    assert statuses(data)["promote-replica"] == "pending" and switch_value(world) == 1
+    capsys.readouterr()
+    assert cli.main(["resume", "--journal", str(path), "--accept-data-loss",
+                     "--report-dir", str(tmp_path / "reports")]) == 0
+    assert "recorded in the journal: accept_data_loss = True" in capsys.readouterr().out
+    data = json.loads(path.read_text())
+    assert data["status"] == "done" and data["options"]["accept_data_loss"] is True
+    assert data["rpo_seconds"] is None and "--accept-data-loss" in data["rpo_reason"]
+    summary, markdown, page = reports(tmp_path, data)
+    assert summary["data_loss_accepted"] is True
+    assert "**data loss accepted**" in markdown and "data loss accepted" in page
+
+
+def test_replica_lag_over_the_limit_stops_and_abort_returns_to_the_primary(world, tmp_path, monkeypatch):
+    real_checks = cli.run_checks
+
+    def checks_then_lag(ctx, journal_dir):  # lag rises after preflight passed
+        found = real_checks(ctx, journal_dir)
+        replica_lag(world, 900.0)
+        return found
+
+    monkeypatch.setattr(cli, "run_checks", checks_then_lag)
+    assert run(world, tmp_path, "--max-replica-lag", "300", "--wait-timeout", "0.5") == 4
+    path, data = journal(tmp_path)
+    step = {s["name"]: s for s in data["steps"]}["wait-for-replica-lag"]
+    assert "ReplicaLag of trading-platform-production is still 900 s" in step["error"]
+    assert "over --max-lag 300 s: not promoting" in step["error"]
+    assert statuses(data)["promote-replica"] == "pending" and desired(world, PRIMARY) == PRIMARY_FENCED
+    assert cli.main(["abort", "--journal", str(path), "--report-dir", str(tmp_path / "reports")]) == 5
+    assert switch_value(world) == 0
+    assert desired(world, PRIMARY) == ACTIVE_COUNTS
+    assert bounds(world, PRIMARY) == {"api": (2, 10), "web": (2, 10), "worker": (1, 10)}
+    assert "warning" not in json.loads(path.read_text())
 
 
 # --- faults
@@ -174,30 +411,10 @@ def test_a_stop_alarm_mid_run_aborts_and_rolls_back(world, tmp_path, monkeypatch
 
     monkeypatch.setattr(scenarios, "_hold", hold_then_alarm)
     assert run(world, tmp_path, "--stop-alarm", "trading-errors", scenario="dns-failover") == 5
-    assert not inverted(world)
+    assert switch_value(world) == 0
     _, data = journal(tmp_path)
     assert data["status"] == "aborted" and "trading-errors is in ALARM" in data["stop_reason"]
     assert data["steps"][0]["status"] == "undone"
-
-
-def test_replica_lag_over_the_limit_refuses_to_promote(world, tmp_path, monkeypatch):
-    real_checks = cli.run_checks
-
-    def checks_then_lag(ctx, journal_dir):  # lag rises after preflight passed
-        found = real_checks(ctx, journal_dir)
-        client(world, "cloudwatch", BACKUP).put_metric_data(Namespace="AWS/RDS", MetricData=[{
-            "MetricName": "ReplicaLag", "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": IDENTIFIER}],
-            "Value": 900.0, "Timestamp": dt.datetime.now(dt.UTC), "Unit": "Seconds"}])
-        return found
-
-    monkeypatch.setattr(cli, "run_checks", checks_then_lag)
-    assert run(world, tmp_path, "--max-replica-lag", "300") == 5
-    _, data = journal(tmp_path)
-    assert "replica lag 900 s is over --max-replica-lag 300 s" in data["stop_reason"]
-    steps = {s["name"]: s["status"] for s in data["steps"]}
-    assert steps["promote-replica"] != "done" and steps["invert-primary-health-check"] == "pending"
-    assert desired(world, BACKUP) == {"api": 1, "web": 1, "worker": 0, "beat": 0}  # readers scaled back
-    assert not inverted(world)
 
 
 def test_moto_killed_mid_run_then_resume_completes(world, tmp_path, monkeypatch, capsys):
@@ -209,25 +426,22 @@ def test_moto_killed_mid_run_then_resume_completes(world, tmp_path, monkeypatch,
         return result
 
     monkeypatch.setattr(scenarios, "_snapshot_replica", snapshot_then_crash)
-    assert run(world, tmp_path) == 4
+    assert run(world, tmp_path, "--accept-data-loss") == 4
     path, data = journal(tmp_path)
     assert data["status"] == "failed"
-    statuses = {s["name"]: s["status"] for s in data["steps"]}
-    assert statuses["snapshot-replica"] == "done" and statuses["scale-backup-readers"] == "failed"
+    assert statuses(data)["snapshot-replica"] == "done" and statuses(data)["promote-replica"] == "failed"
     assert "python -m drills resume" in capsys.readouterr().out
 
     monkeypatch.setattr(scenarios, "_snapshot_replica", original)
     world.moto.start()
-    world.build()  # moto keeps nothing across a restart: rebuild the same world (seeded ids)
-    assert world.outputs["primary"]["health_check_id"] == data["outputs"]["primary"]["health_check_id"]
+    world.build()  # moto keeps nothing across a restart: rebuild the same world (seeded ids) ...
+    switch.put(client(world, "cloudwatch", BACKUP), SWITCH, 1, time.time())  # ... with the switch AWS would keep
     assert cli.main(["resume", "--journal", str(path), "--report-dir", str(tmp_path / "reports")]) == 0
-    assert desired(world, BACKUP) == {"api": 2, "web": 2, "worker": 2, "beat": 1}
-    assert inverted(world)
+    assert desired(world, BACKUP) == ACTIVE_COUNTS
     assert json.loads(path.read_text())["status"] == "done"
 
 
-def test_an_abort_after_promotion_returns_to_the_primary_and_says_the_replica_is_gone(world, tmp_path, monkeypatch,
-                                                                                      capsys):
+def test_an_abort_after_promotion_says_the_promoted_instance_stays_a_writer(world, tmp_path, monkeypatch, capsys):
     cloudwatch = client(world, "cloudwatch", BACKUP)
     cloudwatch.put_metric_alarm(AlarmName="trading-errors", MetricName="x", Namespace="drill", Statistic="Sum",
                                 Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanThreshold")
@@ -239,34 +453,40 @@ def test_an_abort_after_promotion_returns_to_the_primary_and_says_the_replica_is
         return result
 
     monkeypatch.setattr(scenarios, "_promote_replica", promote_then_alarm)
+    replica_lag(world, 3.0)
     assert run(world, tmp_path, "--stop-alarm", "trading-errors") == 5
-    assert desired(world, BACKUP) == {"api": 1, "web": 1, "worker": 0, "beat": 0}  # readers scaled back
-    assert not inverted(world)
+    assert desired(world, BACKUP) == STANDBY_COUNTS and desired(world, PRIMARY) == ACTIVE_COUNTS
+    assert switch_value(world) == 0
     _, data = journal(tmp_path)
-    assert "rebuild the replica" in data["warning"]
-    assert "the backup database was promoted" in capsys.readouterr().out
+    assert "can never become a replica again" in data["warning"]
+    assert "building a new replica of the promoted" in data["warning"] and "planned switchover" in data["warning"]
+    assert "can never become a replica again" in capsys.readouterr().out
 
 
 def test_abort_undoes_reversible_steps_and_deletes_nothing(world, tmp_path):
     world.regions[BACKUP].down = True  # the backup never answers: the probe step fails
-    assert run(world, tmp_path, scenario="dns-failover") == 4
+    assert run(world, tmp_path, "--probe-timeout", "1", scenario="dns-failover") == 4
     path, data = journal(tmp_path)
-    assert inverted(world) and data["status"] == "failed"
+    assert switch_value(world) == 1 and data["status"] == "failed"
     assert cli.main(["abort", "--journal", str(path), "--report-dir", str(tmp_path / "reports")]) == 5
-    assert not inverted(world)
+    assert switch_value(world) == 0
     data = json.loads(path.read_text())
     assert data["status"] == "aborted" and data["steps"][0]["status"] == "undone"
     assert cli.main(["resume", "--journal", str(path)]) == 2  # nothing left to resume
 
 
-def test_report_and_failback_plan(world, tmp_path, capsys):
+def test_report_from_the_journal_lists_every_step_with_start_end_and_outcome(world, tmp_path):
     assert run(world, tmp_path, scenario="dns-failover") == 0
     path, data = journal(tmp_path)
     assert cli.main(["report", "--journal", str(path), "--report-dir", str(tmp_path / "again")]) == 0
-    assert (tmp_path / "again" / f"drill-{data['id']}.md").read_text().startswith(f"# Drill {data['id']}")
-    assert cli.main(["failback", "plan", *world.args()]) == 0
-    out = capsys.readouterr().out
-    assert "failback from us-west-2 to us-east-1" in out and "Inverted=False" in out
+    markdown = (tmp_path / "again" / f"drill-{data['id']}.md").read_text()
+    assert markdown.startswith(f"# Drill {data['id']}")
+    assert "| step | outcome | started | ended | duration |" in markdown
+    for step in data["steps"]:
+        assert f"| {step['started_at']} | {step['ended_at']} |" in markdown
+    summary = json.loads((tmp_path / "again" / f"drill-{data['id']}.json").read_text())
+    assert [(s["name"], s["status"]) for s in summary["steps"]] == [(s["name"], "done") for s in data["steps"]]
+    assert all(s["started_at"] and s["ended_at"] for s in summary["steps"])
 
 
 def test_journal_is_never_half_written(world, tmp_path):
@@ -276,15 +496,10 @@ def test_journal_is_never_half_written(world, tmp_path):
     json.loads(journal(tmp_path)[0].read_text())
 
 
-@pytest.fixture(autouse=True)
-def _in_a_scratch_directory(tmp_path, monkeypatch):
-    """Default journal and report directories land in the test's directory, not the repository."""
-    monkeypatch.chdir(tmp_path)
-
-
-def test_outputs_from_the_pulumi_cli(world, tmp_path, monkeypatch, capsys):
-    """`--primary-stack/--backup-stack` run `pulumi stack output --json --show-secrets -s NAME`; a stand-in
-    `pulumi` on PATH answers as the CLI would (there is no Pulumi CLI on these machines)."""
+@pytest.fixture
+def pulumi_cli(tmp_path, monkeypatch):
+    """A stand-in `pulumi` on PATH answering `stack output` for org/primary and org/backup as the CLI would
+    (there is no Pulumi CLI on these machines); it logs its arguments to the returned file."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     calls = tmp_path / "calls.txt"
@@ -299,10 +514,15 @@ esac
 """)
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return calls
+
+
+def test_outputs_from_the_pulumi_cli(outputs, pulumi_cli, capsys):
+    """`--primary-stack/--backup-stack` run `pulumi stack output --json --show-secrets -s NAME`."""
     assert cli.main(["plan", "--scenario", "dns-failover", "--primary-stack", "org/primary",
                      "--backup-stack", "org/backup"]) == 0
-    assert calls.read_text().splitlines() == ["stack output --json --show-secrets -s org/primary",
-                                              "stack output --json --show-secrets -s org/backup"]
+    assert pulumi_cli.read_text().splitlines() == ["stack output --json --show-secrets -s org/primary",
+                                                   "stack output --json --show-secrets -s org/backup"]
     assert cli.main(["plan", "--scenario", "dns-failover", "--primary-stack", "org/primary",
                      "--backup-stack", "org/nope"]) == 2
     assert "stack org/nope:" in capsys.readouterr().err
@@ -312,7 +532,7 @@ def test_without_the_emulator_flag_a_promotion_waits_for_the_source_link_to_go(w
     """On AWS a promotion is done when the replica no longer names its source; moto never drops it, so
     without --promotion-keeps-source-link the drill waits, and fails at --wait-timeout (exit 4)."""
     code = cli.main(["run", "--scenario", "region-evacuation", "--execute", "--confirm", BACKUP,
-                     "--probe-url", world.front.url, "--wait-timeout", "1",
+                     "--probe-url", world.front.url, "--wait-timeout", "1", "--accept-data-loss",
                      "--journal-dir", str(tmp_path / "journals"), "--report-dir", str(tmp_path / "reports"),
                      *world.args()])
     assert code == 4
@@ -322,8 +542,8 @@ def test_without_the_emulator_flag_a_promotion_waits_for_the_source_link_to_go(w
 
 
 def test_a_step_failing_halfway_is_undone_by_abort(world, tmp_path, monkeypatch):
-    """The counts before a scale are journaled before the first update, so an abort after a failure
-    inside the step restores them."""
+    """The capacities before a scale are journaled before the first change, so an abort after a failure
+    inside the step restores them, scalable targets included."""
     original = scenarios.Context.wait
 
     def wait(self, what, done, interval=5):
@@ -334,44 +554,36 @@ def test_a_step_failing_halfway_is_undone_by_abort(world, tmp_path, monkeypatch)
     monkeypatch.setattr(scenarios.Context, "wait", wait)
     assert run(world, tmp_path) == 4
     path, data = journal(tmp_path)
-    step = {s["name"]: s for s in data["steps"]}["stop-primary-writers"]
-    assert step["status"] == "failed" and step["detail"]["previous"] == {"worker": 2, "beat": 1}
-    assert desired(world, PRIMARY)["beat"] == 0  # the update went through before the failure
+    step = {s["name"]: s for s in data["steps"]}["fence-primary-writers"]
+    assert step["status"] == "failed" and step["detail"]["previous"] == {
+        "api": {"desired": 2, "min": 2, "max": 10}, "worker": {"desired": 2, "min": 1, "max": 10},
+        "beat": {"desired": 1}}
+    assert desired(world, PRIMARY) == PRIMARY_FENCED  # the updates went through before the failure
     monkeypatch.setattr(scenarios.Context, "wait", original)
     assert cli.main(["abort", "--journal", str(path), "--report-dir", str(tmp_path / "reports")]) == 5
-    assert desired(world, PRIMARY) == {"api": 2, "web": 2, "worker": 2, "beat": 1}
-    assert desired(world, BACKUP) == {"api": 1, "web": 1, "worker": 0, "beat": 0}
-    assert json.loads(path.read_text())["warning"].startswith("the backup database was promoted")
+    assert desired(world, PRIMARY) == ACTIVE_COUNTS and desired(world, BACKUP) == STANDBY_COUNTS
+    assert bounds(world, PRIMARY) == {"api": (2, 10), "web": (2, 10), "worker": (1, 10)}
+    assert switch_value(world) == 0
 
 
-def test_a_resume_does_not_promote_twice(world, tmp_path, monkeypatch):
+def test_a_resume_does_not_promote_twice(world, tmp_path, monkeypatch, aws_calls):
     original = scenarios.Context.wait
-    calls = []
-    real_client = scenarios.Context.client
-
-    def client(self, service, region):
-        made = real_client(self, service, region)
-        if service == "rds" and not hasattr(made, "_counted"):
-            made.meta.events.register("before-call.rds.PromoteReadReplica", lambda **_: calls.append(1))
-            made._counted = True
-        return made
 
     def wait(self, what, done, interval=5):
         if what.startswith("replica promoted"):
             raise TimeoutError(f"{what}: not done within 0 s")
         return original(self, what, done, interval)
 
-    monkeypatch.setattr(scenarios.Context, "client", client)
     monkeypatch.setattr(scenarios.Context, "wait", wait)
-    assert run(world, tmp_path) == 4
+    assert run(world, tmp_path, "--accept-data-loss") == 4
     path, data = journal(tmp_path)
     assert {s["name"]: s for s in data["steps"]}["promote-replica"]["detail"]["promote_called"] is True
     monkeypatch.setattr(scenarios.Context, "wait", original)
     assert cli.main(["resume", "--journal", str(path), "--report-dir", str(tmp_path / "reports")]) == 0
-    assert calls == [1]
+    assert [op for _, op, _ in aws_calls].count("PromoteReadReplica") == 1
 
 
-def test_a_damaged_journal_is_named_not_a_traceback(world, tmp_path, capsys):
+def test_a_damaged_journal_is_named_not_a_traceback(tmp_path, capsys):
     damaged = tmp_path / "drill-broken.json"
     damaged.write_text('{"status": "running"')
     assert cli.main(["abort", "--journal", str(damaged)]) == 2
@@ -384,3 +596,90 @@ def test_a_damaged_journal_is_named_not_a_traceback(world, tmp_path, capsys):
 def test_preflight_fails_for_a_stop_alarm_that_does_not_exist(world, capsys):
     assert cli.main(["preflight", "--stop-alarm", "no-such-alarm", *world.args()]) == 3
     assert "[FAIL] stop-alarm no-such-alarm: exists in neither region" in capsys.readouterr().out
+
+
+# --- reconcile
+
+
+def test_reconcile_prints_the_settings_and_the_commands_in_order(world, tmp_path, pulumi_cli, capsys):
+    replica_lag(world, 3.0)
+    assert cli.main(["run", "--scenario", "region-evacuation", "--execute", "--confirm", BACKUP,
+                     "--probe-url", world.front.url, "--probe-interval", "0.05", "--promotion-keeps-source-link",
+                     "--primary-stack", "org/primary", "--backup-stack", "org/backup"]) == 0
+    (path,) = (tmp_path / ".drills").glob("drill-*.json")
+    capsys.readouterr()
+    assert cli.main(["reconcile", "--journal", str(path)]) == 0
+    out = capsys.readouterr().out
+    settings = ["Pulumi.backup.yaml: trading-platform:database.promoted: true",
+                "Pulumi.backup.yaml: trading-platform:services.standby: false",
+                "Pulumi.primary.yaml: trading-platform:services.standby: true"]
+    commands = ["pulumi refresh -s org/backup --target 'urn:pulumi:backup::trading-platform::trading-platform:data:"
+                "Database$aws:rds/instance:Instance::database' --yes",
+                "pulumi up -s org/backup", "# only once us-east-1 is back:", "pulumi up -s org/primary"]
+    lines = [line.strip() for line in out.splitlines()]
+    assert [line for line in lines if line in settings + commands] == settings + commands
+    assert "the failover switch stays on" in out
+
+
+def _stack_files(project):
+    """A project directory with the stack files as committed: the fixture rewrites them without comments."""
+    directory = project()
+    for stack in ("primary", "backup"):
+        shutil.copy(REPO / f"Pulumi.{stack}.yaml", directory / f"Pulumi.{stack}.yaml")
+    return directory
+
+
+def _running(stack, service):
+    """(min, max) of a service's scalable target in a stack evaluation."""
+    target = stack.named("aws:appautoscaling/target:Target", service).inputs
+    return target["minCapacity"], target["maxCapacity"]
+
+
+def test_reconcile_writes_the_stack_files_keeping_comments_and_twice_changes_nothing(world, tmp_path, project,
+                                                                                   capsys):
+    replica_lag(world, 3.0)
+    assert run(world, tmp_path) == 0
+    path, _ = journal(tmp_path)
+    directory = _stack_files(project)
+    before = {s: (directory / f"Pulumi.{s}.yaml").read_text() for s in ("primary", "backup")}
+    capsys.readouterr()
+    assert cli.main(["reconcile", "--journal", str(path), "--project-dir", str(directory), "--write"]) == 0
+    assert "Pulumi.backup.yaml: trading-platform:database.promoted: true (was false)" in capsys.readouterr().out
+    after = {s: (directory / f"Pulumi.{s}.yaml").read_text() for s in ("primary", "backup")}
+    for stack in ("primary", "backup"):
+        changed = [(old, new) for old, new in zip(before[stack].splitlines(), after[stack].splitlines(), strict=True)
+                   if old != new]
+        assert [new.strip() for _, new in changed] == {
+            "primary": ["standby: true"], "backup": ["promoted: true", "standby: false"]}[stack]
+    assert "# true once the replica has been promoted" in after["backup"]
+
+    evaluations = {}
+    backup = evaluate("backup", directory, evaluations)
+    (instance,) = backup.of_type("aws:rds/instance:Instance")
+    assert instance.inputs["identifier"] == IDENTIFIER and not instance.inputs.get("replicateSourceDb")
+    active, standby = backup.outputs["ecs_capacity"], backup.outputs["ecs_standby_capacity"]
+    for service in ("api", "web", "worker"):
+        assert _running(backup, service) == (active[service]["min"], active[service]["max"])
+        assert _running(evaluations["primary"], service) == (standby[service]["min"], standby[service]["max"])
+
+    assert cli.main(["reconcile", "--journal", str(path), "--project-dir", str(directory), "--write"]) == 0
+    assert capsys.readouterr().out.count("(already set)") == 3
+    assert {s: (directory / f"Pulumi.{s}.yaml").read_text() for s in ("primary", "backup")} == after
+
+
+def test_reconcile_refuses_other_drills_and_missing_stack_files(world, tmp_path, capsys):
+    assert run(world, tmp_path, scenario="dns-failover") == 0
+    path, data = journal(tmp_path)
+    assert cli.main(["reconcile", "--journal", str(path)]) == 2
+    assert capsys.readouterr().err == (f"drills: {path}: a dns-failover drill changes no stack settings; reconcile "
+                                       "follows a region evacuation\n")
+    data.update(scenario="region-evacuation", status="failed")
+    path.write_text(json.dumps(data))
+    assert cli.main(["reconcile", "--journal", str(path)]) == 2
+    assert capsys.readouterr().err == (f"drills: {path}: the evacuation is failed, not done: nothing to reconcile "
+                                       "until it is\n")
+    data["status"] = "done"
+    path.write_text(json.dumps(data))
+    assert cli.main(["reconcile", "--journal", str(path), "--project-dir", str(tmp_path), "--write"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"{tmp_path}/Pulumi.backup.yaml: no such stack file" in error

@@ -182,7 +182,12 @@ def test_drill_role_may_mutate_only_the_drills_resources(evaluations):
     # Every action that IAM can scope to a resource is scoped. DescribeAlarms returns composite alarms (a stop
     # alarm may be one) only when allowed on "*"; the drill lists automated backups without an identifier.
     assert {a for a, r in by_action.items() if "*" in r} == {
-        "cloudwatch:GetMetricStatistics", "cloudwatch:DescribeAlarms", "rds:DescribeDBInstanceAutomatedBackups"}
+        "cloudwatch:GetMetricStatistics", "cloudwatch:DescribeAlarms", "rds:DescribeDBInstanceAutomatedBackups",
+        "application-autoscaling:DescribeScalableTargets", "application-autoscaling:RegisterScalableTarget",
+        "cloudwatch:PutMetricData"}
+    # The one write on "*" is limited to the failover switch's namespace.
+    (put,) = [s for s in statements if s["Action"] == "cloudwatch:PutMetricData"]
+    assert put["Condition"] == {"StringEquals": {"cloudwatch:namespace": "TradingPlatform/Failover"}}
     account = "123456789012"
     services = {f"arn:aws:ecs:{s.region}:{account}:service/trading-platform-production/{n}"
                 for s in (primary, backup) for n in ("api", "web", "worker", "beat")}
@@ -194,8 +199,8 @@ def test_drill_role_may_mutate_only_the_drills_resources(evaluations):
     # copy_tags_to_snapshot: RDS authorizes the copied tags as AddTagsToResource on the new snapshot.
     assert backup.of_type("aws:rds/instance:Instance")[0].inputs["copyTagsToSnapshot"] is True
     assert by_action["rds:AddTagsToResource"] == {drill_snapshots}
-    assert by_action["route53:UpdateHealthCheck"] == by_action["route53:GetHealthCheck"] == {
-        f"arn:aws:route53:::healthcheck/{s.outputs['health_check_id']}" for s in (primary, backup)}
+    # Moving traffic needs no Route53 call (its control plane is served from us-east-1).
+    assert not [a for a in by_action if a.startswith("route53:")]
     assert by_action["rds:DescribeDBSnapshots"] == {
         replica, drill_snapshots, f"arn:aws:rds:us-west-2:{account}:snapshot:rds:trading-platform-production-*"}
     assert by_action["s3:GetReplicationConfiguration"] == {primary.outputs["backup_bucket_arn"]}
@@ -215,7 +220,7 @@ def test_drill_role_grants_what_the_drill_calls(evaluations):
     iam_name = {"GetBucketReplication": "GetReplicationConfiguration"}
     called = set()
     for service, prefix in (("ecs", "ecs"), ("rds", "rds"), ("route53", "route53"), ("cloudwatch", "cloudwatch"),
-                            ("s3", "s3")):
+                            ("s3", "s3"), ("application-autoscaling", "application-autoscaling")):
         methods = boto3.session.Session().client(service, region_name="us-west-2").meta.method_to_api_mapping
         called |= {f"{prefix}:{iam_name.get(methods[m], methods[m])}" for m in calls & set(methods)}
     assert called == granted - {"rds:AddTagsToResource"}

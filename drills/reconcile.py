@@ -1,0 +1,124 @@
+"""After a completed region evacuation: the stack-file settings that record the new state, and the Pulumi
+commands that bring the stacks in line, in an order whose first part works while us-east-1 is down.
+
+The failover switch stays on: it is a metric, not a setting, and no `pulumi up` changes it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import YAMLError
+
+from drills.outputs import InputError
+
+PROJECT = "trading-platform"
+DATABASE_URN = "urn:pulumi:{stack}::" + PROJECT + "::trading-platform:data:Database$aws:rds/instance:Instance::database"
+# (stack role, key under the project's namespace, value) once the backup is the active region.
+SETTINGS = (("backup", "database.promoted", True), ("backup", "services.standby", False),
+            ("primary", "services.standby", True))
+
+
+def check_evacuated(data: dict[str, Any], path: Path) -> None:
+    if data["scenario"] != "region-evacuation":
+        raise InputError(f"{path}: a {data['scenario']} drill changes no stack settings; reconcile follows a "
+                         "region evacuation")
+    if data["status"] != "done":
+        raise InputError(f"{path}: the evacuation is {data['status']}, not done: nothing to reconcile until it is")
+
+
+def _stacks(data: dict[str, Any]) -> dict[str, str]:
+    """The stacks as the drill read them (--primary-stack, --backup-stack), else the stack files' names."""
+    given = data.get("stacks") or {}
+    return {role: given.get(role) or role for role in ("primary", "backup")}
+
+
+def _short(stack: str) -> str:
+    """`organization/trading-platform/backup` -> `backup`: the name in URNs and stack file names."""
+    return stack.rsplit("/", 1)[-1]
+
+
+def plan(data: dict[str, Any]) -> dict[str, list]:
+    """{"settings": [{"file", "key", "value"}], "commands": [...]} for the journal, the reports and the CLI."""
+    stacks = _stacks(data)
+    backup, primary = stacks["backup"], stacks["primary"]
+    return {
+        "settings": [{"file": f"Pulumi.{_short(stacks[role])}.yaml", "key": f"{PROJECT}:{key}", "value": value}
+                     for role, key, value in SETTINGS],
+        "commands": [
+            "# records that the instance no longer replicates; otherwise `up` would call PromoteReadReplica "
+            "again, which AWS refuses",
+            f"pulumi refresh -s {backup} --target '{DATABASE_URN.format(stack=_short(backup))}' --yes",
+            f"pulumi up -s {backup}",
+            "# only once us-east-1 is back:",
+            f"pulumi up -s {primary}",
+        ],
+    }
+
+
+def _yaml() -> YAML:
+    yaml = YAML()  # round trip: comments, key order, flow mappings and quotes stay as written
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never fold a long flow mapping onto two lines
+    return yaml
+
+
+def _load(yaml: YAML, path: Path) -> Any:
+    try:
+        document = yaml.load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such stack file (--project-dir names the directory of the stack files)") from None
+    except YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
+        raise InputError(f"{path}: 'config' must be a mapping of keys to values")
+    return document
+
+
+def _shown(value: Any) -> str:
+    return "absent" if value is None else json.dumps(value, default=str)
+
+
+def line(setting: dict) -> str:
+    return f"{setting['file']}: {setting['key']}: {_shown(setting['value'])}"
+
+
+def _set(config: dict, key: str, value: bool, path: Path) -> Any:
+    """Set `namespace:section.member` in config; returns the value it had (None when absent)."""
+    top, *members = key.split(".")
+    parent, name = config, top
+    for member in members:
+        child = parent.setdefault(name, CommentedMap())
+        if not isinstance(child, dict):
+            raise InputError(f"{path}: '{name}' must be a mapping to hold '{key}', found {_shown(child)}")
+        parent, name = child, member
+    old = parent.get(name)
+    if old is not value:
+        parent[name] = value
+    return old
+
+
+def write(project_dir: Path, settings: list[dict]) -> list[str]:
+    """Apply the settings to the stack files in project_dir; a file whose values are already right is not
+    rewritten. Returns one line per setting: what changed, or that it was already set."""
+    yaml = _yaml()
+    lines = []
+    for file in dict.fromkeys(s["file"] for s in settings):
+        path = project_dir / file
+        document = _load(yaml, path)
+        changed = False
+        for setting in (s for s in settings if s["file"] == file):
+            old = _set(document["config"], setting["key"], setting["value"], path)
+            changed |= old is not setting["value"]
+            lines.append(f"{line(setting)} (already set)" if old is setting["value"] else
+                         f"{line(setting)} (was {_shown(old)})")
+        if changed:
+            out = io.StringIO()
+            yaml.dump(document, out)
+            path.write_text(out.getvalue(), encoding="utf-8")
+    return lines
