@@ -27,7 +27,7 @@ from drills.endpoints import parse_endpoints
 from drills.journal import RESUMABLE, Journal, iso, now, open_journals
 from drills.outputs import InputError, StackOutputs, from_file, from_stack, parse
 from drills.preflight import run_checks
-from drills.runner import ABORTED, execute, rollback
+from drills.runner import ABORTED, execute, promoted, rollback
 from drills.scenarios import BUILDERS, SCENARIOS, Context
 
 USAGE, PREFLIGHT_FAILED = 2, 3
@@ -212,6 +212,11 @@ def cmd_abort(args: argparse.Namespace) -> int:
     journal, ctx = _from_journal(args)
     if journal.data["status"] in ("aborted", "done"):
         raise InputError(f"{args.journal}: the drill is {journal.data['status']}; nothing to abort")
+    if promoted(journal):
+        raise InputError(f"{args.journal}: the replica was promoted; undoing the switch and the fence now would send "
+                         "users and writers back to the old writer while the promoted one holds newer writes. "
+                         "Finish with resume; going back means a new replica of the promoted instance and a "
+                         "planned switchover")
     say(f"aborting {journal.data['id']}: undoing the reversible steps in reverse order")
     journal.data.update(status="aborting", stop_reason="aborted by the operator")
     journal.save()

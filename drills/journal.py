@@ -14,9 +14,9 @@ from typing import Any
 from drills.outputs import InputError
 
 # A drill in these states still holds changes: no second drill may start beside it.
-OPEN = ("running", "failed", "interrupted", "aborting", "abort-failed")
+OPEN = ("running", "failed", "interrupted", "halted", "aborting", "abort-failed")
 # Of those, the ones `resume` continues (an abort in progress is finished by `abort`).
-RESUMABLE = ("running", "failed", "interrupted")
+RESUMABLE = ("running", "failed", "interrupted", "halted")
 
 
 def now() -> float:

@@ -22,15 +22,6 @@ def _elapsed(entry: dict) -> str:
     return f"{entry['ended_at_epoch'] - entry['started_at_epoch']:.1f} s"
 
 
-def _promotion_warning(journal: Journal) -> str:
-    outputs = journal.data["outputs"]
-    replica, writer = outputs["backup"]["db_instance_identifier"], outputs["primary"]["db_instance_arn"]
-    return (f"the backup database {replica} was promoted during the drill and can never become a replica again "
-            f"(`database.promoted: false` cannot make it one). Traffic and writers are back on {writer}; the two "
-            "databases have diverged. Going back to a replicated pair means building a new replica of the "
-            f"promoted {replica} in {outputs['primary']['region']} and a planned switchover to it")
-
-
 def rollback(journal: Journal, steps: list[Step], ctx: Context, say: Say) -> str:
     """Undo the reversible steps that ran, newest first; nothing is deleted, irreversible steps stay.
     Returns the drill's status: `aborted`, or `abort-failed` when an undo failed (run `abort` again)."""
@@ -56,12 +47,15 @@ def rollback(journal: Journal, steps: list[Step], ctx: Context, say: Say) -> str
         journal.save()
     if kept:
         say(f"  kept (irreversible, nothing is deleted): {', '.join(kept)}")
-    if (journal.find("promote-replica") or {}).get("detail", {}).get("promote_called"):
-        journal.data["warning"] = _promotion_warning(journal)
-        say(f"  WARNING: {journal.data['warning']}")
     if failed:
         say(f"  not undone: {', '.join(failed)}; run python -m drills abort --journal {journal.path} again")
     return "abort-failed" if failed else "aborted"
+
+
+def promoted(journal: Journal) -> bool:
+    """Whether a promotion was requested: from then on there is no going back by undoing steps."""
+    detail = (journal.find("promote-replica") or {}).get("detail") or {}
+    return bool(detail.get("promote_called") or detail.get("promote_requested_at"))
 
 
 def measure(journal: Journal) -> None:
@@ -69,7 +63,9 @@ def measure(journal: Journal) -> None:
     backup region. RPO: the replica lag before the promotion (DNS-only drills change no data)."""
     data = journal.data
     backup_region = data["outputs"]["backup"]["region"]
-    faults = [s["started_at_epoch"] for s in data["steps"] if s.get("fault") and s.get("started_at_epoch")]
+    # The switch's datapoint time, when it was set, is when users start to move.
+    faults = [(s.get("detail") or {}).get("on_at") or s["started_at_epoch"] for s in data["steps"]
+              if s.get("fault") and s.get("started_at_epoch")]
     good = [p["at"] for p in data["probes"]
             if p["region"] == backup_region and p["status"] and 200 <= p["status"] < 300
             and faults and p["at"] >= min(faults)]
@@ -111,6 +107,8 @@ def _run_step(journal: Journal, step: Step, ctx: Context, say: Say, started: flo
                      ended_at_epoch=now())
         journal.save()
         if skipped:
+            # Best-effort steps act on the region being evacuated: later reads there are not waited for.
+            ctx.unreachable_regions.add(ctx.primary.region)
             say(f"  SKIPPED after {_elapsed(entry)} (best effort, its region is unreachable): {exc}")
             return True
         say(f"  FAILED after {_elapsed(entry)}: {exc}")
@@ -140,6 +138,15 @@ def execute(journal: Journal, steps: list[Step], ctx: Context, say: Say) -> int:
                 say(f"  the journal says where: python -m drills resume --journal {journal.path}")
                 return STEP_FAILED
     except StopCondition as exc:
+        if promoted(journal):
+            # Rolling back now would send users and writers back to the old writer while the promoted one
+            # holds newer writes: two diverged databases. Halt where it stands instead.
+            journal.data.update(status="halted", stop_reason=str(exc))
+            measure(journal)
+            journal.save()
+            say(f"STOP: {exc}; the replica was promoted, so nothing is rolled back (users stay on the promoted "
+                f"writer). Resolve the alarm, then python -m drills resume --journal {journal.path}")
+            return ABORTED
         journal.data.update(status="aborting", stop_reason=str(exc))
         journal.save()
         say(f"STOP: {exc}; rolling back the reversible steps")

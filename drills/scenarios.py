@@ -23,6 +23,10 @@ from drills.probe import Answer, wait_for_region
 
 SCENARIOS = ("dns-failover", "region-evacuation")
 _CONFIG = botocore.config.Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+# The region being evacuated may hang rather than refuse: its calls are best effort, so they give up fast
+# (a hung endpoint would otherwise hold every step for minutes).
+_BEST_EFFORT_CONFIG = botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=3,
+                                             read_timeout=10)
 # The primary's services that write to its database: api, and the worker and beat behind it.
 WRITERS = ("api", "worker", "beat")
 
@@ -62,12 +66,15 @@ class Context:
     # An earlier step's journaled detail, by step name.
     detail_of: Callable[[str], dict] = lambda name: {}
     _clients: dict = field(default_factory=dict)
+    # Regions found out during this run: their best-effort reads are not tried again until a resume.
+    unreachable_regions: set[str] = field(default_factory=set)
 
     def client(self, service: str, region: str) -> Any:
         """boto3 honours AWS_PROFILE, AWS_ENDPOINT_URL and the rest of its environment as usual."""
         key = (service, region)
         if key not in self._clients:
-            self._clients[key] = boto3.session.Session().client(service, region_name=region, config=_CONFIG,
+            config = _BEST_EFFORT_CONFIG if region == self.primary.region else _CONFIG
+            self._clients[key] = boto3.session.Session().client(service, region_name=region, config=config,
                                                                 endpoint_url=self.endpoints.get(region))
         return self._clients[key]
 
@@ -79,12 +86,16 @@ class Context:
     def check_stop_conditions(self) -> None:
         for name in self.stop_alarms:
             for region in (self.backup.region, self.primary.region):
+                if region in self.unreachable_regions:
+                    continue
                 try:
                     found = self.client("cloudwatch", region).describe_alarms(
                         AlarmNames=[name], AlarmTypes=["MetricAlarm", "CompositeAlarm"])
                 except (ClientError, BotoCoreError) as exc:
                     if region == self.primary.region and unreachable(exc):
-                        continue  # the region being evacuated may be out; its alarms cannot be read then
+                        # The region being evacuated may be out; its alarms cannot be read then.
+                        self.unreachable_regions.add(region)
+                        continue
                     raise
                 alarms = found.get("MetricAlarms", []) + found.get("CompositeAlarms", [])
                 if any(a["StateValue"] == "ALARM" for a in alarms):
@@ -219,18 +230,27 @@ def _describe_replica(ctx: Context) -> dict:
 
 
 def _promote_replica(ctx: Context, detail: dict) -> dict:
-    if not detail.get("promote_called"):
-        # Recorded before the call: a resume must not promote twice (AWS refuses a non-replica).
+    """Decided from the instance, not from what an earlier run meant to do: a refused call (the replica was
+    still backing up) is made again on resume, a completed one never twice (AWS refuses a non-replica)."""
+    rds = ctx.client("rds", ctx.backup.region)
+    # AWS refuses to promote an instance that is not available (e.g. still backing up after the snapshot).
+    ctx.wait(f"{ctx.backup.db_instance_identifier} available",
+             lambda: _describe_replica(ctx)["DBInstanceStatus"] == "available")
+    replica = _describe_replica(ctx)
+    emulated_done = ctx.promotion_keeps_source_link and detail.get("promote_called")
+    if replica.get("ReadReplicaSourceDBInstanceIdentifier") and not emulated_done:
+        detail["promote_requested_at"] = time.time()
+        ctx.checkpoint()
+        # Without it PromoteReadReplica sets a 1-day retention until the next `pulumi up`.
+        rds.promote_read_replica(DBInstanceIdentifier=ctx.backup.db_instance_identifier,
+                                 BackupRetentionPeriod=max(replica.get("BackupRetentionPeriod") or 0, 1))
         detail["promote_called"] = True
         ctx.checkpoint()
-        if _describe_replica(ctx).get("ReadReplicaSourceDBInstanceIdentifier"):
-            ctx.client("rds", ctx.backup.region).promote_read_replica(
-                DBInstanceIdentifier=ctx.backup.db_instance_identifier)
 
     def promoted() -> bool:
-        replica = _describe_replica(ctx)
-        standalone = not replica.get("ReadReplicaSourceDBInstanceIdentifier") or ctx.promotion_keeps_source_link
-        return replica["DBInstanceStatus"] == "available" and standalone
+        current = _describe_replica(ctx)
+        standalone = not current.get("ReadReplicaSourceDBInstanceIdentifier") or ctx.promotion_keeps_source_link
+        return current["DBInstanceStatus"] == "available" and standalone
 
     ctx.wait("replica promoted to a standalone writer and available", promoted)
     return {"promote_called": True}

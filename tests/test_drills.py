@@ -441,7 +441,9 @@ def test_moto_killed_mid_run_then_resume_completes(world, tmp_path, monkeypatch,
     assert json.loads(path.read_text())["status"] == "done"
 
 
-def test_an_abort_after_promotion_says_the_promoted_instance_stays_a_writer(world, tmp_path, monkeypatch, capsys):
+def test_a_stop_alarm_after_the_promotion_halts_without_going_back(world, tmp_path, monkeypatch, capsys):
+    # Rolling back now would send users and writers to the old writer while the promoted one holds newer
+    # writes: the drill halts where it stands, and abort refuses.
     cloudwatch = client(world, "cloudwatch", BACKUP)
     cloudwatch.put_metric_alarm(AlarmName="trading-errors", MetricName="x", Namespace="drill", Statistic="Sum",
                                 Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanThreshold")
@@ -455,12 +457,48 @@ def test_an_abort_after_promotion_says_the_promoted_instance_stays_a_writer(worl
     monkeypatch.setattr(scenarios, "_promote_replica", promote_then_alarm)
     replica_lag(world, 3.0)
     assert run(world, tmp_path, "--stop-alarm", "trading-errors") == 5
-    assert desired(world, BACKUP) == STANDBY_COUNTS and desired(world, PRIMARY) == ACTIVE_COUNTS
-    assert switch_value(world) == 0
-    _, data = journal(tmp_path)
-    assert "can never become a replica again" in data["warning"]
-    assert "building a new replica of the promoted" in data["warning"] and "planned switchover" in data["warning"]
-    assert "can never become a replica again" in capsys.readouterr().out
+    assert desired(world, PRIMARY) == PRIMARY_FENCED and switch_value(world) == 1  # nothing undone
+    path, data = journal(tmp_path)
+    assert data["status"] == "halted" and "trading-errors is in ALARM" in data["stop_reason"]
+    assert "nothing is rolled back" in capsys.readouterr().out
+    assert cli.main(["abort", "--journal", str(path), "--report-dir", str(tmp_path / "reports")]) == 2
+    assert "the replica was promoted" in capsys.readouterr().err
+    assert desired(world, PRIMARY) == PRIMARY_FENCED and switch_value(world) == 1
+    # Once the alarm is resolved, resume finishes the evacuation.
+    cloudwatch.set_alarm_state(AlarmName="trading-errors", StateValue="OK", StateReason="resolved")
+    monkeypatch.setattr(scenarios, "_promote_replica", original)
+    assert cli.main(["resume", "--journal", str(path), "--report-dir", str(tmp_path / "reports")]) == 0
+    assert desired(world, BACKUP) == ACTIVE_COUNTS
+
+
+def test_a_refused_promotion_is_made_again_on_resume(world, tmp_path, monkeypatch):
+    # AWS refuses to promote a replica that is still backing up: the resume decides from the instance, not
+    # from what the first run meant to do.
+    replica_lag(world, 3.0)
+    rds = client(world, "rds", BACKUP)
+    calls = []
+    original_client = scenarios.Context.client
+
+    def client_refusing_promotion(self, service, region):
+        made = original_client(self, service, region)
+        if service == "rds" and not calls:
+            def refused(**kwargs):
+                calls.append(kwargs)
+                raise ClientError(
+                    {"Error": {"Code": "InvalidDBInstanceState", "Message": "backing-up"},
+                     "ResponseMetadata": {"HTTPStatusCode": 400}}, "PromoteReadReplica")
+            made.promote_read_replica = refused
+        return made
+
+    monkeypatch.setattr(scenarios.Context, "client", client_refusing_promotion)
+    assert run(world, tmp_path) == 4
+    path, data = journal(tmp_path)
+    assert statuses(data)["promote-replica"] == "failed" and calls
+    assert rds.describe_db_instances(DBInstanceIdentifier="trading-platform-production")["DBInstances"][0][
+        "ReadReplicaSourceDBInstanceIdentifier"]
+    monkeypatch.setattr(scenarios.Context, "client", original_client)
+    assert cli.main(["resume", "--journal", str(path), "--report-dir", str(tmp_path / "reports")]) == 0
+    assert statuses(json.loads(path.read_text()))["promote-replica"] == "done"
 
 
 def test_abort_undoes_reversible_steps_and_deletes_nothing(world, tmp_path):
