@@ -52,8 +52,9 @@ class FailoverSwitch(pulumi.ComponentResource):
             treat_missing_data="ignore", opts=child)
         self.health_check = aws.route53.HealthCheck(
             name, type="CLOUDWATCH_METRIC", cloudwatch_alarm_name=alarm.name, cloudwatch_alarm_region=args.region,
-            # Never set (a new deployment) is off.
-            insufficient_data_health_status="Healthy", tags={"Name": f"failover switch ({args.region})"},
+            # Route53 reads the alarm's metric, not its state: once the switch's one datapoint ages out the data
+            # is insufficient, and the switch must keep its last position. A new check starts healthy: off.
+            insufficient_data_health_status="LastKnownStatus", tags={"Name": f"failover switch ({args.region})"},
             opts=child)
         self.description = {"region": args.region, "namespace": SWITCH_NAMESPACE, "metric_name": SWITCH_METRIC,
                             "dimensions": dict(args.dimensions), "alarm_name": args.alarm_name}
