@@ -136,7 +136,8 @@ if is_primary:
         host=database.instance.address, port=POSTGRES_PORT, db_name=settings.database.name,
         every_days=settings.database.password_rotation_days, function_name=f"{settings.resource_prefix}-db-rotation",
         region=region.name, subnet_ids=network.private_subnet_ids,
-        security_group_id=security_groups.rotation.id, kms_key_arn=key.arn), opts=aws_opts)
+        security_group_id=security_groups.rotation.id, kms_key_arn=key.arn,
+        rotate=not settings.services.standby), opts=aws_opts)
     shared_secret_arns = {**shared_secret_arns, "database-credentials": password_rotation.secret_arn}
 cache = Cache("cache", CacheArgs(
     identifier=settings.resource_prefix,

@@ -44,6 +44,9 @@ class PasswordRotationArgs:
     subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
     security_group_id: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
+    # Only while this region's database is the writer: after a failover the old writer's rotation would
+    # replicate a password the promoted database never got.
+    rotate: bool = True
 
 
 class PasswordRotation(pulumi.ComponentResource):
@@ -74,6 +77,13 @@ class PasswordRotation(pulumi.ComponentResource):
                 "excludeCharacters": EXCLUDED_PASSWORD_CHARACTERS,
             },
             opts=child)
+        if args.rotate:
+            self._rotation(name, args, function, first_value)
+        self.secret_arn = first_value.secret_arn
+        self.register_outputs({"secret_arn": self.secret_arn})
+
+    def _rotation(self, name: str, args: PasswordRotationArgs, function: aws.serverlessrepository.CloudFormationStack,
+                  first_value: aws.secretsmanager.SecretVersion) -> None:
         aws.secretsmanager.SecretRotation(
             name, secret_id=args.secret_id,
             rotation_lambda_arn=function.outputs.apply(lambda outputs: outputs["RotationLambdaARN"]),
@@ -83,8 +93,6 @@ class PasswordRotation(pulumi.ComponentResource):
             # Secrets Manager still tests the function at once, which needs the first value and the database.
             rotate_immediately=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[first_value]))
-        self.secret_arn = first_value.secret_arn
-        self.register_outputs({"secret_arn": self.secret_arn})
 
 
 @dataclass

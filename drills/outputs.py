@@ -51,6 +51,8 @@ class StackOutputs:
     backup_bucket_arn: str
     # The primary's only.
     failover_switch: FailoverSwitch | None
+    # Secret name -> ARN in this region (reconcile names the rotated one).
+    secret_arns: dict[str, str]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,6 +104,7 @@ def parse(document: Any, source: str, expected_role: str) -> StackOutputs:
         ecs_capacity=capacities("ecs_capacity"), ecs_standby_capacity=capacities("ecs_standby_capacity"),
         backup_bucket_name=need("backup_bucket_name", str), backup_bucket_arn=need("backup_bucket_arn", str),
         failover_switch=switch() if role == "primary" else None,
+        secret_arns=dict(need("secret_arns", dict)),
     )
 
 

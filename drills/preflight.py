@@ -50,7 +50,9 @@ def _lag(ctx: Context) -> Check:
                      "no ReplicaLag datapoints in the last 5 minutes (a region evacuation then refuses to promote "
                      "without --accept-data-loss); note that an idle PostgreSQL replica reports up to 5 minutes "
                      "of lag, so low traffic reads high")
-    return Check("replica-lag", lag <= ctx.max_lag, True,
+    # A warning: while the primary's region is out the lag only grows, and the evacuation's own lag gate
+    # decides (with --max-lag) before the promotion.
+    return Check("replica-lag", lag <= ctx.max_lag, False,
                  f"latest ReplicaLag {lag:g} s (limit --max-lag {ctx.max_lag:g} s)")
 
 
@@ -117,9 +119,10 @@ def _switch_off(ctx: Context) -> Check:
     period = (switch.alarm(cloudwatch, s) or {}).get("Period", switch.DEFAULT_PERIOD)
     found = switch.reading(cloudwatch, s, period, time.time())
     if found is None:
-        return Check("failover-switch-off", True, True, f"{s.namespace} {s.metric_name}: no data (off)")
+        return Check("failover-switch-off", True, False, f"{s.namespace} {s.metric_name}: no data (off)")
     value, at = found
-    return Check("failover-switch-off", value < 1, True,
+    # A warning: an operator may well have switched users away first; the drill's switch step is idempotent.
+    return Check("failover-switch-off", value < 1, False,
                  f"{s.namespace} {s.metric_name}: {value:g} at {at.isoformat()} ({'on' if value >= 1 else 'off'})")
 
 

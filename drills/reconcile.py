@@ -55,10 +55,34 @@ def plan(data: dict[str, Any]) -> dict[str, list]:
             "again, which AWS refuses",
             f"pulumi refresh -s {backup} --target '{DATABASE_URN.format(stack=_short(backup))}' --yes",
             f"pulumi up -s {backup}",
-            "# only once us-east-1 is back:",
+            "# only once us-east-1 is back, before anything else there:",
+            *_old_region_first(data),
             f"pulumi up -s {primary}",
         ],
     }
+
+
+def _old_region_first(data: dict[str, Any]) -> list[str]:
+    """What must happen in the old region the moment it answers: its rotation would replicate a password the
+    promoted database never got, and writers the fence could not reach would restart against the old writer
+    (two Celery beats) until `pulumi up` makes it the standby."""
+    p = data["outputs"]["primary"]
+    secret = p["secret_arns"].get("database-credentials")
+    commands = []
+    if secret:
+        commands.append(f"aws secretsmanager cancel-rotate-secret --secret-id '{secret}' --region {p['region']}")
+    fence = next((s for s in data["steps"] if s["name"] == "fence-primary-writers"), {})
+    if fence.get("status") == "skipped":
+        cluster = p["ecs_cluster_name"]
+        for service in ("api", "worker"):
+            commands.append(f"aws application-autoscaling register-scalable-target --region {p['region']} "
+                            f"--service-namespace ecs --scalable-dimension ecs:service:DesiredCount "
+                            f"--resource-id service/{cluster}/{p['ecs_services'][service]} --min-capacity 0 "
+                            "--max-capacity 0")
+        for service in ("api", "worker", "beat"):
+            commands.append(f"aws ecs update-service --region {p['region']} --cluster {cluster} "
+                            f"--service {p['ecs_services'][service]} --desired-count 0")
+    return commands
 
 
 def _yaml() -> YAML:

@@ -244,6 +244,8 @@ def stack_outputs(primary_url: str, backup_url: str) -> dict[str, dict]:
             "ecs_services": {n: n for n in ACTIVE}, "ecs_capacity": ACTIVE, "ecs_standby_capacity": STANDBY,
             "backup_bucket_name": bucket, "backup_bucket_arn": f"arn:aws:s3:::{bucket}",
             "alarm_topic_arn": f"arn:aws:sns:{region}:{ACCOUNT}:alarms", "kms_key_arn": "", "alb_dns_name": url,
+            "secret_arns": {"database-credentials": f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:"
+                                                    "trading-platform/production/database-credentials-a1b2c3"},
         }
     outputs["primary"]["failover_switch"] = asdict(SWITCH)
     return outputs

@@ -531,6 +531,13 @@ def test_secrets_manager_rotates_the_master_password_where_the_secret_lives(eval
     assert (evaluate("primary", project(primary={f"{NS}:database.passwordRotationDays": 7}))
             .of_type("aws:secretsmanager/secretRotation:SecretRotation")[0].inputs["rotationRules"]
             == {"automaticallyAfterDays": 7})
+    # After a failover the primary is the standby: its rotation would replicate a password the promoted
+    # database never got. The first value stays (deleting a version would be worse).
+    cache: dict = {}
+    evaluate("backup", project(primary={f"{NS}:services.standby": True},
+                               backup={f"{NS}:services.standby": False, f"{NS}:database.promoted": True}), cache)
+    assert not cache["primary"].of_type("aws:secretsmanager/secretRotation:SecretRotation")
+    assert cache["primary"].named("aws:secretsmanager/secretVersion:SecretVersion", "database-password")
 
 
 def test_a_new_password_restarts_the_services_that_read_it_in_both_regions(evaluations):

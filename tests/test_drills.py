@@ -234,7 +234,8 @@ def test_preflight_passes_and_fails_with_evidence(world, capsys):
     client(world, "cloudwatch", BACKUP).delete_alarms(AlarmNames=[SWITCH.alarm_name])
     assert cli.main(["preflight", *world.args()]) == 3
     out = capsys.readouterr().out
-    assert "[FAIL] s3-replication" in out and "[FAIL] failover-switch-off" in out and "(on)" in out
+    # A switch already on only warns: an operator may have moved users first; the drill's switch is idempotent.
+    assert "[FAIL] s3-replication" in out and "[WARN] failover-switch-off" in out and "(on)" in out
     assert f"[FAIL] failover-switch-alarm: no alarm {SWITCH.alarm_name} in us-west-2" in out
 
 
@@ -336,6 +337,16 @@ def test_an_evacuation_with_us_east_1_unreachable_completes(world, tmp_path, cap
     for text in (markdown, page):
         assert "Skipped (best effort" in text and "- fence-primary-writers: Could not connect" in text
     assert "| fence-primary-writers | skipped |" in markdown
+    # The writers the fence could not reach restart against the old writer when the region returns:
+    # reconcile says how to fence them first.
+    path, _ = journal(tmp_path)
+    capsys.readouterr()
+    assert cli.main(["reconcile", "--journal", str(path)]) == 0
+    out = capsys.readouterr().out
+    for service in ("api", "worker", "beat"):
+        assert f"aws ecs update-service --region us-east-1 --cluster trading-platform-production --service " \
+               f"{service} --desired-count 0" in out
+    assert "--resource-id service/trading-platform-production/worker --min-capacity 0 --max-capacity 0" in out
 
 
 def test_a_resume_once_us_east_1_is_back_fences_what_was_skipped(world, tmp_path, capsys):
@@ -653,10 +664,17 @@ def test_reconcile_prints_the_settings_and_the_commands_in_order(world, tmp_path
                 "Pulumi.primary.yaml: trading-platform:services.standby: true"]
     commands = ["pulumi refresh -s org/backup --target 'urn:pulumi:backup::trading-platform::trading-platform:data:"
                 "Database$aws:rds/instance:Instance::database' --yes",
-                "pulumi up -s org/backup", "# only once us-east-1 is back:", "pulumi up -s org/primary"]
+                "pulumi up -s org/backup", "# only once us-east-1 is back, before anything else there:",
+                "pulumi up -s org/primary"]
     lines = [line.strip() for line in out.splitlines()]
     assert [line for line in lines if line in settings + commands] == settings + commands
     assert "the failover switch stays on" in out
+    # The old region's rotation must stop before it replicates a password the promoted database never got;
+    # the fence ran, so no fencing commands.
+    back = lines[lines.index("# only once us-east-1 is back, before anything else there:") + 1:]
+    assert back[0].startswith("aws secretsmanager cancel-rotate-secret --secret-id 'arn:aws:secretsmanager:us-east-1:")
+    assert back[0].endswith("--region us-east-1")
+    assert not [line for line in lines if "update-service" in line]
 
 
 def _stack_files(project):
