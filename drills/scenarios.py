@@ -194,7 +194,13 @@ def _replica_caught_up(ctx: Context, detail: dict) -> dict:
 
     def caught_up() -> bool:
         detail["replica_lag_seconds"] = ctx.replica_lag()
-        return detail["replica_lag_seconds"] is None or detail["replica_lag_seconds"] <= ctx.max_lag
+        lag = detail["replica_lag_seconds"]
+        if lag is not None and lag > ctx.max_lag and ctx.primary.region in ctx.unreachable_regions:
+            # With its source out the replica cannot catch up: waiting only delays the decision.
+            raise Refused(f"ReplicaLag of {b.db_instance_identifier} is {lag:g} s, over --max-lag {ctx.max_lag:g} s, "
+                          f"and {ctx.primary.region} is unreachable, so it cannot catch up: `resume --max-lag N` "
+                          "to accept that loss, `abort` to undo")
+        return lag is None or lag <= ctx.max_lag
 
     try:
         ctx.wait(f"ReplicaLag of {b.db_instance_identifier}", caught_up, interval=10)

@@ -349,6 +349,19 @@ def test_an_evacuation_with_us_east_1_unreachable_completes(world, tmp_path, cap
     assert "--resource-id service/trading-platform-production/worker --min-capacity 0 --max-capacity 0" in out
 
 
+def test_with_us_east_1_out_a_lag_over_the_limit_is_refused_at_once(world, tmp_path):
+    # The replica cannot catch up with its source out: no waiting out --wait-timeout for it.
+    replica_lag(world, 900.0)
+    assert run(world, tmp_path, "--max-lag", "300", "--wait-timeout", "600",
+               "--endpoint-url", f"{PRIMARY}=http://127.0.0.1:{free_port()}") == 4
+    path, data = journal(tmp_path)
+    step = {s["name"]: s for s in data["steps"]}["wait-for-replica-lag"]
+    assert step["status"] == "failed" and "is unreachable, so it cannot catch up" in step["error"]
+    assert statuses(data)["promote-replica"] == "pending"
+    assert cli.main(["resume", "--journal", str(path), "--max-lag", "1000", "--report-dir",
+                     str(tmp_path / "reports"), "--endpoint-url", f"{PRIMARY}=http://127.0.0.1:{free_port()}"]) == 0
+
+
 def test_a_resume_once_us_east_1_is_back_fences_what_was_skipped(world, tmp_path, capsys):
     assert run(world, tmp_path, "--endpoint-url", f"{PRIMARY}=http://127.0.0.1:{free_port()}") == 4  # lag unknown
     path, data = journal(tmp_path)
