@@ -141,8 +141,9 @@ def _finish(journal: Journal, code: int, report_dir: Path) -> int:
     skipped = [s["name"] for s in data["steps"] if s["status"] == "skipped"]
     if skipped:
         say(f"skipped (best effort, region unreachable): {', '.join(skipped)}")
-    say(f"RTO {data.get('rto_seconds')} s ({data.get('rto_reason') or 'switch on to first backup answer'}), "
-        f"RPO {data.get('rpo_seconds')} s ({data.get('rpo_reason')})")
+    rto = report.seconds(data.get("rto_seconds"), data.get("rto_reason"))
+    say(f"RTO {rto}{'' if data.get('rto_seconds') is None else ' (switch on to first backup answer)'}, "
+        f"RPO {report.seconds(data.get('rpo_seconds'), data.get('rpo_reason'))}")
     return code
 
 

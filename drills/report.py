@@ -36,9 +36,12 @@ def _summary(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def seconds(value: Any, reason: Any) -> str:
+    """A measurement for people: `12.3 s`, or `unknown (why)`, never `None s`."""
+    return f"{value} s" if value is not None else f"unknown ({reason})"
+
+
 def _markdown(summary: dict[str, Any]) -> str:
-    def seconds(value: Any, reason: Any) -> str:
-        return f"{value} s" if value is not None else f"unknown ({reason})"
 
     lines = [f"# Drill {summary['id']}: {summary['scenario']} ({summary['status']})", "",
              f"- operator: {summary['operator']['user']} on {summary['operator']['host']}",
@@ -94,7 +97,8 @@ def _html(summary: dict[str, Any], data: dict[str, Any]) -> str:
     height = probe_y + 20
     return (f"<!doctype html><meta charset='utf-8'><title>Drill {html.escape(summary['id'])}</title>"
             f"<h1>{html.escape(summary['scenario'])}: {html.escape(summary['status'])}</h1>"
-            f"<p>RTO {summary['rto_seconds']} s &middot; RPO {summary['rpo_seconds']} s &middot; "
+            f"<p>RTO {html.escape(seconds(summary['rto_seconds'], summary.get('rto_reason')))} &middot; "
+            f"RPO {html.escape(seconds(summary['rpo_seconds'], summary.get('rpo_reason')))} &middot; "
             f"blue: {regions['primary']} answered, purple: {regions['backup']}, red: no answer; steps green done, "
             "grey-blue skipped, red failed, grey undone</p>"
             f"<svg width='980' height='{height}' font-family='sans-serif' font-size='12'>{''.join(rows)}</svg>"

@@ -389,13 +389,16 @@ def test_unknown_lag_refuses_the_promotion_until_data_loss_is_accepted(world, tm
     capsys.readouterr()
     assert cli.main(["resume", "--journal", str(path), "--accept-data-loss",
                      "--report-dir", str(tmp_path / "reports")]) == 0
-    assert "recorded in the journal: accept_data_loss = True" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "recorded in the journal: accept_data_loss = True" in out
+    assert "RPO unknown (" in out and "None" not in out  # said, never `None s`
     data = json.loads(path.read_text())
     assert data["status"] == "done" and data["options"]["accept_data_loss"] is True
     assert data["rpo_seconds"] is None and "--accept-data-loss" in data["rpo_reason"]
     summary, markdown, page = reports(tmp_path, data)
     assert summary["data_loss_accepted"] is True
     assert "**data loss accepted**" in markdown and "data loss accepted" in page
+    assert "None" not in markdown and "RPO unknown (" in page
 
 
 def test_replica_lag_over_the_limit_stops_and_abort_returns_to_the_primary(world, tmp_path, monkeypatch):
