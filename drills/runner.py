@@ -10,7 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from drills.endpoints import unreachable
 from drills.journal import Journal, iso, now
 from drills.probe import ProbeTimeout
-from drills.scenarios import Context, Refused, Step, StopCondition
+from drills.scenarios import Context, Refused, Step, StopCondition, SwitchDidNotHold
 
 DONE, STEP_FAILED, ABORTED = 0, 4, 5
 Say = Callable[[str], None]
@@ -101,7 +101,7 @@ def _run_step(journal: Journal, step: Step, ctx: Context, say: Say, started: flo
     try:
         ctx.check_stop_conditions()
         detail.update(step.run(ctx, detail))
-    except (ClientError, BotoCoreError, ProbeTimeout, TimeoutError, Refused) as exc:
+    except (ClientError, BotoCoreError, ProbeTimeout, TimeoutError, Refused, SwitchDidNotHold) as exc:
         skipped = step.best_effort and unreachable(exc)
         entry.update(status="skipped" if skipped else "failed", error=str(exc), ended_at=iso(now()),
                      ended_at_epoch=now())

@@ -19,7 +19,7 @@ from drills import switch
 from drills.capacity import Capacities, plan_calls, restore_capacity, set_capacity
 from drills.endpoints import unreachable
 from drills.outputs import SERVICES, StackOutputs
-from drills.probe import Answer, wait_for_region
+from drills.probe import Answer, probe_once, wait_for_region
 
 SCENARIOS = ("dns-failover", "region-evacuation")
 _CONFIG = botocore.config.Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30)
@@ -29,6 +29,10 @@ _BEST_EFFORT_CONFIG = botocore.config.Config(retries={"max_attempts": 1, "mode":
                                              read_timeout=10)
 # The primary's services that write to its database: api, and the worker and beat behind it.
 WRITERS = ("api", "worker", "beat")
+
+
+class SwitchDidNotHold(Exception):
+    """Users went back to the primary while the switch was on."""
 
 
 class StopCondition(Exception):
@@ -182,10 +186,17 @@ def _probe_until(outputs: StackOutputs) -> Callable[[Context, dict], dict]:
 
 
 def _hold(ctx: Context, detail: dict) -> dict:
+    """Serve from the backup for the hold, probing all along: the primary answering means the switch did not
+    hold (Route53 judges the switch's data, which ages out), which is what a drill is there to find."""
     end = time.time() + ctx.hold
     while time.time() < end:
         ctx.check_stop_conditions()
-        time.sleep(min(1.0, max(0.0, end - time.time())))
+        answer = probe_once(ctx.probe_url)
+        ctx.record_probe(answer)
+        if answer.region == ctx.primary.region:
+            raise SwitchDidNotHold(f"{ctx.primary.region} answered {ctx.probe_url} during the hold, "
+                                   f"{ctx.hold - (end - time.time()):.0f} s after it began: the switch did not hold")
+        time.sleep(min(ctx.probe_interval, max(0.0, end - time.time())))
     return {"held_seconds": ctx.hold}
 
 

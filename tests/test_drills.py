@@ -266,6 +266,24 @@ def test_dns_failover_end_to_end(world, tmp_path, aws_calls):
     assert not [c for c in aws_calls if c[0] == PRIMARY and c[1] != "GetBucketReplication"]
 
 
+def test_a_switch_that_does_not_hold_fails_the_hold(world, tmp_path, monkeypatch):
+    # The hold probes all along: users back on the primary mid-hold is what a drill is there to find.
+    real = scenarios.probe_once
+    seen = []
+
+    def probe_then_lose_the_switch(url, *args, **kwargs):
+        seen.append(url)
+        if len(seen) == 2:  # the switch goes off under the drill (in AWS: Route53 read stale data as off)
+            switch.put(client(world, "cloudwatch", BACKUP), SWITCH, 0, time.time() + 1)
+        return real(url, *args, **kwargs)
+
+    monkeypatch.setattr(scenarios, "probe_once", probe_then_lose_the_switch)
+    assert run(world, tmp_path, "--hold", "5", scenario="dns-failover") == 4
+    _, data = journal(tmp_path)
+    hold = {s["name"]: s for s in data["steps"]}["hold"]
+    assert hold["status"] == "failed" and "answered" in hold["error"] and "the switch did not hold" in hold["error"]
+
+
 def test_region_evacuation_end_to_end(world, tmp_path, aws_calls, capsys):
     replica_lag(world, 3.0)
     assert run(world, tmp_path) == 0
