@@ -224,8 +224,9 @@ def _zone_ids(reader: Reader, region: RegionInfo, default_count: int) -> tuple[s
                + (f" ({', '.join(region.constrained_zone_ids)} lacks the instance families used)"
                   if region.constrained_zone_ids else ""))
     key = reader.key("network.availabilityZoneIds")
-    if (not isinstance(pinned, list) or not 2 <= len(pinned) <= len(usable) or len(set(pinned)) != len(pinned)
-            or not all(zone in usable for zone in pinned)):
+    # Membership first: anything but a catalog ID (a number, a mapping) is refused before it is hashed.
+    if (not isinstance(pinned, list) or not all(zone in usable for zone in pinned)
+            or not 2 <= len(pinned) <= len(usable) or len(set(pinned)) != len(pinned)):
         raise reader.fail(key, pinned, allowed)
     if reader.get("network.azCount", None) not in (None, len(pinned)):
         raise reader.fail(reader.key("network.azCount"), count, f"{len(pinned)}, the number of availabilityZoneIds",

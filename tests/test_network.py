@@ -197,6 +197,7 @@ def test_constrained_zones_are_never_chosen_and_pins_are_honoured(evaluations, p
     (["use1-az1", "use1-az1"], "distinct AZ IDs"),
     (["us-east-1a", "us-east-1b"], "AZ IDs of us-east-1 from use1-az1"),
     (["use1-az1"], "a list of 2 to 5"),
+    ([{"id": "use1-az1"}, "use1-az2"], "distinct AZ IDs"),  # not a traceback
 ])
 def test_pinned_zone_ids_are_checked(project, value, words):
     with pytest.raises(SettingsError) as raised:
