@@ -3,7 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv synth test lint bench clean drill-sandbox graphs
+# apt-get needs root: sudo when not root.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: venv postgres synth test lint bench clean drill-sandbox graphs
 
 venv: $(VENV)/.installed
 
@@ -13,10 +16,19 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# The drills' database tests and the sandbox run two PostgreSQL servers from Debian's packages; installed
+# once when missing (runuser, which starts them as the postgres user, comes with util-linux).
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/postgres > /dev/null 2>&1; then :; else \
+	  echo "installing PostgreSQL server binaries: apt-get install postgresql (a minute, once) ..."; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql openssl; \
+	fi
+
 synth: venv  ## offline synth of both stacks
 	$(PY) -m synth
 
-test: venv  ## the whole test suite
+test: venv postgres  ## the whole test suite
 	$(PY) -m pytest
 
 lint: venv
@@ -28,7 +40,7 @@ bench: venv  ## synth timings for the README
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
-drill-sandbox: venv  ## region-evacuation end to end against moto and local endpoints (an emulation)
+drill-sandbox: venv postgres  ## region-evacuation end to end: moto, loopback endpoints, two PostgreSQL servers
 	$(PY) -m drills.sandbox
 
 graphs: venv  ## architecture graphs of both stacks into docs/ (.svg too where graphviz is installed)

@@ -26,6 +26,9 @@ class RegionResources:
     region: str
     cluster_name: pulumi.Input[str]
     service_names: pulumi.Input[Mapping[str, str]]
+    # The database-credentials secret in this region, which the database probe reads, and the key encrypting it.
+    database_secret_arn: pulumi.Input[str]
+    secret_key_arn: pulumi.Input[str]
 
 
 @dataclass
@@ -59,11 +62,13 @@ class DrillRole(pulumi.ComponentResource):
 
         def arns(region: RegionResources) -> pulumi.Output[dict[str, list[str]]]:
             def build(values: list) -> dict[str, list[str]]:
-                account, cluster, names = values
+                account, cluster, names, secret, key = values
                 prefix = f"{region.region}:{account}"
                 return {"services": [f"arn:aws:ecs:{prefix}:service/{cluster}/{service}"
-                                     for service in sorted(names.values())]}
-            return pulumi.Output.all(args.account_id, region.cluster_name, region.service_names).apply(build)
+                                     for service in sorted(names.values())],
+                        "secrets": [secret], "keys": [key]}
+            return pulumi.Output.all(args.account_id, region.cluster_name, region.service_names,
+                                     region.database_secret_arn, region.secret_key_arn).apply(build)
 
         by_region = pulumi.Output.all(*(arns(r) for r in args.regions))
 
@@ -96,5 +101,11 @@ class DrillRole(pulumi.ComponentResource):
              "Resource": args.replica_arn},
             {"Sid": "ReadBackupsReplication", "Effect": "Allow", "Action": "s3:GetReplicationConfiguration",
              "Resource": args.replicated_bucket_arn},
+            # The database probe connects as the database-credentials secret's user, in each database's region.
+            {"Sid": "ReadTheDatabaseCredentials", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+             "Resource": joined("secrets")},
+            {"Sid": "DecryptThemThroughSecretsManager", "Effect": "Allow", "Action": "kms:Decrypt",
+             "Resource": joined("keys"), "Condition": {"StringEquals": {"kms:ViaService": [
+                 f"secretsmanager.{r.region}.amazonaws.com" for r in args.regions]}}},
         ]), opts=child)
         self.register_outputs({"arn": self.role.arn})

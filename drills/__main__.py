@@ -22,18 +22,21 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from drills import reconcile, report
 from drills.endpoints import parse_endpoints
+from drills.heartbeat import DatabaseError, Record
 from drills.journal import RESUMABLE, Journal, iso, now, open_journals
 from drills.outputs import InputError, StackOutputs, from_file, from_stack, parse
 from drills.preflight import run_checks
-from drills.runner import ABORTED, execute, promoted, rollback
-from drills.scenarios import BUILDERS, SCENARIOS, Context
+from drills.runner import ABORTED, execute, heartbeat_needed, promoted, rollback, start_heartbeat
+from drills.scenarios import BUILDERS, PROMOTING, SCENARIOS, Context
 
 USAGE, PREFLIGHT_FAILED = 2, 3
 # What `run` records and `resume` and `abort` reuse.
 JOURNALED = ("hold", "probe_url", "probe_timeout", "probe_interval", "max_lag", "accept_data_loss", "wait_timeout",
-             "stop_alarm", "promotion_keeps_source_link")
+             "stop_alarm", "promotion_keeps_source_link", "db_probe", "db_probe_interval", "db_ca_bundle")
 
 
 def say(text: str) -> None:
@@ -58,9 +61,34 @@ def _lag_options(parser: argparse.ArgumentParser, max_lag: float | None, accept:
                              "recorded in the journal and the reports")
 
 
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, found {text}")
+    return value
+
+
+def _not_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, found {text}")
+    return value
+
+
 def _tuning(parser: argparse.ArgumentParser) -> None:
     _lag_options(parser, 300, False)
     parser.add_argument("--journal-dir", type=Path, default=Path(".drills"))
+    probe = parser.add_argument_group("database probe (region-evacuation)")
+    probe.add_argument("--db-probe", action=argparse.BooleanOptionalAction, default=True,
+                       help="write a heartbeat row a second to the writer until the fence and measure the RPO "
+                            "through the database (default on; off by itself, with a warning, when the primary's "
+                            "region is unreachable; a writer that cannot be reached otherwise fails the preflight)")
+    probe.add_argument("--db-probe-interval", type=_positive, default=1.0, metavar="SECONDS")
+    probe.add_argument("--db-probe-lead", type=_not_negative, default=5.0, metavar="SECONDS",
+                       help="heartbeats before the first step, for a baseline (default 5)")
+    probe.add_argument("--db-ca-bundle", metavar="PEM",
+                       help="RDS's CA bundle (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem): "
+                            "verify the database servers; without it TLS is required but the server unverified")
 
 
 def _aws(parser: argparse.ArgumentParser) -> None:
@@ -95,7 +123,9 @@ def _context(primary: StackOutputs, backup: StackOutputs, options: dict, drill_i
     return Context(primary=primary, backup=backup, drill_id=drill_id,
                    probe_url=options.get("probe_url") or f"https://{primary.app_domain}/api/health",
                    **{k: options[k] for k in ("hold", "probe_timeout", "probe_interval", "max_lag", "wait_timeout",
-                                              "promotion_keeps_source_link") if k in options},
+                                              "promotion_keeps_source_link", "db_probe_interval", "db_ca_bundle")
+                      if k in options},
+                   db_probe=bool(options.get("db_probe")) and options.get("scenario", PROMOTING[0]) in PROMOTING,
                    accept_data_loss=bool(options.get("accept_data_loss")),
                    stop_alarms=tuple(options.get("stop_alarm", ())),
                    endpoints=parse_endpoints(options.get("endpoint_url", ())))
@@ -143,7 +173,7 @@ def _finish(journal: Journal, code: int, report_dir: Path) -> int:
         say(f"skipped (best effort, region unreachable): {', '.join(skipped)}")
     rto = report.seconds(data.get("rto_seconds"), data.get("rto_reason"))
     say(f"RTO {rto}{'' if data.get('rto_seconds') is None else ' (switch on to first backup answer)'}, "
-        f"RPO {report.seconds(data.get('rpo_seconds'), data.get('rpo_reason'))}")
+        f"RPO {report.rpo(report.summary(data))}")
     return code
 
 
@@ -166,6 +196,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not passed:
         say("preflight failed: nothing was changed")
         return PREFLIGHT_FAILED
+    if ctx.db_probe:
+        args.journal_dir.mkdir(parents=True, exist_ok=True)
+        ctx.heartbeat_record = Record(args.journal_dir / f"drill-{ctx.drill_id}.heartbeat.jsonl")
+        try:
+            start_heartbeat(ctx, say, args.db_probe_lead)
+        except (DatabaseError, ClientError, BotoCoreError) as exc:
+            ctx.stop_heartbeat()
+            say(f"the database probe could not start: {exc}\npreflight failed: nothing was changed")
+            return PREFLIGHT_FAILED
+    options["db_probe"] = ctx.db_probe  # the preflight turns it off when the primary's region is out
     steps = BUILDERS[args.scenario](ctx)
     journal = Journal.create(args.journal_dir, {
         "id": ctx.drill_id, "scenario": args.scenario, "executed": True, "status": "running",
@@ -174,6 +214,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "stacks": {"primary": args.primary_stack, "backup": args.backup_stack},
         "outputs": {"primary": primary.to_dict(), "backup": backup.to_dict()},
         "preflight": evidence, "probes": [],
+        "heartbeat_record": str(ctx.heartbeat_record.path) if ctx.heartbeat_record else None,
         "steps": [{"name": s.name, "description": s.description, "calls": s.calls, "status": "pending",
                    "fault": s.fault, "best_effort": s.best_effort} for s in steps],
     })
@@ -187,7 +228,10 @@ def _from_journal(args: argparse.Namespace) -> tuple[Journal, Context]:
     data = journal.data
     primary = parse(data["outputs"]["primary"], f"{args.journal} (primary)", "primary")
     backup = parse(data["outputs"]["backup"], f"{args.journal} (backup)", "backup")
-    ctx = _context(primary, backup, {**data["options"], "endpoint_url": args.endpoint_url}, data["id"])
+    ctx = _context(primary, backup, {**data["options"], "endpoint_url": args.endpoint_url,
+                                     "scenario": data["scenario"]}, data["id"])
+    if data.get("heartbeat_record"):
+        ctx.heartbeat_record = Record(Path(data["heartbeat_record"]))
     expected = [step.name for step in BUILDERS[data["scenario"]](ctx)]
     if [step["name"] for step in data["steps"]] != expected:
         raise InputError(f"{args.journal}: its steps are not {data['scenario']}'s ({', '.join(expected)}): a journal "
@@ -206,7 +250,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
             setattr(ctx, key, getattr(args, key))
             say(f"recorded in the journal: {key} = {getattr(args, key)}")
     say(f"resuming {journal.data['scenario']} {journal.data['id']}")
-    return _finish(journal, execute(journal, BUILDERS[journal.data["scenario"]](ctx), ctx, say), args.report_dir)
+    steps = BUILDERS[journal.data["scenario"]](ctx)
+    if ctx.db_probe and heartbeat_needed(journal, steps):
+        try:
+            start_heartbeat(ctx, say)
+        except (DatabaseError, ClientError, BotoCoreError) as exc:
+            # Recorded: the measurement then says the old writer went away, and from when.
+            ctx.heartbeat_record.append({"at": time.time(), "error": str(exc)})
+            say(f"database probe: the writer cannot be reached ({exc}); measuring from the writes it acknowledged")
+    return _finish(journal, execute(journal, steps, ctx, say), args.report_dir)
 
 
 def cmd_abort(args: argparse.Namespace) -> int:

@@ -41,6 +41,8 @@ class StackOutputs:
     app_domain: str
     db_instance_identifier: str
     db_instance_arn: str
+    # host:port of the instance (the drill's database probe connects to it).
+    db_endpoint: str
     db_is_replica: bool
     ecs_cluster_name: str
     ecs_services: dict[str, str]
@@ -99,7 +101,8 @@ def parse(document: Any, source: str, expected_role: str) -> StackOutputs:
     return StackOutputs(
         source=source, region=need("region", str), role=role, app_domain=need("app_domain", str),
         db_instance_identifier=need("db_instance_identifier", str),
-        db_instance_arn=need("db_instance_arn", str), db_is_replica=need("db_is_replica", bool),
+        db_instance_arn=need("db_instance_arn", str), db_endpoint=need("db_endpoint", str),
+        db_is_replica=need("db_is_replica", bool),
         ecs_cluster_name=need("ecs_cluster_name", str), ecs_services={k: services[k] for k in SERVICES},
         ecs_capacity=capacities("ecs_capacity"), ecs_standby_capacity=capacities("ecs_standby_capacity"),
         backup_bucket_name=need("backup_bucket_name", str), backup_bucket_arn=need("backup_bucket_arn", str),

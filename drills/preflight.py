@@ -14,7 +14,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from drills import switch
+from drills import heartbeat, switch
 from drills.endpoints import unreachable
 from drills.journal import open_journals
 from drills.scenarios import Context
@@ -46,10 +46,11 @@ def _replica(ctx: Context) -> Check:
 def _lag(ctx: Context) -> Check:
     lag = ctx.replica_lag()
     if lag is None:
+        consequence = ("the database probe's heartbeat measures the lag instead" if ctx.db_probe else
+                       "a region evacuation then refuses to promote without --accept-data-loss")
         return Check("replica-lag", True, False,
-                     "no ReplicaLag datapoints in the last 5 minutes (a region evacuation then refuses to promote "
-                     "without --accept-data-loss); note that an idle PostgreSQL replica reports up to 5 minutes "
-                     "of lag, so low traffic reads high")
+                     f"no ReplicaLag datapoints in the last 5 minutes ({consequence}); note that an idle PostgreSQL "
+                     "replica reports up to 5 minutes of lag, so low traffic reads high")
     # A warning: while the primary's region is out the lag only grows, and the evacuation's own lag gate
     # decides (with --max-lag) before the promotion.
     return Check("replica-lag", lag <= ctx.max_lag, False,
@@ -135,6 +136,31 @@ def _replication(ctx: Context) -> Check:
                  f"{p.backup_bucket_name}: {len(enabled)} enabled rule(s) to {b.backup_bucket_arn}")
 
 
+def _database_probe(ctx: Context) -> Check:
+    """The probe's databases answer as what they should be, over TLS, with the secrets' credentials. With the
+    primary's region out the probe is turned off (a region evacuation is for that very case); any other
+    failure blocks: a drill that was meant to measure its data loss would not."""
+    p, b = ctx.primary, ctx.backup
+    try:
+        writer = ctx.database(p)
+    except (ClientError, BotoCoreError) as exc:
+        if not unreachable(exc):
+            raise
+        ctx.db_probe = False
+        return Check("database-probe", False, False, f"{p.region} unreachable, so no heartbeat: the RPO will be "
+                                                     f"ReplicaLag's estimate ({exc})")
+    try:
+        found = [(heartbeat.check(writer), False, p), (heartbeat.check(ctx.database(b)), True, b)]
+    except heartbeat.DatabaseError as exc:
+        return Check("database-probe", False, True, f"{exc}; --no-db-probe runs the drill without measuring its "
+                                                    "data loss")
+    wrong = [f"{o.db_endpoint} ({o.role}) is {'not ' if replica else ''}in recovery" for (text, in_recovery), replica, o
+             in found if in_recovery != replica]
+    evidence = "; ".join(text for (text, _), _, _ in found)
+    return Check("database-probe", not wrong, True, evidence + (f"; expected otherwise: {', '.join(wrong)}"
+                                                                if wrong else ""))
+
+
 def _alarm_exists(ctx: Context, region: str, name: str) -> bool:
     found = ctx.client("cloudwatch", region).describe_alarms(AlarmNames=[name],
                                                              AlarmTypes=["MetricAlarm", "CompositeAlarm"])
@@ -171,6 +197,8 @@ def _run(name: str, check: Callable[[Context], Check], primary_side: bool, ctx: 
 
 def run_checks(ctx: Context, journal_dir: Path) -> list[Check]:
     checks = [_run(name, check, primary_side, ctx) for name, (check, primary_side) in CHECKS.items()]
+    if ctx.db_probe:
+        checks.append(_run("database-probe", _database_probe, True, ctx))
     checks += [_run(f"stop-alarm {name}", _stop_alarm(name), True, ctx) for name in ctx.stop_alarms]
     open_ones = open_journals(journal_dir)
     checks.append(Check("no-drill-in-progress", not open_ones, True,

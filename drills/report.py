@@ -14,7 +14,7 @@ def _lag_detail(data: dict[str, Any]) -> dict[str, Any]:
     return next((s.get("detail") or {} for s in data["steps"] if s["name"] == "wait-for-replica-lag"), {})
 
 
-def _summary(data: dict[str, Any]) -> dict[str, Any]:
+def summary(data: dict[str, Any]) -> dict[str, Any]:
     steps = [{"name": s["name"], "status": s["status"], "fault": s.get("fault", False),
               "best_effort": s.get("best_effort", False), "started_at": s.get("started_at"),
               "ended_at": s.get("ended_at"),
@@ -25,6 +25,10 @@ def _summary(data: dict[str, Any]) -> dict[str, Any]:
         "id": data["id"], "scenario": data["scenario"], "status": data["status"], "executed": data["executed"],
         "rto_seconds": data.get("rto_seconds"), "rto_reason": data.get("rto_reason"),
         "rpo_seconds": data.get("rpo_seconds"), "rpo_reason": data.get("rpo_reason"),
+        # Acknowledged heartbeats missing on the promoted writer: only when the database probe measured the RPO.
+        "rows_lost": data.get("rows_lost"),
+        "replica_lag_read": "replica_lag_seconds" in _lag_detail(data),
+        "replica_lag_seconds": data.get("replica_lag_seconds"),
         "data_loss_accepted": bool(_lag_detail(data).get("data_loss_accepted")),
         "stop_reason": data.get("stop_reason"), "warning": data.get("warning"), "operator": data["operator"],
         "started_at": data["started_at"],
@@ -41,6 +45,12 @@ def seconds(value: Any, reason: Any) -> str:
     return f"{value} s" if value is not None else f"unknown ({reason})"
 
 
+def rpo(summary: dict[str, Any]) -> str:
+    """The RPO with how it was found: a measurement and an estimate are not the same number."""
+    text = seconds(summary["rpo_seconds"], summary["rpo_reason"])
+    return text if summary["rpo_seconds"] is None else f"{text} ({summary['rpo_reason']})"
+
+
 def _markdown(summary: dict[str, Any]) -> str:
 
     lines = [f"# Drill {summary['id']}: {summary['scenario']} ({summary['status']})", "",
@@ -48,7 +58,12 @@ def _markdown(summary: dict[str, Any]) -> str:
              f"- regions: {summary['regions']['primary']} -> {summary['regions']['backup']}",
              f"- started: {summary['started_at']}",
              f"- **RTO**: {seconds(summary['rto_seconds'], summary['rto_reason'])}",
-             f"- **RPO**: {seconds(summary['rpo_seconds'], summary['rpo_reason'])}"]
+             f"- **RPO**: {rpo(summary)}"]
+    if summary["rows_lost"] is not None:
+        lines.append(f"- **rows lost**: {summary['rows_lost']} acknowledged heartbeats are not on the promoted writer")
+    if summary["replica_lag_read"]:
+        lines.append("- ReplicaLag before the promotion (CloudWatch, for comparison): "
+                     + seconds(summary["replica_lag_seconds"], "no datapoints"))
     if summary["data_loss_accepted"]:
         lines.append("- **data loss accepted**: promoted without ReplicaLag datapoints (--accept-data-loss)")
     if summary["stop_reason"]:
@@ -98,7 +113,9 @@ def _html(summary: dict[str, Any], data: dict[str, Any]) -> str:
     return (f"<!doctype html><meta charset='utf-8'><title>Drill {html.escape(summary['id'])}</title>"
             f"<h1>{html.escape(summary['scenario'])}: {html.escape(summary['status'])}</h1>"
             f"<p>RTO {html.escape(seconds(summary['rto_seconds'], summary.get('rto_reason')))} &middot; "
-            f"RPO {html.escape(seconds(summary['rpo_seconds'], summary.get('rpo_reason')))} &middot; "
+            f"RPO {html.escape(rpo(summary))}"
+            + (f", {summary['rows_lost']} rows lost" if summary["rows_lost"] is not None else "")
+            + f" (ReplicaLag {html.escape(seconds(summary['replica_lag_seconds'], 'no datapoints'))}) &middot; "
             f"blue: {regions['primary']} answered, purple: {regions['backup']}, red: no answer; steps green done, "
             "grey-blue skipped, red failed, grey undone</p>"
             f"<svg width='980' height='{height}' font-family='sans-serif' font-size='12'>{''.join(rows)}</svg>"
@@ -107,10 +124,10 @@ def _html(summary: dict[str, Any], data: dict[str, Any]) -> str:
 
 def write(data: dict[str, Any], directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
-    summary = _summary(data)
+    found = summary(data)
     base = directory / f"drill-{data['id']}"
     paths = [base.with_suffix(".json"), base.with_suffix(".md"), base.with_suffix(".html")]
-    paths[0].write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
-    paths[1].write_text(_markdown(summary), encoding="utf-8")
-    paths[2].write_text(_html(summary, data), encoding="utf-8")
+    paths[0].write_text(json.dumps(found, indent=2, default=str), encoding="utf-8")
+    paths[1].write_text(_markdown(found), encoding="utf-8")
+    paths[2].write_text(_html(found, data), encoding="utf-8")
     return paths

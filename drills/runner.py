@@ -8,6 +8,7 @@ from collections.abc import Callable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from drills.endpoints import unreachable
+from drills.heartbeat import DatabaseError
 from drills.journal import Journal, iso, now
 from drills.probe import ProbeTimeout
 from drills.scenarios import Context, Refused, Step, StopCondition, SwitchDidNotHold
@@ -58,9 +59,29 @@ def promoted(journal: Journal) -> bool:
     return bool(detail.get("promote_called") or detail.get("promote_requested_at"))
 
 
+def _measured_rpo(data: dict, loss: dict) -> None:
+    """RPO from the database probe's measurement on the promoted writer."""
+    detail = loss.get("detail") or {}
+    measured = detail.get("measured")
+    if measured is None:
+        data["rpo_seconds"], data["rpo_reason"] = None, "no heartbeat was acknowledged by the old writer"
+        return
+    data["rpo_seconds"], data["rows_lost"] = measured["seconds"], measured["rows_missing"]
+    reason = ("measured through the database: the last heartbeat the old writer acknowledged - the newest on the "
+              f"promoted writer; {measured['rows_missing']} of {detail['acknowledged']} acknowledged rows lost")
+    if measured["at_least"]:
+        reason += "; none of the drill's heartbeats reached the promoted writer, so at least this much"
+    gone = detail.get("writer_gone")
+    if gone:
+        reason += (f"; the old writer stopped answering at {iso(gone['at'])} ({gone['error']}): measured from the "
+                   "last write it acknowledged before it went away")
+    data["rpo_reason"] = reason
+
+
 def measure(journal: Journal) -> None:
     """RTO: from the start of the first step that changes what users get to the first good answer from the
-    backup region. RPO: the replica lag before the promotion (DNS-only drills change no data)."""
+    backup region. RPO: measured through the database when the probe ran, else the replica lag before the
+    promotion (DNS-only drills change no data); CloudWatch's ReplicaLag is kept beside it for comparison."""
     data = journal.data
     backup_region = data["outputs"]["backup"]["region"]
     # The switch's datapoint time, when it was set, is when users start to move.
@@ -73,19 +94,26 @@ def measure(journal: Journal) -> None:
     if data["rto_seconds"] is None:
         data["rto_reason"] = "no fault step ran" if not faults else "the backup region never answered"
     promoted = journal.find("promote-replica")
-    lag = ((journal.find("wait-for-replica-lag") or {}).get("detail") or {}).get("replica_lag_seconds")
+    wait = (journal.find("wait-for-replica-lag") or {}).get("detail") or {}
+    data["replica_lag_seconds"] = wait.get("replica_lag_seconds")
+    loss = journal.find("measure-data-loss")
+    data.pop("rows_lost", None)
     if promoted is None:
         data["rpo_seconds"], data["rpo_reason"] = 0, "DNS failover only: no data changed hands"
     elif promoted["status"] != "done":
         data["rpo_seconds"], data["rpo_reason"] = None, "the replica was not promoted"
-    elif lag is None:
+    elif loss is not None and loss["status"] == "done":
+        _measured_rpo(data, loss)
+    elif data["replica_lag_seconds"] is None:
         data["rpo_seconds"] = None
         data["rpo_reason"] = ("CloudWatch had no ReplicaLag datapoints before the promotion (missing for an idle or "
                               "just-created replica, -1 while replication is stopped): unknown, not zero; promoted "
                               "with --accept-data-loss")
     else:
-        data["rpo_seconds"] = lag
-        data["rpo_reason"] = "ReplicaLag (latest datapoint before the promotion)"
+        data["rpo_seconds"] = data["replica_lag_seconds"]
+        data["rpo_reason"] = "ReplicaLag (latest datapoint before the promotion), an estimate"
+    if loss is not None and loss["status"] != "done" and promoted and promoted["status"] == "done":
+        data["rpo_reason"] += f"; the heartbeat could not be read on the promoted writer: {loss.get('error')}"
 
 
 def _run_step(journal: Journal, step: Step, ctx: Context, say: Say, started: float) -> bool:
@@ -101,7 +129,8 @@ def _run_step(journal: Journal, step: Step, ctx: Context, say: Say, started: flo
     try:
         ctx.check_stop_conditions()
         detail.update(step.run(ctx, detail))
-    except (ClientError, BotoCoreError, ProbeTimeout, TimeoutError, Refused, SwitchDidNotHold) as exc:
+    except (ClientError, BotoCoreError, ProbeTimeout, TimeoutError, Refused, SwitchDidNotHold,
+            DatabaseError) as exc:
         skipped = step.best_effort and unreachable(exc)
         entry.update(status="skipped" if skipped else "failed", error=str(exc), ended_at=iso(now()),
                      ended_at_epoch=now())
@@ -119,6 +148,26 @@ def _run_step(journal: Journal, step: Step, ctx: Context, say: Say, started: flo
     return True
 
 
+def heartbeat_needed(journal: Journal, steps: list[Step]) -> bool:
+    """Until the step that ends the writes has run (or was skipped)."""
+    return any(s.ends_writes and journal.step(s.name)["status"] not in ("done", "skipped") for s in steps)
+
+
+def start_heartbeat(ctx: Context, say: Say, lead: float = 0) -> None:
+    """Start writing heartbeats, then let them run for `lead` seconds before the first step, so that the
+    record and the replica have a baseline."""
+    ctx.start_heartbeat()
+    assert ctx.heartbeat_record is not None and ctx.writer_heartbeat is not None
+    say(f"database probe: a heartbeat every {ctx.db_probe_interval:g} s on {ctx.writer_heartbeat.writer} until the "
+        f"writers are fenced (record: {ctx.heartbeat_record.path})")
+    end = time.time() + lead
+    while time.time() < end:
+        time.sleep(min(5.0, max(0.0, end - time.time())))
+        summary = ctx.heartbeat_record.summary()
+        say(f"  heartbeat: {summary['acknowledged']} acknowledged, {summary['failures']} failed "
+            f"({max(0.0, end - time.time()):.0f} s of --db-probe-lead left)")
+
+
 def execute(journal: Journal, steps: list[Step], ctx: Context, say: Say) -> int:
     ctx.record_probe = lambda answer: (journal.data["probes"].append(answer.to_dict()), journal.save())
     ctx.checkpoint = journal.save
@@ -131,7 +180,11 @@ def execute(journal: Journal, steps: list[Step], ctx: Context, say: Say) -> int:
             # A skipped step is tried again: its region may be back.
             if journal.step(step.name)["status"] == "done":
                 say(f"- {step.name}: done earlier")
-            elif not _run_step(journal, step, ctx, say, started):
+                continue
+            ok = _run_step(journal, step, ctx, say, started)
+            if step.ends_writes:
+                ctx.stop_heartbeat()
+            if not ok:
                 journal.data["status"] = "failed"
                 measure(journal)
                 journal.save()
@@ -159,6 +212,8 @@ def execute(journal: Journal, steps: list[Step], ctx: Context, say: Say) -> int:
         journal.save()
         say(f"interrupted: the journal is intact; resume with python -m drills resume --journal {journal.path}")
         raise
+    finally:
+        ctx.stop_heartbeat()
     journal.data["status"] = "done"
     measure(journal)
     journal.save()

@@ -1,30 +1,33 @@
 """An emulated two-region world on this machine, for drills without AWS: `make drill-sandbox`.
 
 It is an emulation: moto stands for AWS (state in memory, nothing really fails over), two HTTP servers on
-127.0.0.1 stand for the regions' load balancers, and a front server stands for Route53's failover answer:
-the primary while its endpoint answers and the failover switch is off (the latest SwitchToStandby datapoint
-in moto's us-west-2 CloudWatch; no data is off), else the backup. moto evaluates no alarms, simulates no
-DNS answers or replica lag, and keeps a promoted replica's source link (AWS drops it), so drills here run
-with --promotion-keeps-source-link, and `make drill-sandbox` with --accept-data-loss (no lag is known). The
-switch alarm here has a 1-second period (CloudWatch's smallest is 10 s, the stacks' 60 s) so that a drill
-runs in seconds; datapoints within one second read as their maximum. Not exercised here: CloudWatch
-evaluating the switch's alarm and Route53's calculated health check (the front reads the metric itself),
-an impaired region that times out or answers 5xx (the tests' unreachable us-east-1 refuses connections),
-and RDS's ReplicaLag of -1 for a stopped replication (tests inject plain datapoints).
+127.0.0.1 stand for the regions' load balancers, a front server stands for Route53's failover answer (the
+primary while its endpoint answers and the failover switch is off, read from the latest SwitchToStandby
+datapoint in moto's us-west-2 CloudWatch; no data is off; else the backup), and two PostgreSQL servers
+stand for the RDS writer and its replica: a streaming standby that the emulated promotion promotes, so the
+drill's heartbeat measures the data a failover loses through a real database. moto evaluates no alarms,
+simulates no DNS answers or ReplicaLag, and keeps a promoted replica's source link (AWS drops it), so drills
+here run with --promotion-keeps-source-link. The switch alarm has a 1-second period (CloudWatch's smallest
+is 10 s, the stacks' 60 s) so that a drill runs in seconds. Not exercised here: CloudWatch evaluating the
+switch's alarm and Route53's calculated health check (the front reads the metric itself), an impaired
+region that times out or answers 5xx (the tests' unreachable us-east-1 refuses connections), and RDS's
+ReplicaLag of -1 for a stopped replication (tests inject plain datapoints).
 """
 
 from __future__ import annotations
 
+import argparse
+import http.client
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,11 +39,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from drills import switch
 from drills.capacity import DIMENSION, NAMESPACE, SCALED
+from drills.loopback import free_port
 from drills.outputs import FailoverSwitch
+from drills.pgpair import PostgresPair
 
 ACCOUNT = "123456789012"
 PRIMARY, BACKUP = "us-east-1", "us-west-2"
 IDENTIFIER = "trading-platform-production"
+SECRET_NAME = "trading-platform/production/database-credentials"
 
 
 def _capacity(low: int, high: int, desired: int) -> dict[str, int]:
@@ -56,12 +62,6 @@ SWITCH = FailoverSwitch(region=BACKUP, namespace="TradingPlatform/Failover", met
                         dimensions={"Environment": "production"}, alarm_name=f"{IDENTIFIER}-failover-switch")
 # How far back the front looks for the switch, in the alarm's 1-second periods: the alarm keeps its state.
 FRONT_READ_PERIODS = 3600
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class MotoServer:
@@ -232,20 +232,26 @@ def _switch_alarm(moto: MotoServer) -> None:
         ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="ignore")
 
 
-def stack_outputs(primary_url: str, backup_url: str) -> dict[str, dict]:
-    """The two stacks' outputs (docs/contracts.md) as the world has them, by role."""
+def _secret_arn(region: str) -> str:
+    return f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{SECRET_NAME}-a1b2c3"
+
+
+def stack_outputs(primary_url: str, backup_url: str, secret_arns: dict[str, str] | None = None,
+                  db_endpoints: dict[str, str] | None = None) -> dict[str, dict]:
+    """The two stacks' outputs (docs/contracts.md) as the world has them, by role. Without a world behind them,
+    the secrets' ARNs are made up and the databases' endpoints a closed port."""
     outputs = {}
     for region, role, url in ((PRIMARY, "primary", primary_url), (BACKUP, "backup", backup_url)):
         bucket = f"{IDENTIFIER}-backups-{region}-{ACCOUNT}"
         outputs[role] = {
             "region": region, "role": role, "app_domain": "app.trading.example.com",
             "db_instance_identifier": IDENTIFIER, "db_instance_arn": f"arn:aws:rds:{region}:{ACCOUNT}:db:{IDENTIFIER}",
+            "db_endpoint": (db_endpoints or {}).get(region, "127.0.0.1:9"),
             "db_is_replica": role == "backup", "ecs_cluster_name": IDENTIFIER,
             "ecs_services": {n: n for n in ACTIVE}, "ecs_capacity": ACTIVE, "ecs_standby_capacity": STANDBY,
             "backup_bucket_name": bucket, "backup_bucket_arn": f"arn:aws:s3:::{bucket}",
             "alarm_topic_arn": f"arn:aws:sns:{region}:{ACCOUNT}:alarms", "kms_key_arn": "", "alb_dns_name": url,
-            "secret_arns": {"database-credentials": f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:"
-                                                    "trading-platform/production/database-credentials-a1b2c3"},
+            "secret_arns": {"database-credentials": (secret_arns or {}).get(region) or _secret_arn(region)},
         }
     outputs["primary"]["failover_switch"] = asdict(SWITCH)
     return outputs
@@ -282,53 +288,113 @@ def build_world(moto: MotoServer, outputs: dict[str, dict]) -> None:
                        "Destination": {"Bucket": outputs["backup"]["backup_bucket_arn"]}}]})
 
 
-class World:
-    """moto, the two regions' endpoints and the front, with the stacks' outputs written to `directory`."""
+def _secrets(moto: MotoServer, value: dict[str, object]) -> dict[str, str]:
+    """The database-credentials secret in both regions (the stacks replicate it), by region: its ARN."""
+    return {region: _client(moto, "secretsmanager", region).create_secret(
+        Name=SECRET_NAME, SecretString=json.dumps(value))["ARN"] for region in (PRIMARY, BACKUP)}
 
-    def __init__(self, directory: Path, moto: MotoServer | None = None):
-        self.directory = directory
+
+class AwsFront:
+    """Forwards every AWS call to moto, and where RDS's promotion would promote the replica's engine, promotes
+    the PostgreSQL standby first: moto's promotion changes only its own records."""
+
+    def __init__(self, moto: MotoServer, pair: PostgresPair):
+        target = urllib.parse.urlsplit(moto.url)
+
+        class Handler(BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if b"Action=PromoteReadReplica" in body and f"/{BACKUP}/rds/" in self.headers.get("Authorization", ""):
+                    pair.promote()
+                upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+                try:
+                    upstream.request(self.command, self.path, body, dict(self.headers))
+                    response = upstream.getresponse()
+                    content = response.read()
+                    self.send_response(response.status)
+                    for name, value in response.getheaders():
+                        if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                            self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(content)))
+                    self.end_headers()
+                    self.wfile.write(content)
+                finally:
+                    upstream.close()
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward  # noqa: N815 (http.server's names)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = _serve(Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+class World:
+    """moto, the two regions' endpoints and the front, with the stacks' outputs written to `directory`. With
+    a PostgreSQL pair, the outputs' databases are its servers and a promotion promotes its standby: AWS calls
+    then go through `environment()`'s endpoint."""
+
+    def __init__(self, directory: Path, moto: MotoServer | None = None, postgres: PostgresPair | None = None):
+        self.directory, self.postgres = directory, postgres
         self.moto = moto or MotoServer().start()
         self.regions = {PRIMARY: RegionEndpoint(PRIMARY), BACKUP: RegionEndpoint(BACKUP)}
+        self.aws = AwsFront(self.moto, postgres) if postgres else None
         self.build()
 
     def build(self) -> None:
         self.moto.reset()
-        self.outputs = stack_outputs(self.regions[PRIMARY].url, self.regions[BACKUP].url)
+        pair = self.postgres
+        credentials = {"engine": "postgres", "host": "127.0.0.1", "port": pair.writer.port if pair else 9,
+                       "dbname": pair.dbname if pair else "trading", "username": pair.username if pair else "trading",
+                       "password": pair.password if pair else "sandbox-only-password"}
+        endpoints = ({PRIMARY: f"127.0.0.1:{pair.writer.port}", BACKUP: f"127.0.0.1:{pair.standby.port}"}
+                     if pair else None)
+        self.outputs = stack_outputs(self.regions[PRIMARY].url, self.regions[BACKUP].url,
+                                     _secrets(self.moto, credentials), endpoints)
         build_world(self.moto, self.outputs)
         self.front = Front(self.moto, self.regions[PRIMARY], self.regions[BACKUP])
         self._args = write_outputs(self.directory, self.outputs)
 
     def args(self) -> list[str]:
-        return self._args
+        """The drill's arguments for this world's outputs: with its databases' certificate, or without the
+        database probe in a world without databases."""
+        return self._args + (["--db-ca-bundle", str(self.postgres.ca_bundle)] if self.postgres else ["--no-db-probe"])
+
+    def environment(self) -> dict[str, str]:
+        return {**self.moto.environment(), **({"AWS_ENDPOINT_URL": self.aws.url} if self.aws else {})}
 
     def close(self, stop_moto: bool = True) -> None:
-        for server in (self.front.server, *(r.server for r in self.regions.values())):
+        servers = [self.front.server, *(r.server for r in self.regions.values())]
+        for server in servers + ([self.aws.server] if self.aws else []):
             server.shutdown()
         if stop_moto:
             self.moto.stop()
 
 
-def main() -> int:
-    """Build the world, run region-evacuation --execute end to end, print the report."""
+def main(argv: list[str] | None = None) -> int:
+    """Build the world with two PostgreSQL servers, run region-evacuation --execute end to end with the database
+    probe, print the report."""
+    argparse.ArgumentParser(prog="python -m drills.sandbox", description=main.__doc__).parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="drill-sandbox-") as tmp:
-        world = World(Path(tmp))
-        try:
-            print(__doc__.split("\n\n")[1].replace("\n", " "), flush=True)
-            os.environ.update(world.moto.environment())
-            from drills.__main__ import main as drills
-            reports = Path("drill-reports")
-            code = drills(["run", "--scenario", "region-evacuation", "--execute", "--confirm", BACKUP,
-                           "--probe-url", world.front.url, "--probe-interval", "0.2", "--probe-timeout", "30",
-                           # moto reports no ReplicaLag, which the drill takes as unknown data loss.
-                           "--promotion-keeps-source-link", "--accept-data-loss",
-                           "--journal-dir", str(Path(tmp) / "journals"), "--report-dir", str(reports),
-                           *world.args()])
-            newest = max(reports.glob("drill-*.md"), key=lambda p: p.stat().st_mtime, default=None)
-            if newest:
-                print("\n" + newest.read_text())
-            return code
-        finally:
-            world.close()
+        print("starting two PostgreSQL servers (writer and streaming standby) and moto on loopback ...", flush=True)
+        with PostgresPair() as pair:
+            world = World(Path(tmp), postgres=pair)
+            try:
+                print(__doc__.split("\n\n")[1].replace("\n", " "), flush=True)
+                os.environ.update(world.environment())
+                from drills.__main__ import main as drills
+                reports = Path("drill-reports")
+                code = drills(["run", "--scenario", "region-evacuation", "--execute", "--confirm", BACKUP,
+                               "--probe-url", world.front.url, "--probe-interval", "0.2", "--probe-timeout", "30",
+                               "--promotion-keeps-source-link", "--journal-dir", str(Path(tmp) / "journals"),
+                               "--report-dir", str(reports), *world.args()])
+                newest = max(reports.glob("drill-*.md"), key=lambda p: p.stat().st_mtime, default=None)
+                if newest:
+                    print("\n" + newest.read_text())
+                return code
+            finally:
+                world.close()
 
 
 if __name__ == "__main__":

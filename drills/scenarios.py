@@ -15,13 +15,15 @@ import boto3
 import botocore.config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from drills import switch
+from drills import heartbeat, switch
 from drills.capacity import Capacities, plan_calls, restore_capacity, set_capacity
 from drills.endpoints import unreachable
 from drills.outputs import SERVICES, StackOutputs
 from drills.probe import Answer, probe_once, wait_for_region
 
 SCENARIOS = ("dns-failover", "region-evacuation")
+# The scenarios that move the writer: the database probe measures what they lose.
+PROMOTING = ("region-evacuation",)
 _CONFIG = botocore.config.Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30)
 # The region being evacuated may hang rather than refuse: its calls are best effort, so they give up fast
 # (a hung endpoint would otherwise hold every step for minutes).
@@ -61,6 +63,14 @@ class Context:
     # AWS drops the replica's source link when a promotion completes; moto keeps it. Only an emulation
     # may accept the link as done (the sandbox and the tests say so).
     promotion_keeps_source_link: bool = False
+    # The database probe (drills/heartbeat.py): heartbeats on the writer until the fence, looked for on the
+    # replica before the promotion and on the promoted writer after it.
+    db_probe: bool = False
+    db_probe_interval: float = 1
+    # RDS's CA bundle: the probe then verifies the servers (sslmode=verify-full).
+    db_ca_bundle: str | None = None
+    heartbeat_record: heartbeat.Record | None = None
+    writer_heartbeat: heartbeat.Heartbeat | None = None
     # {region: endpoint URL} overriding AWS_ENDPOINT_URL for that region's clients (--endpoint-url).
     endpoints: dict[str, str] = field(default_factory=dict)
     record_probe: Callable[[Answer], None] = lambda answer: None
@@ -119,6 +129,32 @@ class Context:
         lag = max(points, key=lambda p: p["Timestamp"])["Maximum"]
         return lag if lag >= 0 else None
 
+    def database(self, outputs: StackOutputs) -> heartbeat.Target:
+        """A stack's database as the probe reaches it: its endpoint, and the credentials from the
+        database-credentials secret in the stack's own region (the backup's is a replica of the primary's)."""
+        arn = outputs.secret_arns.get("database-credentials")
+        if not arn:
+            raise heartbeat.DatabaseError(f"{outputs.source}: no 'database-credentials' in output 'secret_arns'")
+        value = self.client("secretsmanager", outputs.region).get_secret_value(SecretId=arn)["SecretString"]
+        return heartbeat.target(value, outputs.db_endpoint, f"secret {arn}", self.db_ca_bundle)
+
+    def start_heartbeat(self) -> None:
+        assert self.heartbeat_record is not None, "the CLI sets the record beside the journal"
+        self.writer_heartbeat = heartbeat.Heartbeat(self.database(self.primary), self.drill_id,
+                                                    self.db_probe_interval, self.heartbeat_record)
+        self.writer_heartbeat.start()
+
+    def stop_heartbeat(self) -> None:
+        if self.writer_heartbeat is not None:
+            self.writer_heartbeat.stop()
+            self.writer_heartbeat = None
+
+    def heartbeat_behind(self, outputs: StackOutputs) -> dict | None:
+        """How far a database is behind the last acknowledged heartbeat; None before any was acknowledged."""
+        assert self.heartbeat_record is not None
+        return heartbeat.behind(self.heartbeat_record.summary(), heartbeat.present(self.database(outputs),
+                                                                                  self.drill_id))
+
     def wait(self, what: str, done: Callable[[], bool], interval: float = 5) -> None:
         deadline = time.time() + self.wait_timeout
         while not done():
@@ -140,6 +176,8 @@ class Step:
     fault: bool = False
     # Works on the region being evacuated: when that region cannot be reached the step is skipped, not failed.
     best_effort: bool = False
+    # Nothing writes to the old writer once it ran (or was skipped): the database probe stops there.
+    ends_writes: bool = False
 
 
 # --- the operations
@@ -201,28 +239,36 @@ def _hold(ctx: Context, detail: dict) -> dict:
 
 
 def _replica_caught_up(ctx: Context, detail: dict) -> dict:
+    """The heartbeat, when it ran, measures the lag through the database and decides; CloudWatch's ReplicaLag
+    is read beside it (and decides alone without the probe)."""
     b = ctx.backup
 
     def caught_up() -> bool:
         detail["replica_lag_seconds"] = ctx.replica_lag()
-        lag = detail["replica_lag_seconds"]
+        measured = ctx.heartbeat_behind(b) if ctx.db_probe else None
+        if measured is not None:
+            detail["heartbeat"] = measured
+        lag = measured["seconds"] if measured is not None else detail["replica_lag_seconds"]
+        detail["lag_seconds"], detail["lag_source"] = lag, "heartbeat" if measured is not None else "ReplicaLag"
         if lag is not None and lag > ctx.max_lag and ctx.primary.region in ctx.unreachable_regions:
             # With its source out the replica cannot catch up: waiting only delays the decision.
-            raise Refused(f"ReplicaLag of {b.db_instance_identifier} is {lag:g} s, over --max-lag {ctx.max_lag:g} s, "
-                          f"and {ctx.primary.region} is unreachable, so it cannot catch up: `resume --max-lag N` "
-                          "to accept that loss, `abort` to undo")
+            raise Refused(f"{b.db_instance_identifier} is {lag:g} s behind ({detail['lag_source']}), over --max-lag "
+                          f"{ctx.max_lag:g} s, and {ctx.primary.region} is unreachable, so it cannot catch up: "
+                          "`resume --max-lag N` to accept that loss, `abort` to undo")
         return lag is None or lag <= ctx.max_lag
 
     try:
-        ctx.wait(f"ReplicaLag of {b.db_instance_identifier}", caught_up, interval=10)
+        ctx.wait(f"replica lag of {b.db_instance_identifier}", caught_up, interval=10)
     except TimeoutError:
-        raise TimeoutError(f"ReplicaLag of {b.db_instance_identifier} is still {detail['replica_lag_seconds']:g} s "
-                           f"after {ctx.wait_timeout:g} s, over --max-lag {ctx.max_lag:g} s: not promoting") from None
-    lag = detail["replica_lag_seconds"]
+        raise TimeoutError(f"{b.db_instance_identifier} is still {detail['lag_seconds']:g} s behind "
+                           f"({detail['lag_source']}) after {ctx.wait_timeout:g} s, over --max-lag {ctx.max_lag:g} s: "
+                           "not promoting") from None
+    lag = detail["lag_seconds"]
     if lag is None and not ctx.accept_data_loss:
-        raise Refused(f"no ReplicaLag datapoints for {b.db_instance_identifier} in {b.region}: the data loss is "
-                      "unknown, so not promoting; `resume --accept-data-loss` promotes anyway, `abort` undoes")
-    return {"replica_lag_seconds": lag, "max_lag_seconds": ctx.max_lag, "data_loss_accepted": lag is None}
+        raise Refused(f"no ReplicaLag datapoints for {b.db_instance_identifier} in {b.region} and no heartbeat: the "
+                      "data loss is unknown, so not promoting; `resume --accept-data-loss` promotes anyway, "
+                      "`abort` undoes")
+    return {"max_lag_seconds": ctx.max_lag, "data_loss_accepted": lag is None}
 
 
 def _snapshot_replica(ctx: Context, detail: dict) -> dict:
@@ -273,6 +319,17 @@ def _promote_replica(ctx: Context, detail: dict) -> dict:
     return {"promote_called": True}
 
 
+def _measure_data_loss(ctx: Context, detail: dict) -> dict:
+    """RPO through the database: the last acknowledged heartbeat on the old writer against the newest on the
+    promoted one, and the acknowledged rows that are not there."""
+    assert ctx.heartbeat_record is not None
+    summary = ctx.heartbeat_record.summary()
+    measured = ctx.heartbeat_behind(ctx.backup)
+    return {"acknowledged": summary["acknowledged"], "last_acknowledged_id": summary["last_id"],
+            "last_acknowledged_written_at": summary["last_written_at"], "writer_gone": summary["writer_gone"],
+            "write_failures": summary["failures"], "measured": measured}
+
+
 def _fenced(ctx: Context) -> Capacities:
     return {s: {"min": 0, "max": 0, "desired": 0} for s in WRITERS}
 
@@ -313,6 +370,14 @@ def dns_failover(ctx: Context) -> list[Step]:
     ]
 
 
+def _heartbeat_reads(ctx: Context, outputs: StackOutputs) -> list[str]:
+    if not ctx.db_probe:
+        return []
+    return [f"secretsmanager[{outputs.region}].get_secret_value({outputs.secret_arns.get('database-credentials')})",
+            f"postgres {outputs.db_endpoint}: SELECT id, written_at FROM {heartbeat.TABLE} "
+            f"WHERE drill_id = '{ctx.drill_id}'"]
+
+
 def region_evacuation(ctx: Context) -> list[Step]:
     """Fence first: users leave the primary, its writers stop, and only then is the replica promoted and the
     backup's writers started: never two writers' workers, never two beats. Nothing that moves traffic or
@@ -322,17 +387,22 @@ def region_evacuation(ctx: Context) -> list[Step]:
         _switch_on_step(ctx),
         Step("fence-primary-writers", f"Scale {p.region}'s api, worker and beat to 0 (scalable targets 0/0): "
              "nothing writes to the old writer", plan_calls(p, _fenced(ctx)), set_capacity(p, _fenced),
-             restore_capacity(p), best_effort=True),
-        Step("wait-for-replica-lag", f"Wait until {b.db_instance_identifier}'s ReplicaLag is at most "
-             f"{ctx.max_lag:g} s; with no datapoints, refuse unless --accept-data-loss",
+             restore_capacity(p), best_effort=True, ends_writes=True),
+        Step("wait-for-replica-lag", f"Wait until {b.db_instance_identifier} is at most {ctx.max_lag:g} s behind: "
+             + ("measured by the heartbeat, ReplicaLag read beside it" if ctx.db_probe else
+                "by ReplicaLag; with no datapoints, refuse unless --accept-data-loss"),
              [f"cloudwatch[{b.region}].get_metric_statistics(AWS/RDS ReplicaLag, "
-              f"DBInstanceIdentifier={b.db_instance_identifier}) <= {ctx.max_lag:g} s"], _replica_caught_up),
+              f"DBInstanceIdentifier={b.db_instance_identifier}) <= {ctx.max_lag:g} s"]
+             + _heartbeat_reads(ctx, b), _replica_caught_up),
         Step("snapshot-replica", f"Snapshot the replica {b.db_instance_identifier} before promoting it",
              [f"rds[{b.region}].create_db_snapshot(DBSnapshotIdentifier={ctx.snapshot_id}, "
               f"DBInstanceIdentifier={b.db_instance_identifier})"], _snapshot_replica),
         Step("promote-replica", f"Promote {b.db_instance_identifier} to a standalone writer (irreversible)",
              [f"rds[{b.region}].promote_read_replica(DBInstanceIdentifier={b.db_instance_identifier})"],
              _promote_replica),
+        *([Step("measure-data-loss", f"Read the heartbeats on the promoted {b.db_instance_identifier}: RPO = the "
+                "last acknowledged on the old writer - the newest there, and the acknowledged rows missing",
+                _heartbeat_reads(ctx, b), _measure_data_loss)] if ctx.db_probe else []),
         Step("raise-backup-capacity", f"Raise {b.region}'s services to the primary's active capacity (scalable "
              "targets first, so target tracking cannot scale them back); worker and beat start only now, after "
              "the fence and the promotion", plan_calls(b, _active(ctx)), set_capacity(b, _active),

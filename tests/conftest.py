@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from drills.sandbox import MotoServer
 from synth.engine import REPO, Evaluation, evaluate
 
 STACKS = ("primary", "backup")
@@ -57,3 +58,11 @@ def project(tmp_path) -> Callable[..., Path]:
         return tmp_path
 
     return make
+
+
+@pytest.fixture(scope="module")
+def moto():
+    """A moto server on a loopback port for a test module; each world resets it."""
+    server = MotoServer().start()
+    yield server
+    server.stop()

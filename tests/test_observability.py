@@ -206,6 +206,14 @@ def test_drill_role_may_mutate_only_the_drills_resources(evaluations):
     assert by_action["rds:DescribeDBSnapshots"] == {
         replica, drill_snapshots, f"arn:aws:rds:us-west-2:{account}:snapshot:rds:trading-platform-production-*"}
     assert by_action["s3:GetReplicationConfiguration"] == {primary.outputs["backup_bucket_arn"]}
+    # The database probe reads the database-credentials secret in each region, and only it; decrypting goes
+    # through Secrets Manager with the key of that region's copy.
+    assert by_action["secretsmanager:GetSecretValue"] == {primary.outputs["secret_arns"]["database-credentials"],
+                                                          backup.outputs["secret_arns"]["database-credentials"]}
+    assert by_action["kms:Decrypt"] == {primary.outputs["kms_key_arn"], primary.outputs["replica_key_arn"]}
+    (decrypt,) = [s for s in statements if s["Action"] == "kms:Decrypt"]
+    assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": ["secretsmanager.us-east-1.amazonaws.com",
+                                                                        "secretsmanager.us-west-2.amazonaws.com"]}}
 
 
 def test_drill_role_grants_what_the_drill_calls(evaluations):
@@ -222,10 +230,12 @@ def test_drill_role_grants_what_the_drill_calls(evaluations):
     iam_name = {"GetBucketReplication": "GetReplicationConfiguration"}
     called = set()
     for service, prefix in (("ecs", "ecs"), ("rds", "rds"), ("route53", "route53"), ("cloudwatch", "cloudwatch"),
-                            ("s3", "s3"), ("application-autoscaling", "application-autoscaling")):
+                            ("s3", "s3"), ("application-autoscaling", "application-autoscaling"),
+                            ("secretsmanager", "secretsmanager")):
         methods = boto3.session.Session().client(service, region_name="us-west-2").meta.method_to_api_mapping
         called |= {f"{prefix}:{iam_name.get(methods[m], methods[m])}" for m in calls & set(methods)}
-    assert called == granted - {"rds:AddTagsToResource"}
+    # kms:Decrypt is Secrets Manager's call on the caller's behalf, for a secret under a customer key.
+    assert called == granted - {"rds:AddTagsToResource", "kms:Decrypt"}
 
 
 def test_drill_principals_and_mfa_come_from_settings(project):

@@ -1,0 +1,190 @@
+"""Two PostgreSQL servers on loopback with streaming replication: the sandbox's and the tests' stand-ins for the
+RDS writer and its cross-region read replica.
+
+The binaries are Debian's (`/usr/lib/postgresql/<major>/bin`; `make` installs them when missing). The server
+refuses to run as root, so as root every server command runs as the `postgres` user. Both servers require
+TLS with a certificate made here for 127.0.0.1, as the stacks' parameter group forces it (rds.force_ssl).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+from drills.loopback import free_port
+
+SUPERUSER = "postgres"
+REPLICATION_USER = "replicator"
+
+
+class PostgresMissing(RuntimeError):
+    """No PostgreSQL server binaries on this machine."""
+
+
+def binaries() -> Path:
+    """The newest installed major's bin directory."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name))
+    if not found:
+        raise PostgresMissing("no PostgreSQL server binaries in /usr/lib/postgresql/<major>/bin: `make postgres` "
+                              "installs Debian's (apt-get install postgresql)")
+    return found[-1].parent
+
+
+def _as_owner(command: list[str]) -> list[str]:
+    return ["runuser", "-u", SUPERUSER, "--", *command] if os.geteuid() == 0 else command
+
+
+class Server:
+    """One PostgreSQL server: its data directory and port."""
+
+    def __init__(self, name: str, data: Path, port: int, superuser_password: str):
+        self.name, self.data, self.port = name, data, port
+        self._password = superuser_password
+
+    def pg_ctl(self, *args: str) -> None:
+        _run([str(binaries() / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60", *args])
+
+    def start(self) -> None:
+        self.pg_ctl("-l", str(self.data / "server.log"), "-o", f"-p {self.port}", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        if (self.data / "postmaster.pid").exists():
+            self.pg_ctl("-m", mode, "stop")
+
+    def connect(self, dbname: str = "postgres") -> psycopg.Connection:
+        return psycopg.connect(host="127.0.0.1", port=self.port, dbname=dbname, user=SUPERUSER,
+                               password=self._password, sslmode="require", connect_timeout=5, autocommit=True)
+
+    def query(self, sql: str, *params: object, dbname: str = "postgres") -> list[tuple]:
+        with self.connect(dbname) as conn:
+            cursor = conn.execute(sql, params or None)
+            return cursor.fetchall() if cursor.description else []
+
+
+def _run(command: list[str], **kwargs: object) -> None:
+    done = subprocess.run(_as_owner(command), capture_output=True, text=True, check=False, **kwargs)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {(done.stderr or done.stdout).strip()}")
+
+
+class PostgresPair:
+    """A writer and a hot standby streaming from it, with an application database and its owner, as the
+    stacks' database-credentials secret describes them."""
+
+    def __init__(self, username: str = "trading_admin", dbname: str = "trading"):
+        self.username, self.dbname = username, dbname
+        self.password = secrets.token_urlsafe(18)
+        self._superuser_password = secrets.token_urlsafe(18)
+        self._replication_password = secrets.token_urlsafe(18)
+        self.root = Path(tempfile.mkdtemp(prefix="drill-postgres-"))
+        self.writer = Server("writer", self.root / "writer", free_port(), self._superuser_password)
+        self.standby = Server("standby", self.root / "standby", free_port(), self._superuser_password)
+
+    @property
+    def ca_bundle(self) -> Path:
+        """The certificate both servers present: a client verifies them with it (sslmode=verify-full)."""
+        return self.root / "server.crt"
+
+    def start(self) -> PostgresPair:
+        try:
+            self._init_writer()
+            self.writer.start()
+            self._init_roles()
+            self._clone_standby()
+            self.standby.start()
+            self.wait_streaming()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _init_writer(self) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.root, SUPERUSER)
+        self.root.chmod(0o700)
+        password_file = self.root / "superuser-password"
+        password_file.write_text(self._superuser_password)
+        _run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+              "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(self.root / "server.key"),
+              "-out", str(self.ca_bundle)])
+        _run([str(binaries() / "initdb"), "-D", str(self.writer.data), "-U", SUPERUSER, "--pwfile", str(password_file),
+              "--auth-host=scram-sha-256", "--auth-local=scram-sha-256", "-E", "UTF8", "--no-instructions",
+              "--no-sync"])
+        password_file.unlink()
+        with (self.writer.data / "postgresql.conf").open("a") as conf:
+            conf.write(f"""
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '{self.root}'
+ssl = on
+ssl_cert_file = '{self.ca_bundle}'
+ssl_key_file = '{self.root / "server.key"}'
+wal_level = replica
+max_wal_senders = 5
+hot_standby = on
+""")
+        # TLS only, as rds.force_ssl does; replication connections too.
+        (self.writer.data / "pg_hba.conf").write_text(
+            "hostssl all all 127.0.0.1/32 scram-sha-256\n"
+            f"hostssl replication {REPLICATION_USER} 127.0.0.1/32 scram-sha-256\n")
+
+    def _init_roles(self) -> None:
+        with self.writer.connect() as conn:
+            conn.execute(f"CREATE ROLE {REPLICATION_USER} LOGIN REPLICATION PASSWORD "
+                         f"'{self._replication_password}'")
+            conn.execute(f"CREATE ROLE {self.username} LOGIN PASSWORD '{self.password}'")
+            conn.execute(f"CREATE DATABASE {self.dbname} OWNER {self.username}")
+
+    def _clone_standby(self) -> None:
+        # A fast checkpoint: the default spreads it over minutes.
+        _run([str(binaries() / "pg_basebackup"), "-D", str(self.standby.data), "-R", "-X", "stream", "-c", "fast",
+              "--no-sync", "-d", f"host=127.0.0.1 port={self.writer.port} user={REPLICATION_USER} sslmode=require"],
+             env={**os.environ, "PGPASSWORD": self._replication_password})
+
+    def _receiving(self) -> bool:
+        return bool(self.standby.query("SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'"))
+
+    def wait_streaming(self, timeout: float = 30) -> None:
+        deadline = time.time() + timeout
+        while not self._receiving():
+            if time.time() > deadline:
+                raise RuntimeError(f"the standby on port {self.standby.port} is not streaming after {timeout:g} s")
+            time.sleep(0.1)
+
+    def cut_stream(self) -> None:
+        """Stop the standby's WAL receiver: what it has not received is lost at a promotion. (Pausing replay
+        is not enough: a promotion applies the WAL already received and loses nothing.)"""
+        with self.standby.connect() as conn:
+            conn.execute("ALTER SYSTEM SET primary_conninfo = ''")
+            conn.execute("SELECT pg_reload_conf()")
+        deadline = time.time() + 30
+        while self._receiving():
+            if time.time() > deadline:
+                raise RuntimeError("the standby's WAL receiver did not stop")
+            time.sleep(0.1)
+
+    def promote(self) -> None:
+        """What RDS's promotion does to the replica's engine; a standby already promoted stays as it is."""
+        if self.standby.query("SELECT pg_is_in_recovery()")[0][0]:
+            self.standby.query("SELECT pg_promote(true, 60)")
+
+    def close(self) -> None:
+        """Stop both servers and delete their files."""
+        for server in (self.standby, self.writer):
+            try:
+                server.stop("immediate")
+            except RuntimeError:
+                pass  # already gone: nothing to stop
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> PostgresPair:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
