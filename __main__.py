@@ -43,6 +43,7 @@ from components.security_groups import POSTGRES_PORT, SecurityGroups, SecurityGr
 from components.service import Service, ServiceArgs
 from components.storage import ALB_LOG_PREFIX, BackupBucket, BackupBucketArgs, LogBucket, LogBucketArgs
 from regions.catalog import SERVICE_PORTS, SERVICES
+from regions.roles import roles, writer_arn
 from regions.settings import check_peer_region, check_zone_ids, from_pulumi
 from regions.workloads import IMAGES, WORKLOADS
 
@@ -51,6 +52,8 @@ settings = from_pulumi(Path.cwd())
 region = settings.region
 prefix = settings.name_prefix
 is_primary = settings.role == "primary"
+# What this region does while `activeRegion` is what it is: writer or replica, active or standby capacities.
+role = roles(settings)
 
 # Every AWS resource goes through this provider, so every one carries the cost tags.
 provider = aws.Provider("aws", region=region.name, default_tags=aws.ProviderDefaultTagsArgs(tags=settings.cost_tags))
@@ -103,7 +106,6 @@ if is_primary:
     redis_auth_token = shared.redis_auth_token
     credentials = WriterCredentials(username=settings.database.username, db_name=settings.database.name,
                                     password=shared.db_password)
-    primary_db_arn = None
     # The backup stack's services decrypt the replicas with it.
     pulumi.export("replica_key_arn", replica_key.arn)
 else:
@@ -114,7 +116,6 @@ else:
     redis_auth_token = pulumi.Output.secret(aws.secretsmanager.get_secret_version_output(
         secret_id=shared_secret_arns.apply(lambda arns: arns["redis-auth-token"]), opts=invoke_opts).secret_string)
     credentials = None
-    primary_db_arn = primary.require_output("db_instance_arn")
 
 # --- data
 database = Database("database", DatabaseArgs(
@@ -124,10 +125,10 @@ database = Database("database", DatabaseArgs(
     security_group_id=security_groups.db.id,
     kms_key_arn=key.arn,
     tags=dict([backup_tag]),
+    role=role.database,
+    writer_arn=writer_arn(settings, account_id),
+    copies_writer_backups=role.copies_writer_backups,
     credentials=credentials,
-    # Promotion (after a failover) removes only this: the same instance becomes a standalone writer.
-    replicate_source_db=None if is_primary or settings.database.promoted else primary_db_arn,
-    automated_backups_source_arn=primary_db_arn,
 ), opts=aws_opts)
 if is_primary:
     # Its first value needs the writer's address; Secrets Manager rotates it from then on.
@@ -137,7 +138,7 @@ if is_primary:
         every_days=settings.database.password_rotation_days, function_name=f"{settings.resource_prefix}-db-rotation",
         region=region.name, subnet_ids=network.private_subnet_ids,
         security_group_id=security_groups.rotation.id, kms_key_arn=key.arn,
-        rotate=not settings.services.standby), opts=aws_opts)
+        rotate=role.rotates_password), opts=aws_opts)
     shared_secret_arns = {**shared_secret_arns, "database-credentials": password_rotation.secret_arn}
 cache = Cache("cache", CacheArgs(
     identifier=settings.resource_prefix,
@@ -301,8 +302,7 @@ monitoring = Monitoring("monitoring", MonitoringArgs(
     cluster_name=cluster.cluster.name,
     service_names=list(SERVICES),
     db_identifier=settings.resource_prefix,
-    # Kept through a promotion (a writer reports no lag, so it stays OK): promotion changes only the instance.
-    db_is_replica=not is_primary,
+    db_is_replica=role.database == "replica",
     # ElastiCache names a replication group's nodes <group>-001, -002, ...
     cache_node_ids=[f"{settings.resource_prefix}-{n:03d}" for n in range(1, settings.cache.nodes + 1)],
 ), opts=aws_opts)
@@ -361,7 +361,8 @@ pulumi.export("vpc_id", network.vpc_id)
 pulumi.export("db_instance_identifier", database.instance.identifier)
 pulumi.export("db_instance_arn", database.instance.arn)
 pulumi.export("db_endpoint", database.instance.endpoint)
-pulumi.export("db_is_replica", not is_primary and not settings.database.promoted)
+pulumi.export("db_is_replica", role.database == "replica")
+pulumi.export("active_region", settings.active_region)
 pulumi.export("redis_primary_endpoint", cache.group.primary_endpoint_address)
 pulumi.export("backup_bucket_name", backups.bucket.bucket)
 pulumi.export("backup_bucket_arn", backups.bucket.arn)

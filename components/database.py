@@ -1,4 +1,4 @@
-"""RDS PostgreSQL: the writer in primary, its cross-region read replica in backup."""
+"""RDS PostgreSQL: the writer in the active region, its cross-region read replica in the other (regions/roles.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pulumi_aws as aws
 
 from components.iam import service_role
 from regions.model import DatabaseSettings
+from regions.roles import DatabaseRole
 from regions.tuning import postgres_parameters
 
 LOG_EXPORTS = ("postgresql", "upgrade")
@@ -17,7 +18,8 @@ LOG_EXPORTS = ("postgresql", "upgrade")
 
 @dataclass
 class WriterCredentials:
-    """Only a writer that is created as one takes a master user; a replica inherits its source's."""
+    """The master user of a writer created as one; a replica inherits its source's. Used at creation only:
+    a promoted replica that becomes this stack's writer keeps the (rotated) password it replicated."""
 
     username: str
     db_name: str
@@ -32,11 +34,11 @@ class DatabaseArgs:
     security_group_id: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
     tags: Mapping[str, str]
+    role: DatabaseRole
+    # The active writer's ARN: a replica's source, and whose automated backups a non-active region copies.
+    writer_arn: pulumi.Input[str]
+    copies_writer_backups: bool
     credentials: WriterCredentials | None = None
-    # The primary writer's ARN while this instance is its read replica; None for a writer.
-    replicate_source_db: pulumi.Input[str] | None = None
-    # Copy the primary's automated backups into this region (backup stack).
-    automated_backups_source_arn: pulumi.Input[str] | None = None
 
 
 class Database(pulumi.ComponentResource):
@@ -64,8 +66,10 @@ class Database(pulumi.ComponentResource):
                                               opts=child)
                       for kind in LOG_EXPORTS]
 
-        credentials = args.credentials
-        replica = args.replicate_source_db is not None
+        credentials = args.credentials if args.role == "writer" else None
+        replica = args.role == "replica"
+        # A former writer being retired: no deletion protection, and the final snapshot it leaves is named.
+        retiring = args.role == "detached" and s.retire_snapshot is not None
         self.instance = aws.rds.Instance(
             name,
             identifier=args.identifier,
@@ -89,10 +93,10 @@ class Database(pulumi.ComponentResource):
             backup_window="03:00-04:00",
             maintenance_window="sun:05:00-sun:06:00",
             copy_tags_to_snapshot=True,
-            deletion_protection=True,
+            deletion_protection=not retiring,
             # RDS refuses a final snapshot when deleting a read replica; a writer always leaves one.
             skip_final_snapshot=replica,
-            final_snapshot_identifier=None if replica else f"{args.identifier}-final",
+            final_snapshot_identifier=None if replica else s.retire_snapshot or f"{args.identifier}-final",
             performance_insights_enabled=True,
             performance_insights_kms_key_id=args.kms_key_arn,
             performance_insights_retention_period=7,
@@ -106,13 +110,21 @@ class Database(pulumi.ComponentResource):
             password_wo=credentials.password if credentials else None,
             # Set once at creation; Secrets Manager rotates it from then on (PasswordRotation).
             password_wo_version=1 if credentials else None,
-            replicate_source_db=args.replicate_source_db,
+            replicate_source_db=args.writer_arn if replica else None,
             tags=dict(args.tags),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment, *log_groups]),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[attachment, *log_groups],
+                # The master user is set when a writer is created; never again (a promoted replica has its own).
+                ignore_changes=["username", "dbName", "passwordWo", "passwordWoVersion"],
+                # A standalone instance cannot become a replica in place: declaring one where a (retired) former
+                # writer stands replaces it, deleting it first since the identifier stays. A promotion removes
+                # the source, which is an update: only the replica's program asks for the replacement.
+                replace_on_changes=["replicateSourceDb"] if replica else None,
+                delete_before_replace=replica),
         )
-        if args.automated_backups_source_arn is not None:
+        if args.copies_writer_backups:
             aws.rds.InstanceAutomatedBackupsReplication(
-                name, source_db_instance_arn=args.automated_backups_source_arn, kms_key_id=args.kms_key_arn,
+                name, source_db_instance_arn=args.writer_arn, kms_key_id=args.kms_key_arn,
                 retention_period=s.backup_retention_days, opts=child)
         self.register_outputs({
             "identifier": self.instance.identifier,

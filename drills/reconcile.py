@@ -15,13 +15,11 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
+from drills import phases
 from drills.outputs import InputError
 
 PROJECT = "trading-platform"
 DATABASE_URN = "urn:pulumi:{stack}::" + PROJECT + "::trading-platform:data:Database$aws:rds/instance:Instance::database"
-# (stack role, key under the project's namespace, value) once the backup is the active region.
-SETTINGS = (("backup", "database.promoted", True), ("backup", "services.standby", False),
-            ("primary", "services.standby", True))
 
 
 def check_evacuated(data: dict[str, Any], path: Path) -> None:
@@ -47,9 +45,9 @@ def plan(data: dict[str, Any]) -> dict[str, list]:
     """{"settings": [{"file", "key", "value"}], "commands": [...]} for the journal, the reports and the CLI."""
     stacks = _stacks(data)
     backup, primary = stacks["backup"], stacks["primary"]
+    regions = {role: data["outputs"][role]["region"] for role in ("primary", "backup")}
     return {
-        "settings": [{"file": f"Pulumi.{_short(stacks[role])}.yaml", "key": f"{PROJECT}:{key}", "value": value}
-                     for role, key, value in SETTINGS],
+        "settings": files(phases.switched_to("backup", regions), stacks),
         "commands": [
             "# records that the instance no longer replicates; otherwise `up` would call PromoteReadReplica "
             "again, which AWS refuses",
@@ -60,6 +58,12 @@ def plan(data: dict[str, Any]) -> dict[str, list]:
             f"pulumi up -s {primary}",
         ],
     }
+
+
+def files(settings: list[dict], stacks: dict[str, str]) -> list[dict]:
+    """Phase settings by stack role -> by stack file."""
+    return [{"file": f"Pulumi.{_short(stacks[s['role']])}.yaml", "key": s["key"], "value": s["value"]}
+            for s in settings]
 
 
 def _old_region_first(data: dict[str, Any]) -> list[str]:
@@ -112,17 +116,27 @@ def line(setting: dict) -> str:
     return f"{setting['file']}: {setting['key']}: {_shown(setting['value'])}"
 
 
-def _set(config: dict, key: str, value: bool, path: Path) -> Any:
-    """Set `namespace:section.member` in config; returns the value it had (None when absent)."""
+def _same(old: Any, new: Any) -> bool:
+    # `True == 1` in Python, but not in a stack file.
+    return type(old) is type(new) and old == new
+
+
+def _set(config: dict, key: str, value: Any, path: Path) -> Any:
+    """Set `namespace:section.member` in config, or remove it for None; returns the value it had (None when
+    absent)."""
     top, *members = key.split(".")
     parent, name = config, top
     for member in members:
-        child = parent.setdefault(name, CommentedMap())
+        child = parent.get(name) if value is None else parent.setdefault(name, CommentedMap())
+        if child is None:
+            return None  # nothing to remove
         if not isinstance(child, dict):
             raise InputError(f"{path}: '{name}' must be a mapping to hold '{key}', found {_shown(child)}")
         parent, name = child, member
     old = parent.get(name)
-    if old is not value:
+    if value is None:
+        parent.pop(name, None)
+    elif not _same(old, value):
         parent[name] = value
     return old
 
@@ -138,9 +152,9 @@ def write(project_dir: Path, settings: list[dict]) -> list[str]:
         changed = False
         for setting in (s for s in settings if s["file"] == file):
             old = _set(document["config"], setting["key"], setting["value"], path)
-            changed |= old is not setting["value"]
-            lines.append(f"{line(setting)} (already set)" if old is setting["value"] else
-                         f"{line(setting)} (was {_shown(old)})")
+            unchanged = _same(old, setting["value"])
+            changed |= not unchanged
+            lines.append(f"{line(setting)} (already set)" if unchanged else f"{line(setting)} (was {_shown(old)})")
         if changed:
             out = io.StringIO()
             yaml.dump(document, out)

@@ -61,8 +61,11 @@ class DatabaseSettings:
     max_allocated_storage_gb: int
     backup_retention_days: int
     multi_az: bool
-    # Backup only: the replica has been promoted to a standalone writer (after a failover).
-    promoted: bool
+    # While another region is active: this region's instance is the former writer, kept as it is (not a
+    # replica) until it is rebuilt as one (regions/roles.py).
+    detached: bool
+    # With detached: deletion protection off and this final snapshot, so that the next `up` may replace it.
+    retire_snapshot: str | None
     log_min_duration_ms: int
     log_retention_days: int
     # Secrets Manager rotates the master password this often (the primary owns the secret).
@@ -134,7 +137,7 @@ class ServiceSettings:
 
 @dataclass(frozen=True)
 class ServicesSettings:
-    # True while this region is the warm standby (the backup's default until a failover).
+    # True while another region is active (from activeRegion): the warm standby's capacities.
     standby: bool
     log_level: str
     log_retention_days: int
@@ -216,6 +219,8 @@ class StackSettings:
     environment: str
     role: Role
     region: RegionInfo
+    # The region that serves and writes, the same in both stack files (regions/roles.py).
+    active_region: str
     peer_stack: str | None
     domain: DomainSettings
     tags: TagSettings

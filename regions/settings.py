@@ -68,6 +68,8 @@ _DB_CLASS = re.compile(r"db\.[a-z0-9]+\.[a-z0-9]+")
 _CACHE_NODE = re.compile(r"cache\.[a-z0-9]+\.[a-z0-9]+")
 _PG_IDENTIFIER = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _VAULT_NAME = re.compile(r"[A-Za-z0-9_.-]{2,50}")
+# RDS snapshot identifiers: a letter first, letters, digits and single hyphens, no hyphen last.
+_SNAPSHOT_ID = re.compile(r"(?=.{1,255}$)[A-Za-z](?:-?[A-Za-z0-9])*")
 _STACK_NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 # What AWS accepts in a tag value.
 _TAG_VALUE = re.compile(r"[\w\s.:/=+\-@]{1,256}")
@@ -91,6 +93,7 @@ _IMAGE = ("context", "dockerfile", "uri")
 SCHEMA: dict[str, Schema | None] = {
     "environment": None,
     "role": None,
+    "activeRegion": None,
     "peerStack": None,
     "domain": ("zoneName", "appRecord"),
     "tags": ("costCenter", "owner"),
@@ -99,11 +102,13 @@ SCHEMA: dict[str, Schema | None] = {
                 "terraformState": ("backend", "path", "bucket", "key", "region", "workspace"),
                 "terraformOutputs": tuple(TERRAFORM_OUTPUTS)},
     "database": ("engineVersion", "instanceClass", "allocatedStorageGb", "maxAllocatedStorageGb",
-                 "backupRetentionDays", "multiAz", "promoted", "logMinDurationMs", "logRetentionDays",
+                 "backupRetentionDays", "multiAz", "detached", "retireWithSnapshot", "logMinDurationMs",
+                 "logRetentionDays", "promoted",
                  "passwordRotationDays", "name", "username", "poolSize"),
     "cache": ("engine", "engineVersion", "nodeType", "nodes", "snapshotRetentionDays", "authTokenVersion"),
     "backups": ("vaultName", "dailyRetentionDays", "weeklyRetentionDays", "monthlyRetentionDays",
                 "coldStorageAfterDays", "replicateToPeer"),
+    # services.standby and database.promoted are retired (activeRegion decides): known, to be refused by name.
     "services": {"standby": None, "logLevel": None, "logRetentionDays": None, "execEnabled": None,
                  "api": (*_CAPACITY, "standbyMin", "standbyDesired"),
                  "web": (*_CAPACITY, "standbyMin", "standbyDesired"),
@@ -290,6 +295,23 @@ def _network(reader: Reader, region: RegionInfo, profile: Any) -> NetworkSetting
                            source="terraform", terraform=state)
 
 
+def _former_writer(reader: Reader, active: bool) -> tuple[bool, str | None]:
+    """`database.detached` and `database.retireWithSnapshot`: the steps that turn a former writer into a replica
+    again (regions/roles.py)."""
+    detached = reader.boolean("database.detached", False)
+    if detached and active:
+        raise reader.fail(reader.key("database.detached"), True,
+                          "false while this stack's region is the activeRegion (its database is the writer)")
+    retire = reader.get("database.retireWithSnapshot", None)
+    if retire is not None:
+        retire = reader.string("database.retireWithSnapshot", _SNAPSHOT_ID,
+                               "an RDS snapshot identifier: a letter, then letters, digits and single hyphens")
+        if not detached:
+            raise reader.fail(reader.key("database.retireWithSnapshot"), retire,
+                              "set only with database.detached: true (it retires a former writer)")
+    return detached, retire
+
+
 def _database(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: str | None,
               services: ServicesSettings) -> DatabaseSettings:
     profile = PROFILES[role]
@@ -298,10 +320,7 @@ def _database(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: st
     if role == "backup":
         class_default = _peek(peer, f"{PROJECT}:database", "instanceClass") or class_default
     allocated = reader.integer("database.allocatedStorageGb", 20, 65536, 100)
-    promoted = reader.boolean("database.promoted", False)
-    if promoted and role != "backup":
-        raise reader.fail(reader.key("database.promoted"), True,
-                          "false in a primary stack (its database is the writer)")
+    detached, retire_snapshot = _former_writer(reader, not services.standby)
     instance_class = reader.string("database.instanceClass", _DB_CLASS, "an RDS instance class such as db.r6g.large",
                                    class_default)
     pool_size = _same_as_peer(reader, "database.poolSize",
@@ -318,7 +337,8 @@ def _database(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: st
         backup_retention_days=reader.integer("database.backupRetentionDays", 7, 35, 14,
                                              " (at least a week of point-in-time recovery)"),
         multi_az=reader.boolean("database.multiAz", profile.db_multi_az),
-        promoted=promoted,
+        detached=detached,
+        retire_snapshot=retire_snapshot,
         log_min_duration_ms=reader.integer("database.logMinDurationMs", -1, 3_600_000, 500,
                                            " (-1 turns slow-statement logging off)"),
         log_retention_days=_retention(reader, "database.logRetentionDays", 90),
@@ -448,15 +468,23 @@ def _service(reader: Reader, name: str) -> ServiceSettings:
                            spot=reader.boolean(f"{path}.spot", True) if name == "worker" else False)
 
 
-def _services(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: str | None) -> ServicesSettings:
-    standby = reader.boolean("services.standby", role == "backup")
-    peer_standby = _peek(peer, f"{PROJECT}:services", "standby")
-    if peer_file and not standby and (peer_standby is False or (peer_standby is None and role == "backup")):
-        raise reader.fail(reader.key("services.standby"), False,
-                          f"true while {peer_file} is active (set it true there first)",
-                          "would make two active regions, so two Celery beats and two writers' workers")
+def _active_region(reader: Reader, region: RegionInfo, role: Role, peer: Mapping[str, str],
+                   peer_file: str | None) -> str:
+    """One region serves and writes; both stack files say which, so two active regions cannot happen."""
+    primary_region = region.name if role == "primary" else region.peer
+    for old, now in (("services.standby", "the standby follows"), ("database.promoted", "the writer follows")):
+        if reader.get(old, None) is not None:
+            raise reader.fail(reader.key(old), reader.get(old, None), f"not set: {now} from {PROJECT}:activeRegion",
+                              "is no longer a setting")
+    active = reader.choice("activeRegion", (primary_region, region.peer if role == "primary" else region.name),
+                           primary_region)
+    return _same_as_peer(reader, "activeRegion", active, primary_region, peer, peer_file,
+                         "one region serves and writes at a time")
+
+
+def _services(reader: Reader, active_region: str, region: RegionInfo) -> ServicesSettings:
     return ServicesSettings(
-        standby=standby,
+        standby=active_region != region.name,
         log_level=reader.choice("services.logLevel", _LOG_LEVELS, "INFO"),
         log_retention_days=_retention(reader, "services.logRetentionDays", 90),
         exec_enabled=reader.boolean("services.execEnabled", False),
@@ -592,7 +620,8 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
     # The pairing comes first: a stack file that claims the other's role fails on that, not on its values.
     _check_other_stacks(reader, others, role, region, network.cidr if network.source == "create" else None,
                         environment)
-    services = _services(reader, role, peer, peer_file)
+    active_region = _active_region(reader, region, role, peer, peer_file)
+    services = _services(reader, active_region, region)
     database = _database(reader, role, peer, peer_file, services)
     cache = _cache(reader, role, peer, peer_file)
     backups = _backups(reader, f"{project}-{environment}", peer, role)
@@ -618,9 +647,9 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
 
     return StackSettings(
         project=project, stack=stack, stack_file=reader.stack_file, environment=environment, role=role,
-        region=region, peer_stack=peer_stack, domain=domain, tags=tags, network=network, database=database,
-        cache=cache, backups=backups, services=services, images=images, create_zone=create_zone,
-        monitoring=monitoring, budget=budget, drill=drill, usage=usage, secrets=secrets,
+        region=region, active_region=active_region, peer_stack=peer_stack, domain=domain, tags=tags,
+        network=network, database=database, cache=cache, backups=backups, services=services, images=images,
+        create_zone=create_zone, monitoring=monitoring, budget=budget, drill=drill, usage=usage, secrets=secrets,
     )
 
 

@@ -106,6 +106,8 @@ class _RecordingMonitor(MockMonitor):
             provider=request.provider or None, custom=custom,
             inputs=inputs, secret_paths=tuple(secret_paths),
             ignore_changes=tuple(getattr(request, "ignoreChanges", ())),
+            replace_on_changes=tuple(getattr(request, "replaceOnChanges", ())),
+            delete_before_replace=bool(getattr(request, "deleteBeforeReplace", False)),
             dependencies=tuple(getattr(request, "dependencies", ())),
             state=_normalize(registered.state) if registered else {}))
 

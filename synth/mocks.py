@@ -114,6 +114,8 @@ class Registration:
     secret_paths: tuple[str, ...] = ()
     # Resource options the engine acts on.
     ignore_changes: tuple[str, ...] = ()
+    replace_on_changes: tuple[str, ...] = ()
+    delete_before_replace: bool = False
     dependencies: tuple[str, ...] = ()
     state: dict[str, Any] = field(default_factory=dict)
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from drills import phases
 from regions.stackfile import SECRET_PLACEHOLDER
 from regions.tuning import (
     GUIDE_MAX_CONNECTIONS,
@@ -176,8 +177,11 @@ def test_backup_replicates_the_primary_automated_backups(evaluations):
     assert copy.inputs["retentionPeriod"] >= 7
 
 
-def test_promotion_changes_replicate_source_db_only(evaluations, project):
-    promoted = evaluate("backup", project(backup={f"{NS}:database.promoted": True}))
+def test_an_evacuation_promotes_the_replica_in_place(evaluations, project):
+    """The backup's instance, once us-west-2 is active, is the same resource without its source: an update (the
+    promotion AWS already made), never a replacement. tests/test_phases.py follows the whole round trip."""
+    promoted = evaluate("backup", project(**phases.by_role(phases.switched_to("backup", {"primary": "us-east-1",
+                                                                              "backup": "us-west-2"}))))
     before, after = to_json(evaluations["backup"]), to_json(promoted)
     (replica,) = [r for r in before["resources"] if r["type"] == INSTANCE]
     (writer,) = [r for r in after["resources"] if r["type"] == INSTANCE]
@@ -190,10 +194,7 @@ def test_promotion_changes_replicate_source_db_only(evaluations, project):
         False, "trading-platform-production-final")
     assert ({k: v for k, v in replica["inputs"].items() if k not in ("replicateSourceDb", *deletion)}
             == {k: v for k, v in writer["inputs"].items() if k not in deletion})
-    others_before = [r for r in before["resources"] if r["type"] != INSTANCE]
-    others_after = [r for r in after["resources"] if r["type"] != INSTANCE]
-    assert others_before == others_after
-    assert after["outputs"] == {**before["outputs"], "db_is_replica": False}
+    assert after["outputs"]["db_is_replica"] is False and after["outputs"]["active_region"] == "us-west-2"
 
 
 # --- cache
@@ -534,8 +535,8 @@ def test_secrets_manager_rotates_the_master_password_where_the_secret_lives(eval
     # After a failover the primary is the standby: its rotation would replicate a password the promoted
     # database never got. The first value stays (deleting a version would be worse).
     cache: dict = {}
-    evaluate("backup", project(primary={f"{NS}:services.standby": True},
-                               backup={f"{NS}:services.standby": False, f"{NS}:database.promoted": True}), cache)
+    evaluate("backup", project(**phases.by_role(phases.switched_to("backup", {"primary": "us-east-1",
+                                                                     "backup": "us-west-2"}))), cache)
     assert not cache["primary"].of_type("aws:secretsmanager/secretRotation:SecretRotation")
     assert cache["primary"].named("aws:secretsmanager/secretVersion:SecretVersion", "database-password")
 

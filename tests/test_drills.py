@@ -8,6 +8,7 @@ datapoints where they need lag.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
 import os
 import shutil
@@ -288,7 +289,8 @@ def test_region_evacuation_end_to_end(world, tmp_path, aws_calls, capsys):
     assert f"{IDENTIFIER}-drill-{data['id']}".lower() in {s["DBSnapshotIdentifier"] for s in snapshots}
     assert data["rpo_seconds"] == 3.0 and 0 < data["rto_seconds"] < 5
     out = capsys.readouterr().out
-    assert "Pulumi.backup.yaml: trading-platform:database.promoted: true" in out
+    assert 'Pulumi.backup.yaml: trading-platform:activeRegion: "us-west-2"' in out
+    assert "Pulumi.primary.yaml: trading-platform:database.detached: true" in out
     assert "python -m drills reconcile --journal" in out
 
 
@@ -685,9 +687,11 @@ def test_reconcile_prints_the_settings_and_the_commands_in_order(world, tmp_path
     capsys.readouterr()
     assert cli.main(["reconcile", "--journal", str(path)]) == 0
     out = capsys.readouterr().out
-    settings = ["Pulumi.backup.yaml: trading-platform:database.promoted: true",
-                "Pulumi.backup.yaml: trading-platform:services.standby: false",
-                "Pulumi.primary.yaml: trading-platform:services.standby: true"]
+    settings = ['Pulumi.primary.yaml: trading-platform:activeRegion: "us-west-2"',
+                'Pulumi.backup.yaml: trading-platform:activeRegion: "us-west-2"',
+                "Pulumi.primary.yaml: trading-platform:database.detached: true",
+                "Pulumi.backup.yaml: trading-platform:database.detached: absent",
+                "Pulumi.backup.yaml: trading-platform:database.retireWithSnapshot: absent"]
     commands = ["pulumi refresh -s org/backup --target 'urn:pulumi:backup::trading-platform::trading-platform:data:"
                 "Database$aws:rds/instance:Instance::database' --yes",
                 "pulumi up -s org/backup", "# only once us-east-1 is back, before anything else there:",
@@ -726,14 +730,17 @@ def test_reconcile_writes_the_stack_files_keeping_comments_and_twice_changes_not
     before = {s: (directory / f"Pulumi.{s}.yaml").read_text() for s in ("primary", "backup")}
     capsys.readouterr()
     assert cli.main(["reconcile", "--journal", str(path), "--project-dir", str(directory), "--write"]) == 0
-    assert "Pulumi.backup.yaml: trading-platform:database.promoted: true (was false)" in capsys.readouterr().out
+    assert 'Pulumi.backup.yaml: trading-platform:activeRegion: "us-west-2" (was "us-east-1")' in capsys.readouterr().out
     after = {s: (directory / f"Pulumi.{s}.yaml").read_text() for s in ("primary", "backup")}
     for stack in ("primary", "backup"):
-        changed = [(old, new) for old, new in zip(before[stack].splitlines(), after[stack].splitlines(), strict=True)
-                   if old != new]
-        assert [new.strip() for _, new in changed] == {
-            "primary": ["standby: true"], "backup": ["promoted: true", "standby: false"]}[stack]
-    assert "# true once the replica has been promoted" in after["backup"]
+        changed = [line for line in difflib.ndiff(before[stack].splitlines(), after[stack].splitlines())
+                   if line[:2] in ("- ", "+ ")]
+        assert changed == {
+            "primary": ["-   trading-platform:activeRegion: us-east-1", "+   trading-platform:activeRegion: us-west-2",
+                        "+     detached: true"],
+            "backup": ["-   trading-platform:activeRegion: us-east-1",
+                       "+   trading-platform:activeRegion: us-west-2"]}[stack]
+    assert "# The region that serves and writes, the same in both stack files" in after["backup"]
 
     evaluations = {}
     backup = evaluate("backup", directory, evaluations)
@@ -745,7 +752,7 @@ def test_reconcile_writes_the_stack_files_keeping_comments_and_twice_changes_not
         assert _running(evaluations["primary"], service) == (standby[service]["min"], standby[service]["max"])
 
     assert cli.main(["reconcile", "--journal", str(path), "--project-dir", str(directory), "--write"]) == 0
-    assert capsys.readouterr().out.count("(already set)") == 3
+    assert capsys.readouterr().out.count("(already set)") == 5
     assert {s: (directory / f"Pulumi.{s}.yaml").read_text() for s in ("primary", "backup")} == after
 
 
@@ -764,4 +771,4 @@ def test_reconcile_refuses_other_drills_and_missing_stack_files(world, tmp_path,
     path.write_text(json.dumps(data))
     assert cli.main(["reconcile", "--journal", str(path), "--project-dir", str(tmp_path), "--write"]) == 2
     error = capsys.readouterr().err
-    assert error.count("\n") == 1 and f"{tmp_path}/Pulumi.backup.yaml: no such stack file" in error
+    assert error.count("\n") == 1 and f"{tmp_path}/Pulumi.primary.yaml: no such stack file" in error

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from drills import phases
 from regions.settings import SettingsError
 from regions.stackfile import SECRET_PLACEHOLDER
 from regions.workloads import WORKLOADS
@@ -233,7 +234,8 @@ def test_autoscaling_owns_the_running_count(stack):
 
 def test_after_a_failover_the_roles_swap_by_settings(project):
     cache: dict = {}
-    project_dir = project(primary={f"{NS}:services.standby": True}, backup={f"{NS}:services.standby": False})
+    evacuated = phases.switched_to("backup", {"primary": "us-east-1", "backup": "us-west-2"})
+    project_dir = project(**phases.by_role(evacuated))
     evaluate("backup", project_dir, cache)
     assert cache["backup"].named(SERVICE, "beat").inputs["desiredCount"] == 1
     assert cache["backup"].named(SERVICE, "worker").inputs["desiredCount"] == 2
