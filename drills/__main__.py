@@ -26,7 +26,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from drills import reconcile, report
 from drills.endpoints import parse_endpoints
-from drills.heartbeat import DatabaseError, Record
+from drills.heartbeat import TABLE as HEARTBEAT_TABLE
+from drills.heartbeat import DatabaseError, Record, heartbeat_path
 from drills.journal import RESUMABLE, Journal, iso, now, open_journals
 from drills.outputs import InputError, StackOutputs, from_file, from_stack, parse
 from drills.preflight import run_checks
@@ -198,13 +199,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         return PREFLIGHT_FAILED
     if ctx.db_probe:
         args.journal_dir.mkdir(parents=True, exist_ok=True)
-        ctx.heartbeat_record = Record(args.journal_dir / f"drill-{ctx.drill_id}.heartbeat.jsonl")
+        ctx.heartbeat_record = Record(heartbeat_path(args.journal_dir, ctx.drill_id))
         try:
             start_heartbeat(ctx, say, args.db_probe_lead)
         except (DatabaseError, ClientError, BotoCoreError) as exc:
             ctx.stop_heartbeat()
             say(f"the database probe could not start: {exc}\npreflight failed: nothing was changed")
             return PREFLIGHT_FAILED
+        except KeyboardInterrupt:
+            ctx.stop_heartbeat()
+            say(f"interrupted before the first step: nothing was changed but the heartbeat rows in "
+                f"{HEARTBEAT_TABLE} (record: {ctx.heartbeat_record.path})")
+            raise
     options["db_probe"] = ctx.db_probe  # the preflight turns it off when the primary's region is out
     steps = BUILDERS[args.scenario](ctx)
     journal = Journal.create(args.journal_dir, {
@@ -214,7 +220,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "stacks": {"primary": args.primary_stack, "backup": args.backup_stack},
         "outputs": {"primary": primary.to_dict(), "backup": backup.to_dict()},
         "preflight": evidence, "probes": [],
-        "heartbeat_record": str(ctx.heartbeat_record.path) if ctx.heartbeat_record else None,
+        "heartbeat_record": ctx.heartbeat_record.path.name if ctx.heartbeat_record else None,
         "steps": [{"name": s.name, "description": s.description, "calls": s.calls, "status": "pending",
                    "fault": s.fault, "best_effort": s.best_effort} for s in steps],
     })
@@ -231,7 +237,8 @@ def _from_journal(args: argparse.Namespace) -> tuple[Journal, Context]:
     ctx = _context(primary, backup, {**data["options"], "endpoint_url": args.endpoint_url,
                                      "scenario": data["scenario"]}, data["id"])
     if data.get("heartbeat_record"):
-        ctx.heartbeat_record = Record(Path(data["heartbeat_record"]))
+        # Beside the journal, wherever the journal is now.
+        ctx.heartbeat_record = Record(heartbeat_path(args.journal.parent, data["id"]))
     expected = [step.name for step in BUILDERS[data["scenario"]](ctx)]
     if [step["name"] for step in data["steps"]] != expected:
         raise InputError(f"{args.journal}: its steps are not {data['scenario']}'s ({', '.join(expected)}): a journal "

@@ -9,7 +9,9 @@ times are the old writer's clock (`written_at` replicates with the row), so no c
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -60,6 +62,13 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def target(secret_string: str, endpoint: str, source: str, ca_bundle: str | None) -> Target:
     """`endpoint` is the stack's `db_endpoint` (host:port); the secret is the database-credentials secret."""
     try:
@@ -72,6 +81,11 @@ def target(secret_string: str, endpoint: str, source: str, ca_bundle: str | None
     host, _, port = endpoint.rpartition(":")
     if not host or not port.isdigit():
         raise DatabaseError(f"db_endpoint {endpoint!r} is not host:port")
+    if ca_bundle is None and not _loopback(host):
+        # The probe logs in as the master user: never to a server it has not verified.
+        raise DatabaseError(f"{host}: give --db-ca-bundle (RDS's global-bundle.pem from https://truststore.pki.rds."
+                            "amazonaws.com/global/global-bundle.pem) so the probe verifies the server before sending "
+                            "the master user's password")
     return Target(host, int(port), secret["dbname"], secret["username"], secret["password"], ca_bundle)
 
 
@@ -103,6 +117,11 @@ def present(where: Target, drill_id: str) -> list[tuple[int, float]]:
         raise DatabaseError(f"{where}: {_first_line(exc)}") from None
 
 
+def heartbeat_path(journal_dir: Path, drill_id: str) -> Path:
+    """The record of a drill's acknowledged writes, beside its journal."""
+    return journal_dir / f"drill-{drill_id}.heartbeat.jsonl"
+
+
 class Record:
     """The acknowledged writes and the writer's failures, one JSON line each, appended as they happen."""
 
@@ -110,19 +129,32 @@ class Record:
         self.path = path
 
     def append(self, entry: dict[str, Any]) -> None:
-        with self.path.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(entry) + "\n")
+        # A leading newline: a line a crash cut short stays a line of its own, not the start of this one.
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, ("\n" + json.dumps(entry) + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def entries(self) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
-        # A line cut by a crash mid-write is not an acknowledgement.
-        lines = self.path.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.endswith("}")]
+        found = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line) if line.strip() else None
+            except json.JSONDecodeError:
+                continue  # cut short by a crash: not an acknowledgement
+            if isinstance(entry, dict):
+                found.append(entry)
+        return found
 
     def summary(self) -> dict[str, Any]:
         entries = self.entries()
-        acks = [e for e in entries if "id" in e]
+        # A write the writer acknowledged only after the drill had stopped the probe (a hung writer that came
+        # back) came after the fence: it is not among the writes the promotion had to keep.
+        acks = [e for e in entries if "id" in e and not e.get("after_stop")]
         failures = [e for e in entries if "error" in e]
         last = acks[-1] if acks else None
         # The writer went away when writes failed after the last acknowledged one and none succeeded since.
@@ -142,6 +174,9 @@ class Heartbeat:
         self.writer, self.drill_id, self.interval, self.record = writer, drill_id, interval, record
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._conn: psycopg.Connection | None = None
+        # Why the heartbeat stopped by itself, if it did.
+        self.failure: str | None = None
 
     def start(self) -> None:
         """Creates the table if absent (a failure here is the caller's: nothing has been written yet)."""
@@ -157,34 +192,46 @@ class Heartbeat:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def _write(self, conn: psycopg.Connection | None) -> psycopg.Connection | None:
+    def _write(self) -> None:
         try:
-            conn = conn or self.writer.connect()
-            row_id, written_at = conn.execute(
+            self._conn = self._conn or self.writer.connect()
+            row_id, written_at = self._conn.execute(
                 f"INSERT INTO {TABLE} (drill_id) VALUES (%s) RETURNING id, extract(epoch FROM written_at)",
                 (self.drill_id,)).fetchone()
         except (psycopg.Error, DatabaseError) as exc:
-            self.record.append({"at": time.time(), "error": _first_line(exc)})
-            if conn is not None:
-                conn.close()
-            return None  # reconnect on the next beat: the writer may come back
-        self.record.append({"id": row_id, "written_at": float(written_at), "acked_at": time.time()})
-        return conn
+            if not self._stop.is_set():
+                self.record.append({"at": time.time(), "error": _first_line(exc)})
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = None  # reconnect on the next beat: the writer may come back
+            return
+        entry = {"id": row_id, "written_at": float(written_at), "acked_at": time.time()}
+        self.record.append({**entry, "after_stop": True} if self._stop.is_set() else entry)
 
     def _loop(self) -> None:
-        conn = None
-        while not self._stop.is_set():
-            started = time.monotonic()
-            conn = self._write(conn)
-            self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
-        if conn is not None:
-            conn.close()
+        try:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                self._write()
+                self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+        except OSError as exc:  # the record cannot be written: stop beating rather than beat unrecorded
+            self.failure = f"the heartbeat record {self.record.path} cannot be written: {exc}"
+        finally:
+            if self._conn is not None:
+                self._conn.close()
 
     def stop(self) -> None:
+        """Stop beating; a write in flight on a writer that hangs is cancelled, and if it is acknowledged
+        after all, it is recorded as after the stop."""
         self._stop.set()
+        conn = self._conn
+        if conn is not None and self._thread is not None and self._thread.is_alive():
+            try:
+                conn.cancel_safe(timeout=2)
+            except (psycopg.Error, OSError):
+                pass  # the writer is gone: the write fails by itself
         if self._thread is not None:
-            # A write in flight finishes or times out (statement and TCP timeouts of 5 s).
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=self.interval + 3)
 
 
 def behind(summary: dict[str, Any], found: list[tuple[int, float]]) -> dict[str, Any] | None:
@@ -198,5 +245,6 @@ def behind(summary: dict[str, Any], found: list[tuple[int, float]]) -> dict[str,
     newest = max((at for _, at in found), default=None)
     since = summary["first_written_at"] if newest is None else newest
     return {"seconds": round(max(0.0, summary["last_written_at"] - since), 3), "rows_missing": missing,
+            "acknowledged": summary["acknowledged"],
             "at_least": newest is None, "newest_present_written_at": newest,
             "last_acknowledged_written_at": summary["last_written_at"]}

@@ -59,23 +59,41 @@ def promoted(journal: Journal) -> bool:
     return bool(detail.get("promote_called") or detail.get("promote_requested_at"))
 
 
-def _measured_rpo(data: dict, loss: dict) -> None:
-    """RPO from the database probe's measurement on the promoted writer."""
-    detail = loss.get("detail") or {}
-    measured = detail.get("measured")
-    if measured is None:
-        data["rpo_seconds"], data["rpo_reason"] = None, "no heartbeat was acknowledged by the old writer"
-        return
-    data["rpo_seconds"], data["rows_lost"] = measured["seconds"], measured["rows_missing"]
-    reason = ("measured through the database: the last heartbeat the old writer acknowledged - the newest on the "
-              f"promoted writer; {measured['rows_missing']} of {detail['acknowledged']} acknowledged rows lost")
+def _from_heartbeat(measured: dict, where: str, gone: dict | None) -> tuple[float, str]:
+    reason = (f"measured through the database: the last heartbeat the old writer acknowledged - the newest on {where}"
+              f"; {measured['rows_missing']} of {measured['acknowledged']} acknowledged rows lost")
     if measured["at_least"]:
-        reason += "; none of the drill's heartbeats reached the promoted writer, so at least this much"
-    gone = detail.get("writer_gone")
+        reason += f"; none of the drill's heartbeats reached {where}, so at least this much"
     if gone:
         reason += (f"; the old writer stopped answering at {iso(gone['at'])} ({gone['error']}): measured from the "
                    "last write it acknowledged before it went away")
-    data["rpo_reason"] = reason
+    return measured["seconds"], reason
+
+
+def _rpo(journal: Journal) -> tuple[float | None, str, int | None]:
+    """(seconds, how it was found, acknowledged rows lost or None): the heartbeat on the promoted writer, else
+    on the replica just before the promotion, else ReplicaLag's estimate, else unknown."""
+    promoted = journal.find("promote-replica")
+    if promoted is None:
+        return 0, "DNS failover only: no data changed hands", None
+    if promoted["status"] != "done":
+        return None, "the replica was not promoted", None
+    wait = (journal.find("wait-for-replica-lag") or {}).get("detail") or {}
+    loss = (journal.find("measure-data-loss") or {}).get("detail") or {}
+    if loss.get("measured"):
+        seconds, reason = _from_heartbeat(loss["measured"], "the promoted writer", loss.get("writer_gone"))
+        return seconds, reason, loss["measured"]["rows_missing"]
+    unread = f"; the promoted writer's heartbeats could not be read ({loss['error']})" if loss.get("error") else ""
+    if wait.get("heartbeat"):
+        measured = wait["heartbeat"]
+        seconds, reason = _from_heartbeat(measured, "the replica just before the promotion", wait.get("writer_gone"))
+        return seconds, reason + unread, measured["rows_missing"]
+    lag = wait.get("replica_lag_seconds")
+    if lag is not None:
+        return lag, "ReplicaLag (latest datapoint before the promotion), an estimate" + unread, None
+    accepted = "; promoted with --accept-data-loss" if wait.get("data_loss_accepted") else ""
+    return None, ("CloudWatch had no ReplicaLag datapoints before the promotion (missing for an idle or just-created "
+                  "replica, -1 while replication is stopped): unknown, not zero" + accepted + unread), None
 
 
 def measure(journal: Journal) -> None:
@@ -93,27 +111,9 @@ def measure(journal: Journal) -> None:
     data["rto_seconds"] = round(min(good) - min(faults), 3) if faults and good else None
     if data["rto_seconds"] is None:
         data["rto_reason"] = "no fault step ran" if not faults else "the backup region never answered"
-    promoted = journal.find("promote-replica")
     wait = (journal.find("wait-for-replica-lag") or {}).get("detail") or {}
     data["replica_lag_seconds"] = wait.get("replica_lag_seconds")
-    loss = journal.find("measure-data-loss")
-    data.pop("rows_lost", None)
-    if promoted is None:
-        data["rpo_seconds"], data["rpo_reason"] = 0, "DNS failover only: no data changed hands"
-    elif promoted["status"] != "done":
-        data["rpo_seconds"], data["rpo_reason"] = None, "the replica was not promoted"
-    elif loss is not None and loss["status"] == "done":
-        _measured_rpo(data, loss)
-    elif data["replica_lag_seconds"] is None:
-        data["rpo_seconds"] = None
-        data["rpo_reason"] = ("CloudWatch had no ReplicaLag datapoints before the promotion (missing for an idle or "
-                              "just-created replica, -1 while replication is stopped): unknown, not zero; promoted "
-                              "with --accept-data-loss")
-    else:
-        data["rpo_seconds"] = data["replica_lag_seconds"]
-        data["rpo_reason"] = "ReplicaLag (latest datapoint before the promotion), an estimate"
-    if loss is not None and loss["status"] != "done" and promoted and promoted["status"] == "done":
-        data["rpo_reason"] += f"; the heartbeat could not be read on the promoted writer: {loss.get('error')}"
+    data["rpo_seconds"], data["rpo_reason"], data["rows_lost"] = _rpo(journal)
 
 
 def _run_step(journal: Journal, step: Step, ctx: Context, say: Say, started: float) -> bool:
@@ -183,7 +183,9 @@ def execute(journal: Journal, steps: list[Step], ctx: Context, say: Say) -> int:
                 continue
             ok = _run_step(journal, step, ctx, say, started)
             if step.ends_writes:
-                ctx.stop_heartbeat()
+                failure = ctx.stop_heartbeat()
+                if failure:
+                    say(f"  database probe: {failure}")
             if not ok:
                 journal.data["status"] = "failed"
                 measure(journal)

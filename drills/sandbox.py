@@ -41,7 +41,7 @@ from drills import switch
 from drills.capacity import DIMENSION, NAMESPACE, SCALED
 from drills.loopback import free_port
 from drills.outputs import FailoverSwitch
-from drills.pgpair import PostgresPair
+from drills.pgpair import PostgresMissing, PostgresPair
 
 ACCOUNT = "123456789012"
 PRIMARY, BACKUP = "us-east-1", "us-west-2"
@@ -338,9 +338,15 @@ class World:
     def __init__(self, directory: Path, moto: MotoServer | None = None, postgres: PostgresPair | None = None):
         self.directory, self.postgres = directory, postgres
         self.moto = moto or MotoServer().start()
+        self._owns_moto = moto is None
         self.regions = {PRIMARY: RegionEndpoint(PRIMARY), BACKUP: RegionEndpoint(BACKUP)}
         self.aws = AwsFront(self.moto, postgres) if postgres else None
-        self.build()
+        self.front: Front | None = None
+        try:
+            self.build()
+        except BaseException:
+            self.close(stop_moto=self._owns_moto)
+            raise
 
     def build(self) -> None:
         self.moto.reset()
@@ -365,7 +371,7 @@ class World:
         return {**self.moto.environment(), **({"AWS_ENDPOINT_URL": self.aws.url} if self.aws else {})}
 
     def close(self, stop_moto: bool = True) -> None:
-        servers = [self.front.server, *(r.server for r in self.regions.values())]
+        servers = [*([self.front.server] if self.front else []), *(r.server for r in self.regions.values())]
         for server in servers + ([self.aws.server] if self.aws else []):
             server.shutdown()
         if stop_moto:
@@ -376,25 +382,34 @@ def main(argv: list[str] | None = None) -> int:
     """Build the world with two PostgreSQL servers, run region-evacuation --execute end to end with the database
     probe, print the report."""
     argparse.ArgumentParser(prog="python -m drills.sandbox", description=main.__doc__).parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="drill-sandbox-") as tmp:
-        print("starting two PostgreSQL servers (writer and streaming standby) and moto on loopback ...", flush=True)
-        with PostgresPair() as pair:
-            world = World(Path(tmp), postgres=pair)
-            try:
-                print(__doc__.split("\n\n")[1].replace("\n", " "), flush=True)
-                os.environ.update(world.environment())
-                from drills.__main__ import main as drills
-                reports = Path("drill-reports")
-                code = drills(["run", "--scenario", "region-evacuation", "--execute", "--confirm", BACKUP,
-                               "--probe-url", world.front.url, "--probe-interval", "0.2", "--probe-timeout", "30",
-                               "--promotion-keeps-source-link", "--journal-dir", str(Path(tmp) / "journals"),
-                               "--report-dir", str(reports), *world.args()])
-                newest = max(reports.glob("drill-*.md"), key=lambda p: p.stat().st_mtime, default=None)
-                if newest:
-                    print("\n" + newest.read_text())
-                return code
-            finally:
-                world.close()
+    try:
+        with tempfile.TemporaryDirectory(prefix="drill-sandbox-") as tmp:
+            print("starting two PostgreSQL servers (writer and streaming standby) and moto on loopback ...",
+                  flush=True)
+            with PostgresPair() as pair:
+                world = World(Path(tmp), postgres=pair)
+                try:
+                    return _evacuate(world, Path(tmp))
+                finally:
+                    world.close()
+    except (PostgresMissing, RuntimeError) as exc:
+        print(f"drills.sandbox: {exc}", file=sys.stderr)
+        return 2
+
+
+def _evacuate(world: World, tmp: Path) -> int:
+    print(__doc__.split("\n\n")[1].replace("\n", " "), flush=True)
+    os.environ.update(world.environment())
+    from drills.__main__ import main as drills
+    reports = Path("drill-reports")
+    code = drills(["run", "--scenario", "region-evacuation", "--execute", "--confirm", BACKUP,
+                   "--probe-url", world.front.url, "--probe-interval", "0.2", "--probe-timeout", "30",
+                   "--promotion-keeps-source-link", "--journal-dir", str(tmp / "journals"),
+                   "--report-dir", str(reports), *world.args()])
+    newest = max(reports.glob("drill-*.md"), key=lambda p: p.stat().st_mtime, default=None)
+    if newest:
+        print("\n" + newest.read_text())
+    return code
 
 
 if __name__ == "__main__":

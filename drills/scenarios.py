@@ -135,7 +135,9 @@ class Context:
         arn = outputs.secret_arns.get("database-credentials")
         if not arn:
             raise heartbeat.DatabaseError(f"{outputs.source}: no 'database-credentials' in output 'secret_arns'")
-        value = self.client("secretsmanager", outputs.region).get_secret_value(SecretId=arn)["SecretString"]
+        value = self.client("secretsmanager", outputs.region).get_secret_value(SecretId=arn).get("SecretString")
+        if value is None:
+            raise heartbeat.DatabaseError(f"secret {arn} has no SecretString (a binary secret)")
         return heartbeat.target(value, outputs.db_endpoint, f"secret {arn}", self.db_ca_bundle)
 
     def start_heartbeat(self) -> None:
@@ -144,10 +146,13 @@ class Context:
                                                     self.db_probe_interval, self.heartbeat_record)
         self.writer_heartbeat.start()
 
-    def stop_heartbeat(self) -> None:
-        if self.writer_heartbeat is not None:
-            self.writer_heartbeat.stop()
-            self.writer_heartbeat = None
+    def stop_heartbeat(self) -> str | None:
+        """Stop the heartbeat; returns why it had stopped by itself, if it had."""
+        beat, self.writer_heartbeat = self.writer_heartbeat, None
+        if beat is None:
+            return None
+        beat.stop()
+        return beat.failure
 
     def heartbeat_behind(self, outputs: StackOutputs) -> dict | None:
         """How far a database is behind the last acknowledged heartbeat; None before any was acknowledged."""
@@ -246,15 +251,24 @@ def _replica_caught_up(ctx: Context, detail: dict) -> dict:
     def caught_up() -> bool:
         detail["replica_lag_seconds"] = ctx.replica_lag()
         measured = ctx.heartbeat_behind(b) if ctx.db_probe else None
+        gone = ctx.heartbeat_record.summary()["writer_gone"] if measured is not None else None
         if measured is not None:
-            detail["heartbeat"] = measured
-        lag = measured["seconds"] if measured is not None else detail["replica_lag_seconds"]
-        detail["lag_seconds"], detail["lag_source"] = lag, "heartbeat" if measured is not None else "ReplicaLag"
-        if lag is not None and lag > ctx.max_lag and ctx.primary.region in ctx.unreachable_regions:
+            detail["heartbeat"], detail["writer_gone"] = measured, gone
+        lag, source = detail["replica_lag_seconds"], "ReplicaLag"
+        if measured is not None:
+            # Once the probe lost the writer, the application may have written after its last heartbeat: the
+            # larger of the two readings then.
+            lag, source = ((measured["seconds"], "heartbeat") if not gone or lag is None or lag <= measured["seconds"]
+                           else (lag, "ReplicaLag, larger than the heartbeat's reading after the writer went away"))
+        detail["lag_seconds"], detail["lag_source"] = lag, source
+        cannot_catch_up = ctx.primary.region in ctx.unreachable_regions or gone is not None
+        if lag is not None and lag > ctx.max_lag and cannot_catch_up:
             # With its source out the replica cannot catch up: waiting only delays the decision.
+            why = (f"{ctx.primary.region} is unreachable" if ctx.primary.region in ctx.unreachable_regions else
+                   "the old writer stopped answering the database probe")
             raise Refused(f"{b.db_instance_identifier} is {lag:g} s behind ({detail['lag_source']}), over --max-lag "
-                          f"{ctx.max_lag:g} s, and {ctx.primary.region} is unreachable, so it cannot catch up: "
-                          "`resume --max-lag N` to accept that loss, `abort` to undo")
+                          f"{ctx.max_lag:g} s, and {why}, so it cannot catch up: `resume --max-lag N` to accept that "
+                          "loss, `abort` to undo")
         return lag is None or lag <= ctx.max_lag
 
     try:
@@ -321,13 +335,17 @@ def _promote_replica(ctx: Context, detail: dict) -> dict:
 
 def _measure_data_loss(ctx: Context, detail: dict) -> dict:
     """RPO through the database: the last acknowledged heartbeat on the old writer against the newest on the
-    promoted one, and the acknowledged rows that are not there."""
+    promoted one, and the acknowledged rows that are not there. A failed read is recorded, not fatal: the
+    evacuation is done by then, and the lag gate's measurement on the replica stands in."""
     assert ctx.heartbeat_record is not None
     summary = ctx.heartbeat_record.summary()
-    measured = ctx.heartbeat_behind(ctx.backup)
-    return {"acknowledged": summary["acknowledged"], "last_acknowledged_id": summary["last_id"],
-            "last_acknowledged_written_at": summary["last_written_at"], "writer_gone": summary["writer_gone"],
-            "write_failures": summary["failures"], "measured": measured}
+    found = {"acknowledged": summary["acknowledged"], "last_acknowledged_id": summary["last_id"],
+             "last_acknowledged_written_at": summary["last_written_at"], "writer_gone": summary["writer_gone"],
+             "write_failures": summary["failures"]}
+    try:
+        return {**found, "measured": ctx.heartbeat_behind(ctx.backup), "error": None}
+    except (heartbeat.DatabaseError, ClientError, BotoCoreError) as exc:
+        return {**found, "measured": None, "error": str(exc)}
 
 
 def _fenced(ctx: Context) -> Capacities:
@@ -400,14 +418,15 @@ def region_evacuation(ctx: Context) -> list[Step]:
         Step("promote-replica", f"Promote {b.db_instance_identifier} to a standalone writer (irreversible)",
              [f"rds[{b.region}].promote_read_replica(DBInstanceIdentifier={b.db_instance_identifier})"],
              _promote_replica),
-        *([Step("measure-data-loss", f"Read the heartbeats on the promoted {b.db_instance_identifier}: RPO = the "
-                "last acknowledged on the old writer - the newest there, and the acknowledged rows missing",
-                _heartbeat_reads(ctx, b), _measure_data_loss)] if ctx.db_probe else []),
         Step("raise-backup-capacity", f"Raise {b.region}'s services to the primary's active capacity (scalable "
              "targets first, so target tracking cannot scale them back); worker and beat start only now, after "
              "the fence and the promotion", plan_calls(b, _active(ctx)), set_capacity(b, _active),
              restore_capacity(b)),
         _probe_step(ctx, b),
+        *([Step("measure-data-loss", f"Read the heartbeats on the promoted {b.db_instance_identifier}: RPO = the "
+                "last acknowledged on the old writer - the newest there, and the acknowledged rows missing (a "
+                "failed read is recorded; the lag gate's reading on the replica stands in)",
+                _heartbeat_reads(ctx, b), _measure_data_loss)] if ctx.db_probe else []),
     ]
 
 

@@ -8,13 +8,18 @@ reads its heartbeats from a database that stopped replicating exactly where the 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 import time
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 import drills.__main__ as cli
+import drills.scenarios as scenarios
+from drills import heartbeat
 from drills.heartbeat import TABLE
 from drills.pgpair import PostgresPair
 from drills.sandbox import BACKUP, PRIMARY, SECRET_NAME, World, free_port
@@ -65,7 +70,7 @@ def heartbeats(server, dbname="trading"):
 
 def acknowledged(tmp_path):
     (path,) = (tmp_path / "journals").glob("drill-*.heartbeat.jsonl")
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    return heartbeat.Record(path).entries()
 
 
 def when(condition, then, timeout=30):
@@ -86,12 +91,21 @@ def when(condition, then, timeout=30):
     return thread, done
 
 
+def expected_rpo(tmp_path, server):
+    """The RPO computed independently: the last acknowledged write's time against the newest row the promoted
+    server holds, read from it directly."""
+    last = [a for a in acknowledged(tmp_path) if "id" in a][-1]["written_at"]
+    (newest,) = server.query(f"SELECT extract(epoch FROM max(written_at)) FROM {TABLE}", dbname="trading")[0]
+    return round(last - float(newest), 3)
+
+
 def test_without_lag_the_measured_rpo_is_small_and_nothing_is_lost(world, pair, tmp_path):
-    assert run(world, tmp_path, "--db-probe-lead", "1") == 0
+    assert run(world, tmp_path, "--db-probe-lead", "3") == 0
     summary, markdown = report(tmp_path)
     acks = [a for a in acknowledged(tmp_path) if "id" in a]
-    assert len(acks) >= 4  # a second of lead at 0.2 s, and the fence
+    assert len(acks) >= 10  # three seconds of lead at 0.2 s, and the fence
     assert summary["rpo_seconds"] <= 2 and summary["rows_lost"] == 0
+    assert summary["rpo_seconds"] == expected_rpo(tmp_path, pair.standby)
     assert summary["rpo_reason"].startswith("measured through the database")
     # The promoted standby holds every acknowledged write: the measurement is the database's own answer.
     assert {a["id"] for a in acks} <= set(heartbeats(pair.standby))
@@ -118,7 +132,8 @@ def test_a_cut_stream_loses_what_was_written_after_the_cut(world, pair, tmp_path
     summary, markdown = report(tmp_path)
     cut_for = fenced - cut["at"]
     assert cut_for >= lead - 1
-    assert summary["rpo_seconds"] >= cut_for - 1
+    assert cut_for - 1 <= summary["rpo_seconds"] <= cut_for + 1
+    assert summary["rpo_seconds"] == expected_rpo(tmp_path, pair.standby)
     acks = {a["id"] for a in acknowledged(tmp_path) if "id" in a}
     lost = acks - set(heartbeats(pair.standby))
     assert summary["rows_lost"] == len(lost) > 0
@@ -137,7 +152,10 @@ def test_a_writer_killed_before_the_fence_still_gives_an_rpo_with_the_reason(wor
     summary, markdown = report(tmp_path)
     entries = acknowledged(tmp_path)
     assert any("error" in e and e["at"] > killed["at"] for e in entries)
-    assert summary["rpo_seconds"] is not None and summary["rows_lost"] is not None
+    assert summary["rows_lost"] == 0  # it streamed until it died
+    assert summary["rpo_seconds"] == expected_rpo(tmp_path, pair.standby)
+    acks = [e for e in entries if "id" in e]
+    assert acks[-1]["acked_at"] < killed["at"] + 1
     assert "the old writer stopped answering at" in summary["rpo_reason"]
     assert "measured from the last write it acknowledged before it went away" in markdown
 
@@ -202,3 +220,71 @@ def test_with_us_east_1_out_the_probe_is_off_and_the_rpo_is_replica_lags(world, 
     assert "ReplicaLag" in summary["rpo_reason"] and "estimate" in summary["rpo_reason"]
     assert "measure-data-loss" not in [s["name"] for s in summary["steps"]]
     assert heartbeats(pair.writer) == []
+
+
+def test_a_resume_from_elsewhere_still_measures(world, pair, tmp_path, monkeypatch):
+    """The heartbeat record is found beside the journal, wherever the operator resumes from."""
+    calls = {"n": 0}
+    real = scenarios._snapshot_replica
+
+    def fails_once(ctx, detail):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ClientError({"Error": {"Code": "SnapshotQuotaExceeded", "Message": "quota"}}, "CreateDBSnapshot")
+        return real(ctx, detail)
+
+    monkeypatch.setattr(scenarios, "_snapshot_replica", fails_once)
+    assert run(world, tmp_path, "--db-probe-lead", "1") == 4
+    (path,) = (tmp_path / "journals").glob("drill-*.json")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert cli.main(["resume", "--journal", str(path), "--report-dir", str(tmp_path / "reports")]) == 0
+    summary, _ = report(tmp_path)
+    assert summary["rpo_reason"].startswith("measured through the database") and summary["rows_lost"] == 0
+    assert summary["rpo_seconds"] == expected_rpo(tmp_path, pair.standby)
+
+
+def test_a_failed_read_of_the_promoted_writer_does_not_stop_the_evacuation(world, pair, tmp_path, monkeypatch):
+    """Capacity is raised all the same; the lag gate's reading on the replica stands in, and says so."""
+    real, reads = heartbeat.present, {"n": 0}
+
+    def second_read_fails(where, drill_id):
+        reads["n"] += 1
+        if reads["n"] > 1:
+            raise heartbeat.DatabaseError(f"{where}: connection refused")
+        return real(where, drill_id)
+
+    monkeypatch.setattr(heartbeat, "present", second_read_fails)
+    assert run(world, tmp_path, "--db-probe-lead", "1") == 0
+    summary, _ = report(tmp_path)
+    steps = {s["name"]: s for s in summary["steps"]}
+    assert steps["raise-backup-capacity"]["status"] == "done" and steps["measure-data-loss"]["status"] == "done"
+    assert "the replica just before the promotion" in summary["rpo_reason"]
+    assert "the promoted writer's heartbeats could not be read" in summary["rpo_reason"]
+    assert summary["rows_lost"] == 0 and summary["rpo_seconds"] is not None
+
+
+def test_a_write_acknowledged_after_the_stop_is_not_counted(pair, tmp_path):
+    """A writer that hangs mid-write and comes back after the drill stopped the probe: that write came after
+    the fence, so it is not among the writes the promotion had to keep."""
+    from drills.heartbeat import Heartbeat, Record, target
+
+    secret = json.dumps({"username": pair.username, "password": pair.password, "dbname": pair.dbname})
+    writer = target(secret, f"127.0.0.1:{pair.writer.port}", "test", str(pair.ca_bundle))
+    record = Record(tmp_path / "record.jsonl")
+    beat = Heartbeat(writer, "hung", 0.2, record)
+    beat.start()
+    while record.summary()["acknowledged"] < 3:
+        time.sleep(0.05)
+    (pid,) = pair.writer.query("SELECT pid FROM pg_stat_activity WHERE application_name = 'drills-heartbeat'")[0]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(0.5)  # the next write is in flight on the frozen backend
+        before = record.summary()["acknowledged"]
+        beat.stop()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    time.sleep(1)
+    assert record.summary()["acknowledged"] == before
+    assert all(e.get("after_stop") for e in record.entries() if "id" in e and e["acked_at"] > time.time() - 1.2)
