@@ -345,9 +345,7 @@ if not is_primary:
                             shared_secret_arns.apply(lambda arns: arns["database-credentials"]),
                             primary.require_output("replica_key_arn")),
         ],
-        replica_arn=database.instance.arn,
-        replica_identifier=settings.resource_prefix,
-        backup_region=region.name,
+        db_identifier=settings.resource_prefix,
         replicated_bucket_arn=primary.require_output("backup_bucket_arn"),
         switch_namespace=SWITCH_NAMESPACE,
     ), opts=aws_opts)

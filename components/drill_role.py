@@ -38,9 +38,8 @@ class DrillRoleArgs:
     principals: Sequence[str]
     require_mfa: bool
     regions: Sequence[RegionResources]
-    replica_arn: pulumi.Input[str]
-    replica_identifier: str
-    backup_region: str
+    # The database's identifier, the same in both regions: a failover promotes one, a failback the other.
+    db_identifier: str
     # The primary's backups bucket, whose replication rule the preflight reads.
     replicated_bucket_arn: pulumi.Input[str]
     # The failover switch's metric namespace: the only one the role may write to.
@@ -64,9 +63,13 @@ class DrillRole(pulumi.ComponentResource):
             def build(values: list) -> dict[str, list[str]]:
                 account, cluster, names, secret, key = values
                 prefix = f"{region.region}:{account}"
+                rds = f"arn:aws:rds:{prefix}"
                 return {"services": [f"arn:aws:ecs:{prefix}:service/{cluster}/{service}"
                                      for service in sorted(names.values())],
-                        "secrets": [secret], "keys": [key]}
+                        "secrets": [secret], "keys": [key], "instances": [f"{rds}:db:{args.db_identifier}"],
+                        "drill_snapshots": [f"{rds}:snapshot:{args.db_identifier}-drill-*"],
+                        # Automated snapshots are named rds:<instance>-<date>.
+                        "automated_snapshots": [f"{rds}:snapshot:rds:{args.db_identifier}-*"]}
             return pulumi.Output.all(args.account_id, region.cluster_name, region.service_names,
                                      region.database_secret_arn, region.secret_key_arn).apply(build)
 
@@ -75,8 +78,8 @@ class DrillRole(pulumi.ComponentResource):
         def joined(kind: str) -> pulumi.Output[list[str]]:
             return by_region.apply(lambda found: [arn for region in found for arn in region[kind]])
 
-        rds_prefix = pulumi.Output.concat("arn:aws:rds:", args.backup_region, ":", args.account_id)
-        drill_snapshots = pulumi.Output.concat(rds_prefix, ":snapshot:", args.replica_identifier, "-drill-*")
+        instances, drill_snapshots = joined("instances"), joined("drill_snapshots")
+        both = pulumi.Output.all(instances, drill_snapshots).apply(lambda found: found[0] + found[1])
         aws.iam.RolePolicy(name, role=self.role.id, policy=policy_document([
             {"Sid": "ReadServices", "Effect": "Allow", "Action": "ecs:DescribeServices",
              "Resource": joined("services")},
@@ -86,19 +89,18 @@ class DrillRole(pulumi.ComponentResource):
             # Moving traffic is one metric datapoint in the standby's region.
             {"Sid": "FlipTheFailoverSwitch", "Effect": "Allow", "Action": "cloudwatch:PutMetricData",
              "Resource": "*", "Condition": {"StringEquals": {"cloudwatch:namespace": args.switch_namespace}}},
-            {"Sid": "ReadTheReplica", "Effect": "Allow", "Action": "rds:DescribeDBInstances",
-             "Resource": args.replica_arn},
-            # Automated snapshots are named rds:<instance>-<date>; replicated backups have generated ids.
-            {"Sid": "ReadTheReplicasSnapshots", "Effect": "Allow", "Action": "rds:DescribeDBSnapshots",
-             "Resource": [args.replica_arn, drill_snapshots,
-                          pulumi.Output.concat(rds_prefix, ":snapshot:rds:", args.replica_identifier, "-*")]},
-            {"Sid": "SnapshotTheReplica", "Effect": "Allow", "Action": "rds:CreateDBSnapshot",
-             "Resource": [args.replica_arn, drill_snapshots]},
+            # The replica is the backup's for an evacuation and the primary's for a failback.
+            {"Sid": "ReadTheInstances", "Effect": "Allow", "Action": "rds:DescribeDBInstances",
+             "Resource": instances},
+            {"Sid": "ReadTheirSnapshots", "Effect": "Allow", "Action": "rds:DescribeDBSnapshots",
+             "Resource": pulumi.Output.all(both, joined("automated_snapshots")).apply(
+                 lambda found: found[0] + found[1])},
+            {"Sid": "SnapshotTheReplica", "Effect": "Allow", "Action": "rds:CreateDBSnapshot", "Resource": both},
             # The instance copies its tags to the snapshot, which RDS authorizes as AddTagsToResource.
             {"Sid": "TagTheDrillSnapshot", "Effect": "Allow", "Action": "rds:AddTagsToResource",
              "Resource": drill_snapshots},
             {"Sid": "PromoteTheReplica", "Effect": "Allow", "Action": "rds:PromoteReadReplica",
-             "Resource": args.replica_arn},
+             "Resource": instances},
             {"Sid": "ReadBackupsReplication", "Effect": "Allow", "Action": "s3:GetReplicationConfiguration",
              "Resource": args.replicated_bucket_arn},
             # The database probe connects as the database-credentials secret's user, in each database's region.

@@ -6,6 +6,7 @@
     python -m drills run --scenario region-evacuation --execute --confirm us-west-2 ...
     python -m drills resume|abort|report --journal .drills/drill-ID.json
     python -m drills reconcile --journal .drills/drill-ID.json --project-dir . --write
+    python -m drills failback plan|preflight|run|phase ...                 (back to us-east-1)
 
 Exit codes: 0 done, 2 usage or input error, 3 preflight failed (nothing changed), 4 a step failed or
 refused to go on (the journal says where; `resume` or `abort`), 5 aborted by a stop condition.
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from drills import reconcile, report
+from drills import phases, reconcile, report
 from drills.endpoints import parse_endpoints
 from drills.heartbeat import TABLE as HEARTBEAT_TABLE
 from drills.heartbeat import DatabaseError, Record, heartbeat_path
@@ -32,7 +33,7 @@ from drills.journal import RESUMABLE, Journal, iso, now, open_journals
 from drills.outputs import InputError, StackOutputs, from_file, from_stack, parse
 from drills.preflight import run_checks
 from drills.runner import ABORTED, execute, heartbeat_needed, promoted, rollback, start_heartbeat
-from drills.scenarios import BUILDERS, PROMOTING, SCENARIOS, Context
+from drills.scenarios import BUILDERS, PROMOTING, RETURNING, SCENARIOS, Context
 
 USAGE, PREFLIGHT_FAILED = 2, 3
 # What `run` records and `resume` and `abort` reuse.
@@ -98,8 +99,9 @@ def _aws(parser: argparse.ArgumentParser) -> None:
                              "(repeatable; for emulators and private endpoints; given again on resume and abort)")
 
 
-def _run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scenario", choices=SCENARIOS, required=True)
+def _run_options(parser: argparse.ArgumentParser, scenario: bool = True) -> None:
+    if scenario:
+        parser.add_argument("--scenario", choices=SCENARIOS, required=True)
     parser.add_argument("--probe-url", help="default: https://<app_domain>/api/health")
     parser.add_argument("--hold", type=float, default=60, help="dns-failover: seconds to serve from the backup")
     parser.add_argument("--probe-timeout", type=float, default=600)
@@ -121,23 +123,29 @@ def _load_outputs(args: argparse.Namespace) -> tuple[StackOutputs, StackOutputs]
 
 
 def _context(primary: StackOutputs, backup: StackOutputs, options: dict, drill_id: str = "plan") -> Context:
-    return Context(primary=primary, backup=backup, drill_id=drill_id,
+    """A scenario that returns to the primary's region moves users and writes from the backup's."""
+    scenario = options.get("scenario") or PROMOTING[0]
+    returning = scenario in RETURNING
+    assert primary.failover_switch is not None, "the primary's outputs are parsed with their switch"
+    return Context(source=backup if returning else primary, target=primary if returning else backup,
+                   switch=primary.failover_switch, switch_to_target=0 if returning else 1, no_loss=returning,
+                   drill_id=drill_id,
                    probe_url=options.get("probe_url") or f"https://{primary.app_domain}/api/health",
                    **{k: options[k] for k in ("hold", "probe_timeout", "probe_interval", "max_lag", "wait_timeout",
                                               "promotion_keeps_source_link", "db_probe_interval", "db_ca_bundle")
                       if k in options},
-                   db_probe=bool(options.get("db_probe")) and options.get("scenario", PROMOTING[0]) in PROMOTING,
+                   db_probe=bool(options.get("db_probe")) and scenario in PROMOTING,
                    accept_data_loss=bool(options.get("accept_data_loss")),
                    stop_alarms=tuple(options.get("stop_alarm", ())),
                    endpoints=parse_endpoints(options.get("endpoint_url", ())))
 
 
 def _print_plan(scenario: str, ctx: Context) -> None:
-    say(f"{scenario}: {ctx.primary.region} -> {ctx.backup.region} (a plan: nothing is called)")
+    say(f"{scenario}: {ctx.source.region} -> {ctx.target.region} (a plan: nothing is called)")
     for number, step in enumerate(BUILDERS[scenario](ctx), 1):
         undo = "reversible" if step.undo else "irreversible" if "promote" in step.name else "no undo needed"
         marks = "".join((", fault" if step.fault else "",
-                         f", best effort: skipped if {ctx.primary.region} is unreachable" if step.best_effort else ""))
+                         f", best effort: skipped if {ctx.source.region} is unreachable" if step.best_effort else ""))
         say(f"{number}. {step.name}: {step.description} [{undo}{marks}]")
         for call in step.calls:
             say(f"     {call}")
@@ -153,16 +161,16 @@ def _preflight(ctx: Context, journal_dir: Path) -> tuple[bool, list[dict]]:
 
 def _say_reconcile(plan: dict, journal_path: Path) -> None:
     say("The stack files should now say (python -m drills reconcile --journal "
-        f"{journal_path} --write applies this; the failover switch stays on: it is a metric, not a setting):")
+        f"{journal_path} --write applies this; the failover switch is a metric, not a setting: no `up` moves it):")
     for setting in plan["settings"]:
         say(f"  {reconcile.line(setting)}")
-    say("Then, in this order (the first two work while us-east-1 is down):")
+    say("Then, in this order:")
     for command in plan["commands"]:
         say(f"  {command}")
 
 
 def _finish(journal: Journal, code: int, report_dir: Path) -> int:
-    if journal.data["scenario"] == "region-evacuation" and journal.data["status"] == "done":
+    if journal.data["scenario"] in reconcile.MOVES_THE_WRITER and journal.data["status"] == "done":
         journal.data["reconcile"] = reconcile.plan(journal.data)
         journal.save()
         _say_reconcile(journal.data["reconcile"], journal.path)
@@ -173,7 +181,7 @@ def _finish(journal: Journal, code: int, report_dir: Path) -> int:
     if skipped:
         say(f"skipped (best effort, region unreachable): {', '.join(skipped)}")
     rto = report.seconds(data.get("rto_seconds"), data.get("rto_reason"))
-    say(f"RTO {rto}{'' if data.get('rto_seconds') is None else ' (switch on to first backup answer)'}, "
+    say(f"RTO {rto}{'' if data.get('rto_seconds') is None else ' (switch to the first answer from where users went)'}, "
         f"RPO {report.rpo(report.summary(data))}")
     return code
 
@@ -184,10 +192,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     ctx = _context(primary, backup, options)
     if not args.execute:
         _print_plan(args.scenario, ctx)
-        say("dry run: add --execute --confirm " + backup.region + " to run it")
+        say("dry run: add --execute --confirm " + ctx.target.region + " to run it")
         return 0
-    if args.confirm != backup.region:
-        raise InputError(f"--confirm must be the backup region {backup.region} (found {args.confirm!r}); "
+    if args.confirm != ctx.target.region:
+        raise InputError(f"--confirm must be the region users go to, {ctx.target.region} (found {args.confirm!r}); "
                          "nothing was called")
     already = open_journals(args.journal_dir)
     if already:
@@ -215,6 +223,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     steps = BUILDERS[args.scenario](ctx)
     journal = Journal.create(args.journal_dir, {
         "id": ctx.drill_id, "scenario": args.scenario, "executed": True, "status": "running",
+        "source": ctx.source.role, "target": ctx.target.role,
         "operator": {"user": getpass.getuser(), "host": socket.gethostname()}, "started_at": iso(now()),
         "probe_url": ctx.probe_url, "options": {k: options[k] for k in JOURNALED},
         "stacks": {"primary": args.primary_stack, "backup": args.backup_stack},
@@ -316,6 +325,55 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     return 0 if passed else PREFLIGHT_FAILED
 
 
+def cmd_failback_plan(args: argparse.Namespace) -> int:
+    """The whole way back, as commands: rebuild the primary's replica, switch over, rebuild the backup's."""
+    primary, backup = _load_outputs(args)
+    stacks = {"primary": args.primary_stack or "primary", "backup": args.backup_stack or "backup"}
+    say(f"Failback to {primary.region}, after an evacuation to {backup.region} (stack files reconciled: "
+        f"activeRegion {backup.region}, Pulumi.primary.yaml database.detached true). Run from the project directory.")
+    say(f"\n1. Rebuild {primary.region}'s replica of the writer in {backup.region}:")
+    for command in reconcile.rebuild_commands("primary", stacks["primary"]):
+        say(f"   {command}")
+    say("   python -m drills failback preflight ...   # the replica available, replicating, caught up")
+    say(f"\n2. The planned switchover (RPO 0 by the heartbeat): "
+        f"python -m drills failback run --execute --confirm {primary.region} ...")
+    _print_plan("failback", _context(primary, backup, {**vars(args), "scenario": "failback"}))
+    say("\n3. Record it and rebuild the backup's replica: python -m drills reconcile --journal <the failback's "
+        "journal> --write, then the commands it prints (they end with the rebuild of "
+        f"{backup.region}'s replica). Both stack files are then as they were before the evacuation.")
+    return 0
+
+
+def cmd_failback_phase(args: argparse.Namespace) -> int:
+    """The settings of one rebuild phase for one stack file, printed or written."""
+    file = f"Pulumi.{args.stack_file or args.role}.yaml"
+    key = f"{reconcile.PROJECT}:database.detached"
+    if reconcile.current(args.project_dir, file, key) is not True:
+        raise InputError(f"{args.project_dir / file}: {key} is not true: a rebuild follows a switchover that left "
+                         "this region's former writer detached (python -m drills reconcile --write)")
+    retire_key = f"{reconcile.PROJECT}:database.retireWithSnapshot"
+    snapshot = reconcile.current(args.project_dir, file, retire_key)
+    if args.phase == "retire":
+        environment = reconcile.current(args.project_dir, file, f"{reconcile.PROJECT}:environment")
+        # Kept when already set: writing the phase twice changes nothing.
+        settings = phases.retiring(args.role, snapshot or phases.retire_snapshot(
+            f"{reconcile.PROJECT}-{environment}", time.strftime("%Y%m%dt%H%M%Sz", time.gmtime())))
+    elif snapshot is None:
+        raise InputError(f"{args.project_dir / file}: {retire_key} is not set: retire the former writer first "
+                         f"(python -m drills failback phase retire --role {args.role} --write, then pulumi up)")
+    else:
+        settings = phases.rebuilt(args.role)
+    named = [{**s, "file": file} for s in settings]
+    if args.write:
+        for line in reconcile.write(args.project_dir, named):
+            say(f"  {line}")
+    else:
+        for setting in named:
+            say(f"  {reconcile.line(setting)}")
+        say("(--write applies it)")
+    return 0
+
+
 def _journal_command(commands: argparse._SubParsersAction, name: str, text: str,
                      func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
     sub = commands.add_parser(name, help=text)
@@ -338,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="plan, or with --execute --confirm REGION run a scenario")
     _inputs(run), _tuning(run), _run_options(run), _aws(run)
     run.add_argument("--execute", action="store_true")
-    run.add_argument("--confirm", help="must equal the backup region")
+    run.add_argument("--confirm", help="the region users go to: us-west-2 for an evacuation, us-east-1 for a failback")
     run.set_defaults(func=cmd_run)
     resume = _journal_command(commands, "resume", "continue a drill from its journal (skipped steps are tried "
                                                   "again)", cmd_resume)
@@ -348,14 +406,43 @@ def build_parser() -> argparse.ArgumentParser:
     reports = _journal_command(commands, "report", "write the JSON, Markdown and HTML reports", cmd_report)
     for sub in (run, resume, abort, reports):
         sub.add_argument("--report-dir", type=Path, default=Path("drill-reports"))
-    reconciling = _journal_command(commands, "reconcile", "after a completed region evacuation: the stack-file "
-                                   "settings and the pulumi commands that record it", cmd_reconcile)
+    reconciling = _journal_command(commands, "reconcile", "after a completed region evacuation or failback: the "
+                                   "stack-file settings and the pulumi commands that record it", cmd_reconcile)
     reconciling.add_argument("--project-dir", type=Path, default=Path("."),
                              help="where Pulumi.primary.yaml and Pulumi.backup.yaml are (default: here)")
     reconciling.add_argument("--write", action="store_true",
                              help="apply the settings to the stack files, keeping comments and key order; a "
                                   "second run changes nothing")
+    _failback_commands(commands)
     return parser
+
+
+def _failback_commands(commands: argparse._SubParsersAction) -> None:
+    failback = commands.add_parser("failback", help="back to the primary's region after an evacuation: plan, "
+                                   "preflight, run, and the phases that rebuild a replica")
+    steps = failback.add_subparsers(dest="failback_command", required=True)
+    plan = steps.add_parser("plan", help="the whole way back as commands; changes nothing")
+    _inputs(plan), _tuning(plan), _run_options(plan, scenario=False)
+    plan.set_defaults(func=cmd_failback_plan)
+    preflight = steps.add_parser("preflight", help="readiness for the switchover: the primary's replica "
+                                 "replicating from the backup's writer and caught up; changes nothing")
+    _inputs(preflight), _tuning(preflight), _aws(preflight)
+    preflight.add_argument("--stop-alarm", action="append", default=[], help="check that this alarm exists")
+    preflight.set_defaults(func=cmd_preflight, scenario="failback")
+    run = steps.add_parser("run", help="the planned switchover, with --execute --confirm <the primary's region>")
+    _inputs(run), _tuning(run), _run_options(run, scenario=False), _aws(run)
+    run.add_argument("--execute", action="store_true")
+    run.add_argument("--confirm", help="must equal the primary's region (where users and writes go back to)")
+    run.add_argument("--report-dir", type=Path, default=Path("drill-reports"))
+    run.set_defaults(func=cmd_run, scenario="failback")
+    phase = steps.add_parser("phase", help="the stack-file settings that rebuild a region's replica: retire "
+                             "the former writer, then rebuild it as a replica (each followed by pulumi up)")
+    phase.add_argument("phase", choices=("retire", "rebuild"))
+    phase.add_argument("--role", choices=phases.ROLES, required=True, help="the stack whose former writer it is")
+    phase.add_argument("--stack-file", metavar="NAME", help="Pulumi.NAME.yaml (default: the role)")
+    phase.add_argument("--project-dir", type=Path, default=Path("."))
+    phase.add_argument("--write", action="store_true", help="apply it, keeping comments and order")
+    phase.set_defaults(func=cmd_failback_phase)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,6 +67,9 @@ class Server:
             cursor = conn.execute(sql, params or None)
             return cursor.fetchall() if cursor.description else []
 
+    def in_recovery(self) -> bool:
+        return self.query("SELECT pg_is_in_recovery()")[0][0]
+
 
 def _run(command: list[str], **kwargs: object) -> None:
     done = subprocess.run(_as_owner(command), capture_output=True, text=True, check=False, **kwargs)
@@ -141,21 +144,33 @@ hot_standby = on
             conn.execute(f"CREATE ROLE {self.username} LOGIN PASSWORD '{self.password}'")
             conn.execute(f"CREATE DATABASE {self.dbname} OWNER {self.username}")
 
-    def _clone_standby(self) -> None:
+    def _clone_standby(self, standby: Server | None = None, source: Server | None = None) -> None:
+        standby, source = standby or self.standby, source or self.writer
         # A fast checkpoint: the default spreads it over minutes.
-        _run([str(binaries() / "pg_basebackup"), "-D", str(self.standby.data), "-R", "-X", "stream", "-c", "fast",
-              "--no-sync", "-d", f"host=127.0.0.1 port={self.writer.port} user={REPLICATION_USER} sslmode=require"],
+        _run([str(binaries() / "pg_basebackup"), "-D", str(standby.data), "-R", "-X", "stream", "-c", "fast",
+              "--no-sync", "-d", f"host=127.0.0.1 port={source.port} user={REPLICATION_USER} sslmode=require"],
              env={**os.environ, "PGPASSWORD": self._replication_password})
 
-    def _receiving(self) -> bool:
-        return bool(self.standby.query("SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'"))
+    @staticmethod
+    def receiving(standby: Server) -> bool:
+        return bool(standby.query("SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'"))
 
-    def wait_streaming(self, timeout: float = 30) -> None:
+    def wait_streaming(self, standby: Server | None = None, timeout: float = 30) -> None:
+        standby = standby or self.standby
         deadline = time.time() + timeout
-        while not self._receiving():
+        while not self.receiving(standby):
             if time.time() > deadline:
-                raise RuntimeError(f"the standby on port {self.standby.port} is not streaming after {timeout:g} s")
+                raise RuntimeError(f"the standby on port {standby.port} is not streaming after {timeout:g} s")
             time.sleep(0.1)
+
+    def rebuild(self, server: Server, source: Server) -> None:
+        """What creating a read replica does to the engine: `server`, whatever it held, becomes a fresh standby
+        of `source`, on the same port (the endpoint of an RDS identifier does not change)."""
+        server.stop("immediate")
+        shutil.rmtree(server.data)
+        self._clone_standby(server, source)
+        server.start()
+        self.wait_streaming(server)
 
     def cut_stream(self) -> None:
         """Stop the standby's WAL receiver: what it has not received is lost at a promotion. (Pausing replay
@@ -164,15 +179,16 @@ hot_standby = on
             conn.execute("ALTER SYSTEM SET primary_conninfo = ''")
             conn.execute("SELECT pg_reload_conf()")
         deadline = time.time() + 30
-        while self._receiving():
+        while self.receiving(self.standby):
             if time.time() > deadline:
                 raise RuntimeError("the standby's WAL receiver did not stop")
             time.sleep(0.1)
 
-    def promote(self) -> None:
-        """What RDS's promotion does to the replica's engine; a standby already promoted stays as it is."""
-        if self.standby.query("SELECT pg_is_in_recovery()")[0][0]:
-            self.standby.query("SELECT pg_promote(true, 60)")
+    def promote(self, server: Server | None = None) -> None:
+        """What RDS's promotion does to the replica's engine; a server already promoted stays as it is."""
+        server = server or self.standby
+        if server.in_recovery():
+            server.query("SELECT pg_promote(true, 60)")
 
     def close(self) -> None:
         """Stop both servers and delete their files."""

@@ -34,7 +34,7 @@ class Check:
 
 
 def _replica(ctx: Context) -> Check:
-    b, p = ctx.backup, ctx.primary
+    b, p = ctx.target, ctx.source
     db = ctx.client("rds", b.region).describe_db_instances(DBInstanceIdentifier=b.db_instance_identifier)[
         "DBInstances"][0]
     source = db.get("ReadReplicaSourceDBInstanceIdentifier")
@@ -58,7 +58,7 @@ def _lag(ctx: Context) -> Check:
 
 
 def _recent_backup(ctx: Context) -> Check:
-    b = ctx.backup
+    b = ctx.target
     rds = ctx.client("rds", b.region)
     times = [s["SnapshotCreateTime"] for s in rds.describe_db_snapshots(
         DBInstanceIdentifier=b.db_instance_identifier)["DBSnapshots"] if s.get("SnapshotCreateTime")]
@@ -76,13 +76,13 @@ def _recent_backup(ctx: Context) -> Check:
 
 
 def _backup_services(ctx: Context) -> list[dict]:
-    b = ctx.backup
+    b = ctx.target
     return ctx.client("ecs", b.region).describe_services(cluster=b.ecs_cluster_name,
                                                          services=list(b.ecs_services.values()))["services"]
 
 
 def _services(ctx: Context) -> Check:
-    b = ctx.backup
+    b = ctx.target
     services = {s["serviceName"]: s for s in _backup_services(ctx)}
     missing = [n for n in b.ecs_services.values() if n not in services or services[n]["status"] != "ACTIVE"]
     unsteady = [f"{n} {s['runningCount']}/{s['desiredCount']}" for n, s in services.items()
@@ -92,22 +92,23 @@ def _services(ctx: Context) -> Check:
         evidence += f"; missing: {', '.join(missing)}"
     if unsteady:
         evidence += f"; not steady: {', '.join(unsteady)}"
-    return Check("backup-services", not missing and not unsteady, True, f"{b.region} {b.ecs_cluster_name}: {evidence}")
+    return Check(f"{b.role}-services", not missing and not unsteady, True,
+                 f"{b.region} {b.ecs_cluster_name}: {evidence}")
 
 
 def _standby_capacity(ctx: Context) -> Check:
     """A backup that runs more than its standby capacity was raised by hand or by an unreconciled drill."""
-    b = ctx.backup
+    b = ctx.target
     desired = {s["serviceName"]: s["desiredCount"] for s in _backup_services(ctx)}
     off = [f"{name} {desired.get(b.ecs_services[name])} (standby {counts['desired']})"
            for name, counts in b.ecs_standby_capacity.items() if desired.get(b.ecs_services[name]) != counts["desired"]]
-    return Check("backup-standby-capacity", not off, False,
+    return Check(f"{b.role}-standby-capacity", not off, False,
                  f"desired counts differ from ecs_standby_capacity: {', '.join(off)}" if off else
                  f"{b.region} runs its standby capacity (ecs_standby_capacity)")
 
 
 def _switch_alarm(ctx: Context) -> Check:
-    s = ctx.primary.failover_switch
+    s = ctx.switch
     alarm = switch.alarm(ctx.client("cloudwatch", s.region), s)
     return Check("failover-switch-alarm", alarm is not None, True,
                  f"{s.alarm_name} in {s.region}: state {alarm['StateValue']}, period {alarm['Period']} s"
@@ -115,20 +116,26 @@ def _switch_alarm(ctx: Context) -> Check:
 
 
 def _switch_off(ctx: Context) -> Check:
-    s = ctx.primary.failover_switch
+    """Users are where the drill starts from: the switch off before an evacuation, on before a failback."""
+    s = ctx.switch
+    expected = 1 - ctx.switch_to_target
+    name = f"failover-switch-{'on' if expected else 'off'}"
     cloudwatch = ctx.client("cloudwatch", s.region)
     period = (switch.alarm(cloudwatch, s) or {}).get("Period", switch.DEFAULT_PERIOD)
     found = switch.reading(cloudwatch, s, period, time.time())
     if found is None:
-        return Check("failover-switch-off", True, False, f"{s.namespace} {s.metric_name}: no data (off)")
+        return Check(name, not expected, False, f"{s.namespace} {s.metric_name}: no data (off)")
     value, at = found
     # A warning: an operator may well have switched users away first; the drill's switch step is idempotent.
-    return Check("failover-switch-off", value < 1, False,
+    return Check(name, (value >= 1) == bool(expected), False,
                  f"{s.namespace} {s.metric_name}: {value:g} at {at.isoformat()} ({'on' if value >= 1 else 'off'})")
 
 
 def _replication(ctx: Context) -> Check:
-    p, b = ctx.primary, ctx.backup
+    p, b = ctx.source, ctx.target
+    if p.role != "primary":
+        return Check("s3-replication", True, False, "a failback: the primary's bucket replicates to the backup's, "
+                                                    "whichever region is active; not needed for it")
     rules = ctx.client("s3", p.region).get_bucket_replication(Bucket=p.backup_bucket_name)[
         "ReplicationConfiguration"]["Rules"]
     enabled = [r for r in rules if r["Status"] == "Enabled" and r["Destination"]["Bucket"] == b.backup_bucket_arn]
@@ -140,7 +147,7 @@ def _database_probe(ctx: Context) -> Check:
     """The probe's databases answer as what they should be, over TLS, with the secrets' credentials. With the
     primary's region out the probe is turned off (a region evacuation is for that very case); any other
     failure blocks: a drill that was meant to measure its data loss would not."""
-    p, b = ctx.primary, ctx.backup
+    p, b = ctx.source, ctx.target
     try:
         try:
             writer = ctx.database(p)
@@ -173,7 +180,7 @@ def _stop_alarm(name: str) -> Callable[[Context], Check]:
     """A misspelt stop alarm would never fire: it must exist in one of the regions."""
     def check(ctx: Context) -> Check:
         # The backup's region first: it answers when the primary's is out.
-        for region in (ctx.backup.region, ctx.primary.region):
+        for region in (ctx.target.region, ctx.source.region):
             if _alarm_exists(ctx, region, name):
                 return Check(f"stop-alarm {name}", True, True, f"found in {region}")
         return Check(f"stop-alarm {name}", False, True, "exists in neither region")
@@ -193,7 +200,7 @@ def _run(name: str, check: Callable[[Context], Check], primary_side: bool, ctx: 
         return check(ctx)
     except (ClientError, BotoCoreError, IndexError, KeyError) as exc:
         if primary_side and unreachable(exc):
-            return Check(name, False, False, f"{ctx.primary.region} unreachable, not checked: {exc}")
+            return Check(name, False, False, f"{ctx.source.region} unreachable, not checked: {exc}")
         return Check(name, False, True, f"could not check: {exc}")
 
 

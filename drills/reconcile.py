@@ -1,7 +1,8 @@
-"""After a completed region evacuation: the stack-file settings that record the new state, and the Pulumi
-commands that bring the stacks in line, in an order whose first part works while us-east-1 is down.
+"""After a completed region evacuation or failback: the stack-file settings that record the new state, and the
+Pulumi commands that bring the stacks in line (after an evacuation, in an order whose first part works while
+us-east-1 is down), then the phases that rebuild the other region's replica.
 
-The failover switch stays on: it is a metric, not a setting, and no `pulumi up` changes it.
+The failover switch is a metric, not a setting: no `pulumi up` changes it.
 """
 
 from __future__ import annotations
@@ -22,12 +23,16 @@ PROJECT = "trading-platform"
 DATABASE_URN = "urn:pulumi:{stack}::" + PROJECT + "::trading-platform:data:Database$aws:rds/instance:Instance::database"
 
 
+MOVES_THE_WRITER = {"region-evacuation": "backup", "failback": "primary"}
+
+
 def check_evacuated(data: dict[str, Any], path: Path) -> None:
-    if data["scenario"] != "region-evacuation":
+    if data["scenario"] not in MOVES_THE_WRITER:
         raise InputError(f"{path}: a {data['scenario']} drill changes no stack settings; reconcile follows a "
-                         "region evacuation")
+                         "region evacuation or a failback")
     if data["status"] != "done":
-        raise InputError(f"{path}: the evacuation is {data['status']}, not done: nothing to reconcile until it is")
+        raise InputError(f"{path}: the {data['scenario']} is {data['status']}, not done: nothing to reconcile until "
+                         "it is")
 
 
 def _stacks(data: dict[str, Any]) -> dict[str, str]:
@@ -44,20 +49,31 @@ def _short(stack: str) -> str:
 def plan(data: dict[str, Any]) -> dict[str, list]:
     """{"settings": [{"file", "key", "value"}], "commands": [...]} for the journal, the reports and the CLI."""
     stacks = _stacks(data)
-    backup, primary = stacks["backup"], stacks["primary"]
+    writer = MOVES_THE_WRITER[data["scenario"]]
     regions = {role: data["outputs"][role]["region"] for role in ("primary", "backup")}
-    return {
-        "settings": files(phases.switched_to("backup", regions), stacks),
-        "commands": [
-            "# records that the instance no longer replicates; otherwise `up` would call PromoteReadReplica "
-            "again, which AWS refuses",
-            f"pulumi refresh -s {backup} --target '{DATABASE_URN.format(stack=_short(backup))}' --yes",
-            f"pulumi up -s {backup}",
-            "# only once us-east-1 is back, before anything else there:",
-            *_old_region_first(data),
-            f"pulumi up -s {primary}",
-        ],
-    }
+    new, old = stacks[writer], stacks[phases.other(writer)]
+    refresh = ["# records that the instance no longer replicates; otherwise `up` would call PromoteReadReplica "
+               "again, which AWS refuses",
+               f"pulumi refresh -s {new} --target '{DATABASE_URN.format(stack=_short(new))}' --yes",
+               f"pulumi up -s {new}"]
+    if writer == "backup":
+        commands = [f"# these two work while {regions['primary']} is down:", *refresh,
+                    f"# only once {regions['primary']} is back, before anything else there:", *_old_region_first(data),
+                    f"pulumi up -s {old}"]
+    else:
+        commands = [*refresh, f"pulumi up -s {old}"]
+    commands += [f"# then rebuild {regions[phases.other(writer)]}'s replica (python -m drills failback phase):",
+                 *rebuild_commands(phases.other(writer), old)]
+    return {"settings": files(phases.switched_to(writer, regions), stacks), "commands": commands}
+
+
+def rebuild_commands(role: str, stack: str) -> list[str]:
+    return [f"python -m drills failback phase retire --role {role} --write",
+            f"pulumi up -s {stack}   # deletion protection off, the final snapshot named: nothing replaced",
+            f"python -m drills failback phase rebuild --role {role} --write",
+            f"pulumi preview -s {stack}   # replaces the database only: deleted (leaving that snapshot), then "
+            "created as a replica",
+            f"pulumi up -s {stack}"]
 
 
 def files(settings: list[dict], stacks: dict[str, str]) -> list[dict]:
@@ -160,3 +176,13 @@ def write(project_dir: Path, settings: list[dict]) -> list[str]:
             yaml.dump(document, out)
             path.write_text(out.getvalue(), encoding="utf-8")
     return lines
+
+
+def current(project_dir: Path, file: str, key: str) -> Any:
+    """A stack file's value of `namespace:section.member`, or None."""
+    config = _load(_yaml(), project_dir / file)["config"]
+    top, *members = key.split(".")
+    value = config.get(top)
+    for member in members:
+        value = value.get(member) if isinstance(value, dict) else None
+    return value

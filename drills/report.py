@@ -33,6 +33,9 @@ def summary(data: dict[str, Any]) -> dict[str, Any]:
         "stop_reason": data.get("stop_reason"), "warning": data.get("warning"), "operator": data["operator"],
         "started_at": data["started_at"],
         "regions": {"primary": data["outputs"]["primary"]["region"], "backup": data["outputs"]["backup"]["region"]},
+        # Where users and writes went from and to (a failback goes back to the primary's region).
+        "moved": {"from": data["outputs"][data.get("source", "primary")]["region"],
+                  "to": data["outputs"][data.get("target", "backup")]["region"]},
         "probe_url": data["probe_url"], "steps": steps,
         "skipped": [{"name": s["name"], "error": s["error"]} for s in steps if s["status"] == "skipped"],
         "probes": data["probes"], "preflight": data.get("preflight"),
@@ -55,7 +58,7 @@ def _markdown(summary: dict[str, Any]) -> str:
 
     lines = [f"# Drill {summary['id']}: {summary['scenario']} ({summary['status']})", "",
              f"- operator: {summary['operator']['user']} on {summary['operator']['host']}",
-             f"- regions: {summary['regions']['primary']} -> {summary['regions']['backup']}",
+             f"- regions: {summary['moved']['from']} -> {summary['moved']['to']}",
              f"- started: {summary['started_at']}",
              f"- **RTO**: {seconds(summary['rto_seconds'], summary['rto_reason'])}",
              f"- **RPO**: {rpo(summary)}"]
@@ -84,7 +87,9 @@ def _markdown(summary: dict[str, Any]) -> str:
     if reconcile["settings"]:
         lines += ["", "Reconcile the stack files with what the drill changed "
                   "(`python -m drills reconcile --journal <journal> --write`):", ""]
-        lines += [f"- `{s['file']}`: `{s['key']}: {json.dumps(s['value'])}`" for s in reconcile["settings"]]
+        lines += [f"- `{s['file']}`: `{s['key']}`: "
+                  + ("remove it" if s["value"] is None else f"`{json.dumps(s['value'])}`")
+                  for s in reconcile["settings"]]
         lines += ["", "```sh", *reconcile["commands"], "```"]
     return "\n".join(lines) + "\n"
 

@@ -101,7 +101,8 @@ def measure(journal: Journal) -> None:
     backup region. RPO: measured through the database when the probe ran, else the replica lag before the
     promotion (DNS-only drills change no data); CloudWatch's ReplicaLag is kept beside it for comparison."""
     data = journal.data
-    backup_region = data["outputs"]["backup"]["region"]
+    # Where users go: the backup's region, or the primary's for a failback.
+    backup_region = data["outputs"][data.get("target", "backup")]["region"]
     # The switch's datapoint time, when it was set, is when users start to move.
     faults = [(s.get("detail") or {}).get("on_at") or s["started_at_epoch"] for s in data["steps"]
               if s.get("fault") and s.get("started_at_epoch")]
@@ -137,7 +138,7 @@ def _run_step(journal: Journal, step: Step, ctx: Context, say: Say, started: flo
         journal.save()
         if skipped:
             # Best-effort steps act on the region being evacuated: later reads there are not waited for.
-            ctx.unreachable_regions.add(ctx.primary.region)
+            ctx.unreachable_regions.add(ctx.source.region)
             say(f"  SKIPPED after {_elapsed(entry)} (best effort, its region is unreachable): {exc}")
             return True
         say(f"  FAILED after {_elapsed(entry)}: {exc}")

@@ -20,6 +20,7 @@ import argparse
 import http.client
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -39,9 +41,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from drills import switch
 from drills.capacity import DIMENSION, NAMESPACE, SCALED
+from drills.emulated_pulumi import Pulumi
 from drills.loopback import free_port
 from drills.outputs import FailoverSwitch
-from drills.pgpair import PostgresMissing, PostgresPair
+from drills.pgpair import PostgresMissing, PostgresPair, Server
+from synth.engine import REPO
 
 ACCOUNT = "123456789012"
 PRIMARY, BACKUP = "us-east-1", "us-west-2"
@@ -94,6 +98,9 @@ class MotoServer:
         """Forget all state, and seed moto's id generator so a rebuilt world gets the same ids."""
         for path in ("/moto-api/reset", f"/moto-api/seed?a={seed}"):
             urllib.request.urlopen(urllib.request.Request(self.url + path, method="POST"), timeout=10).close()
+
+    def client(self, service: str, region: str) -> Any:
+        return _client(self.moto, service, region)
 
     def environment(self) -> dict[str, str]:
         return {"AWS_ENDPOINT_URL": self.url, "AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox",
@@ -275,7 +282,8 @@ def build_world(moto: MotoServer, outputs: dict[str, dict]) -> None:
     _switch_alarm(moto)
     writer = _client(moto, "rds", PRIMARY).create_db_instance(
         DBInstanceIdentifier=IDENTIFIER, DBInstanceClass="db.r6g.large", Engine="postgres", MultiAZ=True,
-        MasterUsername="trading_admin", MasterUserPassword="sandbox-only-password", AllocatedStorage=100)
+        MasterUsername="trading_admin", MasterUserPassword="sandbox-only-password", AllocatedStorage=100,
+        DeletionProtection=True)
     rds_backup = _client(moto, "rds", BACKUP)
     rds_backup.create_db_instance_read_replica(DBInstanceIdentifier=IDENTIFIER, DBInstanceClass="db.r6g.large",
                                                SourceDBInstanceIdentifier=writer["DBInstance"]["DBInstanceArn"])
@@ -298,14 +306,16 @@ class AwsFront:
     """Forwards every AWS call to moto, and where RDS's promotion would promote the replica's engine, promotes
     the PostgreSQL standby first: moto's promotion changes only its own records."""
 
-    def __init__(self, moto: MotoServer, pair: PostgresPair):
+    def __init__(self, moto: MotoServer, pair: PostgresPair, databases: dict[str, Server]):
         target = urllib.parse.urlsplit(moto.url)
 
         class Handler(BaseHTTPRequestHandler):
             def _forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if b"Action=PromoteReadReplica" in body and f"/{BACKUP}/rds/" in self.headers.get("Authorization", ""):
-                    pair.promote()
+                if b"Action=PromoteReadReplica" in body:
+                    # The signature's scope names the region: .../<date>/<region>/rds/aws4_request.
+                    scope = self.headers.get("Authorization", "").split("Credential=")[-1].split("/")
+                    pair.promote(databases[scope[2]])
                 upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
                 try:
                     upstream.request(self.command, self.path, body, dict(self.headers))
@@ -340,7 +350,9 @@ class World:
         self.moto = moto or MotoServer().start()
         self._owns_moto = moto is None
         self.regions = {PRIMARY: RegionEndpoint(PRIMARY), BACKUP: RegionEndpoint(BACKUP)}
-        self.aws = AwsFront(self.moto, postgres) if postgres else None
+        # Each region's database server: the RDS instance of that region, whatever its role.
+        self.databases = {PRIMARY: postgres.writer, BACKUP: postgres.standby} if postgres else {}
+        self.aws = AwsFront(self.moto, postgres, self.databases) if postgres else None
         self.front: Front | None = None
         try:
             self.build()
@@ -367,6 +379,9 @@ class World:
         database probe in a world without databases."""
         return self._args + (["--db-ca-bundle", str(self.postgres.ca_bundle)] if self.postgres else ["--no-db-probe"])
 
+    def client(self, service: str, region: str) -> Any:
+        return _client(self.moto, service, region)
+
     def environment(self) -> dict[str, str]:
         return {**self.moto.environment(), **({"AWS_ENDPOINT_URL": self.aws.url} if self.aws else {})}
 
@@ -379,9 +394,14 @@ class World:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Build the world with two PostgreSQL servers, run region-evacuation --execute end to end with the database
-    probe, print the report."""
-    argparse.ArgumentParser(prog="python -m drills.sandbox", description=main.__doc__).parse_args(argv)
+    """Build the world with two PostgreSQL servers, then: a region evacuation with the database probe; the
+    stack files reconciled and the printed commands run (`pulumi` emulated from the program's own evaluation,
+    drills/emulated_pulumi.py), which rebuilds us-east-1's replica; the failback's planned switchover; its
+    reconcile and commands, which rebuild us-west-2's replica. Ends with both stack files compared with the
+    repository's and a report for each leg."""
+    parser = argparse.ArgumentParser(prog="python -m drills.sandbox", description=main.__doc__)
+    parser.add_argument("--evacuation-only", action="store_true", help="stop after the evacuation's report")
+    args = parser.parse_args(argv)
     try:
         with tempfile.TemporaryDirectory(prefix="drill-sandbox-") as tmp:
             print("starting two PostgreSQL servers (writer and streaming standby) and moto on loopback ...",
@@ -389,7 +409,13 @@ def main(argv: list[str] | None = None) -> int:
             with PostgresPair() as pair:
                 world = World(Path(tmp), postgres=pair)
                 try:
-                    return _evacuate(world, Path(tmp))
+                    print(__doc__.split("\n\n")[1].replace("\n", " "), flush=True)
+                    os.environ.update(world.environment())
+                    trip = RoundTrip(world, Path(tmp), Path("drill-reports"))
+                    code = trip.evacuate()
+                    if code or args.evacuation_only:
+                        return code
+                    return trip.back()
                 finally:
                     world.close()
     except (PostgresMissing, RuntimeError) as exc:
@@ -397,19 +423,75 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _evacuate(world: World, tmp: Path) -> int:
-    print(__doc__.split("\n\n")[1].replace("\n", " "), flush=True)
-    os.environ.update(world.environment())
-    from drills.__main__ import main as drills
-    reports = Path("drill-reports")
-    code = drills(["run", "--scenario", "region-evacuation", "--execute", "--confirm", BACKUP,
-                   "--probe-url", world.front.url, "--probe-interval", "0.2", "--probe-timeout", "30",
-                   "--promotion-keeps-source-link", "--journal-dir", str(tmp / "journals"),
-                   "--report-dir", str(reports), *world.args()])
-    newest = max(reports.glob("drill-*.md"), key=lambda p: p.stat().st_mtime, default=None)
-    if newest:
-        print("\n" + newest.read_text())
-    return code
+class RoundTrip:
+    """The drill tool's own commands, in the order an operator runs them, with `pulumi` emulated."""
+
+    def __init__(self, world: World, tmp: Path, reports: Path, say: Callable[[str], None] = print):
+        self.world, self.reports, self.say = world, reports, say
+        self.journals = tmp / "journals"
+        self.project = tmp / "project"
+        self.project.mkdir()
+        for name in ("Pulumi.yaml", "Pulumi.primary.yaml", "Pulumi.backup.yaml"):
+            shutil.copy(REPO / name, self.project / name)
+        self.pulumi = Pulumi(world, self.project)
+
+    def drills(self, *args: str) -> int:
+        from drills.__main__ import main as drills
+        return drills(list(args))
+
+    def _leg(self, *args: str) -> int:
+        code = self.drills(*args, "--execute", "--probe-url", self.world.front.url, "--probe-interval", "0.2",
+                           "--probe-timeout", "30", "--promotion-keeps-source-link", "--journal-dir",
+                           str(self.journals), "--report-dir", str(self.reports), *self.world.args())
+        newest = max(self.reports.glob("drill-*.md"), key=lambda p: p.stat().st_mtime, default=None)
+        if newest:
+            self.say("\n" + newest.read_text())
+        return code
+
+    def evacuate(self) -> int:
+        return self._leg("run", "--scenario", "region-evacuation", "--confirm", BACKUP)
+
+    def back(self) -> int:
+        """Reconcile the evacuation (rebuilding us-east-1's replica), fail back, reconcile that (rebuilding
+        us-west-2's); 0 when both stack files end as they started."""
+        self.reconcile()
+        self.say("\n== failback preflight\n")
+        if self.drills("failback", "preflight", "--journal-dir", str(self.journals), *self.world.args()):
+            return 3
+        code = self._leg("failback", "run", "--confirm", PRIMARY)
+        if code:
+            return code
+        self.reconcile()
+        same = [name for name in ("Pulumi.primary.yaml", "Pulumi.backup.yaml")
+                if (self.project / name).read_text() == (REPO / name).read_text()]
+        self.say(f"\nstack files as they started: {', '.join(same) or 'neither'}")
+        return 0 if len(same) == 2 else 1
+
+    def reconcile(self) -> None:
+        """`reconcile --write` of the newest journal, then its commands."""
+        journal = max(self.journals.glob("drill-*.json"), key=lambda p: p.stat().st_mtime)
+        self.say(f"\n== reconcile {journal.name}")
+        if self.drills("reconcile", "--journal", str(journal), "--project-dir", str(self.project), "--write"):
+            raise RuntimeError(f"reconcile of {journal} failed")
+        plan = json.loads(journal.read_text())["reconcile"]
+        for command in plan["commands"]:
+            self.run(command)
+
+    def run(self, command: str) -> None:
+        if command.lstrip().startswith("#"):
+            return
+        words = shlex.split(command.split("   #")[0])
+        self.say(f"$ {command}")
+        if words[:2] == ["pulumi", "refresh"]:
+            self.say(f"  {self.pulumi.refresh_database(words[3])}")
+        elif words[:2] == ["pulumi", "up"]:
+            for line in self.pulumi.up(words[3]) or ["no changes"]:
+                self.say(f"  {line}")
+        elif words[:4] == ["python", "-m", "drills", "failback"]:
+            if self.drills(*words[3:], "--project-dir", str(self.project)):
+                raise RuntimeError(f"{command} failed")
+        else:  # pulumi preview, the AWS CLI: nothing in this world to show or do
+            self.say("  (not emulated)")
 
 
 if __name__ == "__main__":

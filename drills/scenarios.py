@@ -18,12 +18,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from drills import heartbeat, switch
 from drills.capacity import Capacities, plan_calls, restore_capacity, set_capacity
 from drills.endpoints import unreachable
-from drills.outputs import SERVICES, StackOutputs
+from drills.outputs import SERVICES, FailoverSwitch, StackOutputs
 from drills.probe import Answer, probe_once, wait_for_region
 
-SCENARIOS = ("dns-failover", "region-evacuation")
+SCENARIOS = ("dns-failover", "region-evacuation", "failback")
 # The scenarios that move the writer: the database probe measures what they lose.
-PROMOTING = ("region-evacuation",)
+PROMOTING = ("region-evacuation", "failback")
+# The scenarios that go back to the primary's region: source and target swap.
+RETURNING = ("failback",)
 _CONFIG = botocore.config.Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30)
 # The region being evacuated may hang rather than refuse: its calls are best effort, so they give up fast
 # (a hung endpoint would otherwise hold every step for minutes).
@@ -48,9 +50,16 @@ class Refused(Exception):
 
 @dataclass
 class Context:
-    primary: StackOutputs
-    backup: StackOutputs
+    # The stack whose region users and writes leave, and the one they go to: primary -> backup for an
+    # evacuation, backup -> primary for a failback.
+    source: StackOutputs
+    target: StackOutputs
+    # The primary's failover switch, and the value that sends users to the target (1: to the standby region).
+    switch: FailoverSwitch
     drill_id: str
+    switch_to_target: int = 1
+    # A planned switchover: promote only once every acknowledged heartbeat is on the replica.
+    no_loss: bool = False
     hold: float = 60
     probe_url: str = ""
     probe_timeout: float = 600
@@ -87,7 +96,7 @@ class Context:
         """boto3 honours AWS_PROFILE, AWS_ENDPOINT_URL and the rest of its environment as usual."""
         key = (service, region)
         if key not in self._clients:
-            config = _BEST_EFFORT_CONFIG if region == self.primary.region else _CONFIG
+            config = _BEST_EFFORT_CONFIG if region == self.source.region else _CONFIG
             self._clients[key] = boto3.session.Session().client(service, region_name=region, config=config,
                                                                 endpoint_url=self.endpoints.get(region))
         return self._clients[key]
@@ -95,18 +104,18 @@ class Context:
     @property
     def snapshot_id(self) -> str:
         # RDS keeps identifiers in lower case and answers with them so.
-        return f"{self.backup.db_instance_identifier}-drill-{self.drill_id}".lower()
+        return f"{self.target.db_instance_identifier}-drill-{self.drill_id}".lower()
 
     def check_stop_conditions(self) -> None:
         for name in self.stop_alarms:
-            for region in (self.backup.region, self.primary.region):
+            for region in (self.target.region, self.source.region):
                 if region in self.unreachable_regions:
                     continue
                 try:
                     found = self.client("cloudwatch", region).describe_alarms(
                         AlarmNames=[name], AlarmTypes=["MetricAlarm", "CompositeAlarm"])
                 except (ClientError, BotoCoreError) as exc:
-                    if region == self.primary.region and unreachable(exc):
+                    if region == self.source.region and unreachable(exc):
                         # The region being evacuated may be out; its alarms cannot be read then.
                         self.unreachable_regions.add(region)
                         continue
@@ -119,9 +128,9 @@ class Context:
         """The replica's latest ReplicaLag in the last 5 minutes; None without datapoints, or when it is
         negative (RDS reports -1 while replication is not running): unknown either way."""
         end = dt.datetime.now(dt.UTC)
-        points = self.client("cloudwatch", self.backup.region).get_metric_statistics(
+        points = self.client("cloudwatch", self.target.region).get_metric_statistics(
             Namespace="AWS/RDS", MetricName="ReplicaLag",
-            Dimensions=[{"Name": "DBInstanceIdentifier", "Value": self.backup.db_instance_identifier}],
+            Dimensions=[{"Name": "DBInstanceIdentifier", "Value": self.target.db_instance_identifier}],
             StartTime=end - dt.timedelta(minutes=5), EndTime=end + dt.timedelta(minutes=1), Period=60,
             Statistics=["Maximum"])["Datapoints"]
         if not points:
@@ -142,7 +151,7 @@ class Context:
 
     def start_heartbeat(self) -> None:
         assert self.heartbeat_record is not None, "the CLI sets the record beside the journal"
-        self.writer_heartbeat = heartbeat.Heartbeat(self.database(self.primary), self.drill_id,
+        self.writer_heartbeat = heartbeat.Heartbeat(self.database(self.source), self.drill_id,
                                                     self.db_probe_interval, self.heartbeat_record)
         self.writer_heartbeat.start()
 
@@ -189,27 +198,30 @@ class Step:
 
 
 def _switch_calls(ctx: Context, value: int) -> list[str]:
-    s = ctx.primary.failover_switch
+    s = ctx.switch
     dimensions = ", ".join(f"{k}={v}" for k, v in s.dimensions.items())
     return [f"cloudwatch[{s.region}].put_metric_data(Namespace={s.namespace}, MetricName={s.metric_name}, "
             f"Dimensions={dimensions}, Value={value}, Unit=Count)"]
 
 
 def _switch_on(ctx: Context, detail: dict) -> dict:
-    s = ctx.primary.failover_switch
+    """Send users to the target: 1 for the standby region, 0 back to the primary's."""
+    s = ctx.switch
     detail["on_at"] = time.time()
-    ctx.checkpoint()  # an abort then knows when it went on, to date the off datapoint after it
-    switch.put(ctx.client("cloudwatch", s.region), s, 1, detail["on_at"])
-    return {"switch": "on"}
+    ctx.checkpoint()  # an abort then knows when it went on, to date the undoing datapoint after it
+    switch.put(ctx.client("cloudwatch", s.region), s, ctx.switch_to_target, detail["on_at"])
+    return {"switch": "on" if ctx.switch_to_target else "off"}
 
 
 def _switch_off(ctx: Context, on_at: float | None) -> dict:
-    s = ctx.primary.failover_switch
+    """Send users back to the source, with a datapoint the alarm sees after the one that moved them."""
+    s = ctx.switch
     cloudwatch = ctx.client("cloudwatch", s.region)
     alarm = switch.alarm(cloudwatch, s) or {}
     at = switch.off_time(on_at, alarm.get("Period", switch.DEFAULT_PERIOD), time.time())
-    switch.put(cloudwatch, s, 0, at)
-    return {"switch": "off", "off_at": at}
+    value = 1 - ctx.switch_to_target
+    switch.put(cloudwatch, s, value, at)
+    return {"switch": "on" if value else "off", "off_at": at}
 
 
 def _switch_off_step(ctx: Context, detail: dict) -> dict:
@@ -236,8 +248,8 @@ def _hold(ctx: Context, detail: dict) -> dict:
         ctx.check_stop_conditions()
         answer = probe_once(ctx.probe_url)
         ctx.record_probe(answer)
-        if answer.region == ctx.primary.region:
-            raise SwitchDidNotHold(f"{ctx.primary.region} answered {ctx.probe_url} during the hold, "
+        if answer.region == ctx.source.region:
+            raise SwitchDidNotHold(f"{ctx.source.region} answered {ctx.probe_url} during the hold, "
                                    f"{ctx.hold - (end - time.time()):.0f} s after it began: the switch did not hold")
         time.sleep(min(ctx.probe_interval, max(0.0, end - time.time())))
     return {"held_seconds": ctx.hold}
@@ -246,7 +258,7 @@ def _hold(ctx: Context, detail: dict) -> dict:
 def _replica_caught_up(ctx: Context, detail: dict) -> dict:
     """The heartbeat, when it ran, measures the lag through the database and decides; CloudWatch's ReplicaLag
     is read beside it (and decides alone without the probe)."""
-    b = ctx.backup
+    b = ctx.target
 
     def caught_up() -> bool:
         detail["replica_lag_seconds"] = ctx.replica_lag()
@@ -254,6 +266,8 @@ def _replica_caught_up(ctx: Context, detail: dict) -> dict:
         gone = ctx.heartbeat_record.summary()["writer_gone"] if measured is not None else None
         if measured is not None:
             detail["heartbeat"], detail["writer_gone"] = measured, gone
+        if ctx.no_loss:
+            return _nothing_missing(ctx, measured, gone)
         lag, source = detail["replica_lag_seconds"], "ReplicaLag"
         if measured is not None:
             # Once the probe lost the writer, the application may have written after its last heartbeat: the
@@ -261,10 +275,10 @@ def _replica_caught_up(ctx: Context, detail: dict) -> dict:
             lag, source = ((measured["seconds"], "heartbeat") if not gone or lag is None or lag <= measured["seconds"]
                            else (lag, "ReplicaLag, larger than the heartbeat's reading after the writer went away"))
         detail["lag_seconds"], detail["lag_source"] = lag, source
-        cannot_catch_up = ctx.primary.region in ctx.unreachable_regions or gone is not None
+        cannot_catch_up = ctx.source.region in ctx.unreachable_regions or gone is not None
         if lag is not None and lag > ctx.max_lag and cannot_catch_up:
             # With its source out the replica cannot catch up: waiting only delays the decision.
-            why = (f"{ctx.primary.region} is unreachable" if ctx.primary.region in ctx.unreachable_regions else
+            why = (f"{ctx.source.region} is unreachable" if ctx.source.region in ctx.unreachable_regions else
                    "the old writer stopped answering the database probe")
             raise Refused(f"{b.db_instance_identifier} is {lag:g} s behind ({detail['lag_source']}), over --max-lag "
                           f"{ctx.max_lag:g} s, and {why}, so it cannot catch up: `resume --max-lag N` to accept that "
@@ -272,11 +286,16 @@ def _replica_caught_up(ctx: Context, detail: dict) -> dict:
         return lag is None or lag <= ctx.max_lag
 
     try:
-        ctx.wait(f"replica lag of {b.db_instance_identifier}", caught_up, interval=10)
+        ctx.wait(f"replica lag of {b.db_instance_identifier}", caught_up, interval=1 if ctx.no_loss else 10)
     except TimeoutError:
+        if ctx.no_loss:
+            raise TimeoutError(f"{b.db_instance_identifier} still lacks {detail['heartbeat']['rows_missing']} "
+                               f"acknowledged heartbeats after {ctx.wait_timeout:g} s: not promoting") from None
         raise TimeoutError(f"{b.db_instance_identifier} is still {detail['lag_seconds']:g} s behind "
                            f"({detail['lag_source']}) after {ctx.wait_timeout:g} s, over --max-lag {ctx.max_lag:g} s: "
                            "not promoting") from None
+    if ctx.no_loss:
+        return {"data_loss_accepted": False, "nothing_missing": True}
     lag = detail["lag_seconds"]
     if lag is None and not ctx.accept_data_loss:
         raise Refused(f"no ReplicaLag datapoints for {b.db_instance_identifier} in {b.region} and no heartbeat: the "
@@ -285,13 +304,25 @@ def _replica_caught_up(ctx: Context, detail: dict) -> dict:
     return {"max_lag_seconds": ctx.max_lag, "data_loss_accepted": lag is None}
 
 
+def _nothing_missing(ctx: Context, measured: dict | None, gone: dict | None) -> bool:
+    """A planned switchover promotes only when every acknowledged heartbeat is on the replica: RPO 0 by
+    measurement, not by assumption."""
+    if measured is None:
+        raise Refused("a planned switchover promotes only once the heartbeat shows nothing would be lost: run it "
+                      "with the database probe (and at least one acknowledged heartbeat)")
+    if gone is not None:
+        raise Refused(f"the writer stopped answering the database probe ({gone['error']}): a planned switchover "
+                      "needs it; `abort` undoes, or evacuate instead")
+    return measured["rows_missing"] == 0 and not measured["at_least"]
+
+
 def _snapshot_replica(ctx: Context, detail: dict) -> dict:
-    rds = ctx.client("rds", ctx.backup.region)
-    existing = rds.describe_db_snapshots(DBInstanceIdentifier=ctx.backup.db_instance_identifier,
+    rds = ctx.client("rds", ctx.target.region)
+    existing = rds.describe_db_snapshots(DBInstanceIdentifier=ctx.target.db_instance_identifier,
                                          SnapshotType="manual")["DBSnapshots"]
     if not any(s["DBSnapshotIdentifier"] == ctx.snapshot_id for s in existing):
         rds.create_db_snapshot(DBSnapshotIdentifier=ctx.snapshot_id,
-                               DBInstanceIdentifier=ctx.backup.db_instance_identifier)
+                               DBInstanceIdentifier=ctx.target.db_instance_identifier)
 
     def available() -> bool:
         snapshot = rds.describe_db_snapshots(DBSnapshotIdentifier=ctx.snapshot_id)["DBSnapshots"][0]
@@ -302,16 +333,16 @@ def _snapshot_replica(ctx: Context, detail: dict) -> dict:
 
 
 def _describe_replica(ctx: Context) -> dict:
-    rds = ctx.client("rds", ctx.backup.region)
-    return rds.describe_db_instances(DBInstanceIdentifier=ctx.backup.db_instance_identifier)["DBInstances"][0]
+    rds = ctx.client("rds", ctx.target.region)
+    return rds.describe_db_instances(DBInstanceIdentifier=ctx.target.db_instance_identifier)["DBInstances"][0]
 
 
 def _promote_replica(ctx: Context, detail: dict) -> dict:
     """Decided from the instance, not from what an earlier run meant to do: a refused call (the replica was
     still backing up) is made again on resume, a completed one never twice (AWS refuses a non-replica)."""
-    rds = ctx.client("rds", ctx.backup.region)
+    rds = ctx.client("rds", ctx.target.region)
     # AWS refuses to promote an instance that is not available (e.g. still backing up after the snapshot).
-    ctx.wait(f"{ctx.backup.db_instance_identifier} available",
+    ctx.wait(f"{ctx.target.db_instance_identifier} available",
              lambda: _describe_replica(ctx)["DBInstanceStatus"] == "available")
     replica = _describe_replica(ctx)
     emulated_done = ctx.promotion_keeps_source_link and detail.get("promote_called")
@@ -319,7 +350,7 @@ def _promote_replica(ctx: Context, detail: dict) -> dict:
         detail["promote_requested_at"] = time.time()
         ctx.checkpoint()
         # Without it PromoteReadReplica sets a 1-day retention until the next `pulumi up`.
-        rds.promote_read_replica(DBInstanceIdentifier=ctx.backup.db_instance_identifier,
+        rds.promote_read_replica(DBInstanceIdentifier=ctx.target.db_instance_identifier,
                                  BackupRetentionPeriod=max(replica.get("BackupRetentionPeriod") or 0, 1))
         detail["promote_called"] = True
         ctx.checkpoint()
@@ -343,7 +374,7 @@ def _measure_data_loss(ctx: Context, detail: dict) -> dict:
              "last_acknowledged_written_at": summary["last_written_at"], "writer_gone": summary["writer_gone"],
              "write_failures": summary["failures"]}
     try:
-        return {**found, "measured": ctx.heartbeat_behind(ctx.backup), "error": None}
+        return {**found, "measured": ctx.heartbeat_behind(ctx.target), "error": None}
     except (heartbeat.DatabaseError, ClientError, BotoCoreError) as exc:
         return {**found, "measured": None, "error": str(exc)}
 
@@ -353,8 +384,8 @@ def _fenced(ctx: Context) -> Capacities:
 
 
 def _active(ctx: Context) -> Capacities:
-    """What the primary runs while active; one beat, never more."""
-    capacities = {s: dict(ctx.primary.ecs_capacity[s]) for s in SERVICES}
+    """What a region runs while active (the same in both stacks); one beat, never more."""
+    capacities = {s: dict(ctx.target.ecs_capacity[s]) for s in SERVICES}
     capacities["beat"] = {"min": 1, "max": 1, "desired": 1}
     return capacities
 
@@ -363,10 +394,15 @@ def _active(ctx: Context) -> Capacities:
 
 
 def _switch_on_step(ctx: Context) -> Step:
-    s = ctx.primary.failover_switch
-    return Step("switch-on", f"Turn the failover switch on in {s.region}: Route53 stops answering with "
-                f"{ctx.primary.region} and sends users to {ctx.backup.region}", _switch_calls(ctx, 1),
-                _switch_on, _undo_switch_on, fault=True)
+    s = ctx.switch
+    if ctx.switch_to_target:
+        what = (f"Turn the failover switch on in {s.region}: Route53 stops answering with {ctx.source.region} and "
+                f"sends users to {ctx.target.region}")
+    else:
+        what = (f"Turn the failover switch off in {s.region}: Route53 answers with {ctx.target.region} again "
+                f"(users are served read-only there until its replica is promoted)")
+    return Step("switch-on" if ctx.switch_to_target else "switch-back", what,
+                _switch_calls(ctx, ctx.switch_to_target), _switch_on, _undo_switch_on, fault=True)
 
 
 def _probe_step(ctx: Context, outputs: StackOutputs) -> Step:
@@ -375,7 +411,7 @@ def _probe_step(ctx: Context, outputs: StackOutputs) -> Step:
 
 
 def dns_failover(ctx: Context) -> list[Step]:
-    p, b = ctx.primary, ctx.backup
+    p, b = ctx.source, ctx.target
     return [
         _switch_on_step(ctx),
         _probe_step(ctx, b),
@@ -396,32 +432,33 @@ def _heartbeat_reads(ctx: Context, outputs: StackOutputs) -> list[str]:
             f"WHERE drill_id = '{ctx.drill_id}'"]
 
 
-def region_evacuation(ctx: Context) -> list[Step]:
-    """Fence first: users leave the primary, its writers stop, and only then is the replica promoted and the
-    backup's writers started: never two writers' workers, never two beats. Nothing that moves traffic or
-    data calls the primary's region; the steps there are best effort."""
-    p, b = ctx.primary, ctx.backup
+def _move_writer(ctx: Context, planned: bool) -> list[Step]:
+    """Fence first: users leave the source, its writers stop, and only then is the target's replica promoted
+    and its writers started: never two writers' workers, never two beats. An evacuation calls nothing in the
+    source's region that moves traffic or data, and its steps there are best effort; a planned switchover
+    (a failback) needs the source and promotes only once the heartbeat shows nothing would be lost."""
+    p, b = ctx.source, ctx.target
+    gate = ("until every acknowledged heartbeat is on it (RPO 0, measured)" if planned else
+            f"until it is at most {ctx.max_lag:g} s behind: "
+            + ("measured by the heartbeat, ReplicaLag read beside it" if ctx.db_probe else
+               "by ReplicaLag; with no datapoints, refuse unless --accept-data-loss"))
     return [
         _switch_on_step(ctx),
-        Step("fence-primary-writers", f"Scale {p.region}'s api, worker and beat to 0 (scalable targets 0/0): "
+        Step(f"fence-{p.role}-writers", f"Scale {p.region}'s api, worker and beat to 0 (scalable targets 0/0): "
              "nothing writes to the old writer", plan_calls(p, _fenced(ctx)), set_capacity(p, _fenced),
-             restore_capacity(p), best_effort=True, ends_writes=True),
-        Step("wait-for-replica-lag", f"Wait until {b.db_instance_identifier} is at most {ctx.max_lag:g} s behind: "
-             + ("measured by the heartbeat, ReplicaLag read beside it" if ctx.db_probe else
-                "by ReplicaLag; with no datapoints, refuse unless --accept-data-loss"),
+             restore_capacity(p), best_effort=not planned, ends_writes=True),
+        Step("wait-for-replica-lag", f"Wait on {b.db_instance_identifier} in {b.region} {gate}",
              [f"cloudwatch[{b.region}].get_metric_statistics(AWS/RDS ReplicaLag, "
-              f"DBInstanceIdentifier={b.db_instance_identifier}) <= {ctx.max_lag:g} s"]
-             + _heartbeat_reads(ctx, b), _replica_caught_up),
+              f"DBInstanceIdentifier={b.db_instance_identifier})"] + _heartbeat_reads(ctx, b), _replica_caught_up),
         Step("snapshot-replica", f"Snapshot the replica {b.db_instance_identifier} before promoting it",
              [f"rds[{b.region}].create_db_snapshot(DBSnapshotIdentifier={ctx.snapshot_id}, "
               f"DBInstanceIdentifier={b.db_instance_identifier})"], _snapshot_replica),
-        Step("promote-replica", f"Promote {b.db_instance_identifier} to a standalone writer (irreversible)",
-             [f"rds[{b.region}].promote_read_replica(DBInstanceIdentifier={b.db_instance_identifier})"],
-             _promote_replica),
-        Step("raise-backup-capacity", f"Raise {b.region}'s services to the primary's active capacity (scalable "
-             "targets first, so target tracking cannot scale them back); worker and beat start only now, after "
-             "the fence and the promotion", plan_calls(b, _active(ctx)), set_capacity(b, _active),
-             restore_capacity(b)),
+        Step("promote-replica", f"Promote {b.db_instance_identifier} in {b.region} to a standalone writer "
+             "(irreversible)", [f"rds[{b.region}].promote_read_replica(DBInstanceIdentifier="
+                                f"{b.db_instance_identifier})"], _promote_replica),
+        Step(f"raise-{b.role}-capacity", f"Raise {b.region}'s services to the active capacity (scalable targets "
+             "first, so target tracking cannot scale them back); worker and beat start only now, after the fence "
+             "and the promotion", plan_calls(b, _active(ctx)), set_capacity(b, _active), restore_capacity(b)),
         _probe_step(ctx, b),
         *([Step("measure-data-loss", f"Read the heartbeats on the promoted {b.db_instance_identifier}: RPO = the "
                 "last acknowledged on the old writer - the newest there, and the acknowledged rows missing (a "
@@ -430,4 +467,13 @@ def region_evacuation(ctx: Context) -> list[Step]:
     ]
 
 
-BUILDERS = {"dns-failover": dns_failover, "region-evacuation": region_evacuation}
+def region_evacuation(ctx: Context) -> list[Step]:
+    return _move_writer(ctx, planned=False)
+
+
+def failback(ctx: Context) -> list[Step]:
+    """The planned switchover back to the primary's region, once its replica is rebuilt and caught up."""
+    return _move_writer(ctx, planned=True)
+
+
+BUILDERS = {"dns-failover": dns_failover, "region-evacuation": region_evacuation, "failback": failback}

@@ -192,7 +192,7 @@ def test_a_wrong_confirm_exits_2_and_calls_nothing(world, tmp_path, capsys):
     code = cli.main(["run", "--scenario", "dns-failover", "--execute", "--confirm", PRIMARY,
                      "--journal-dir", str(tmp_path / "journals"), *world.args()])
     assert code == 2
-    assert "--confirm must be the backup region us-west-2" in capsys.readouterr().err
+    assert "--confirm must be the region users go to, us-west-2" in capsys.readouterr().err
     assert switch_value(world) is None and not (tmp_path / "journals").exists()
 
 

@@ -22,7 +22,8 @@ import drills.scenarios as scenarios
 from drills import heartbeat
 from drills.heartbeat import TABLE
 from drills.pgpair import PostgresPair
-from drills.sandbox import BACKUP, PRIMARY, SECRET_NAME, World, free_port
+from drills.sandbox import BACKUP, IDENTIFIER, PRIMARY, SECRET_NAME, RoundTrip, World, free_port
+from synth.engine import REPO
 
 INTERVAL = "0.2"
 
@@ -288,3 +289,57 @@ def test_a_write_acknowledged_after_the_stop_is_not_counted(pair, tmp_path):
     time.sleep(1)
     assert record.summary()["acknowledged"] == before
     assert all(e.get("after_stop") for e in record.entries() if "id" in e and e["acked_at"] > time.time() - 1.2)
+
+
+def test_evacuation_and_failback_end_where_they_started(world, pair, tmp_path):
+    """The whole round trip as an operator runs it: the drill tool's commands in order, `pulumi` emulated from
+    the program's own evaluation of the stack files the tool writes. Both regions end in their original roles,
+    the files as they started, and the planned switchover lost nothing, by the heartbeat."""
+    lines: list[str] = []
+    trip = RoundTrip(world, tmp_path, tmp_path / "reports", lines.append)
+    assert trip.evacuate() == 0
+    assert trip.back() == 0, "\n".join(lines)
+    for name in ("Pulumi.primary.yaml", "Pulumi.backup.yaml"):
+        assert (trip.project / name).read_text() == (REPO / name).read_text()
+    # Each database was rebuilt once, from the other, and the primary's is the writer again.
+    assert not pair.writer.in_recovery() and pair.standby.in_recovery() and pair.receiving(pair.standby)
+    replicas = [line for line in lines if "replaced (final snapshot trading-platform-production-retired-" in line]
+    assert [line.split()[0] for line in replicas] == [PRIMARY, BACKUP]
+    rds = boto3.client("rds", region_name=BACKUP, endpoint_url=world.moto.url)
+    (replica,) = rds.describe_db_instances(DBInstanceIdentifier=IDENTIFIER)["DBInstances"]
+    assert replica["ReadReplicaSourceDBInstanceIdentifier"] == f"arn:aws:rds:{PRIMARY}:123456789012:db:{IDENTIFIER}"
+    # The former writers were deleted only after their protection was lifted, each leaving its named snapshot.
+    for region in (PRIMARY, BACKUP):
+        snapshots = boto3.client("rds", region_name=region, endpoint_url=world.moto.url).describe_db_snapshots()
+        assert any(s["DBSnapshotIdentifier"].startswith(f"{IDENTIFIER}-retired-") for s in snapshots["DBSnapshots"])
+    # A report for each leg; the failback promoted only once every acknowledged heartbeat had arrived.
+    legs = {json.loads(p.read_text())["scenario"]: json.loads(p.read_text())
+            for p in (tmp_path / "reports").glob("drill-*.json")}
+    assert set(legs) == {"region-evacuation", "failback"}
+    back = legs["failback"]
+    assert back["status"] == "done" and back["rpo_seconds"] == 0 and back["rows_lost"] == 0
+    assert back["moved"] == {"from": BACKUP, "to": PRIMARY}
+    wait = {s["name"]: s for s in back["steps"]}["wait-for-replica-lag"]["detail"]
+    assert wait["nothing_missing"] and wait["heartbeat"]["rows_missing"] == 0
+    # Users are back on the primary's region, which runs the active capacities; the backup its standby's.
+    assert world.front.primary_serving()
+    ecs = {region: {s["serviceName"]: s["desiredCount"] for s in boto3.client(
+        "ecs", region_name=region, endpoint_url=world.moto.url).describe_services(
+        cluster=IDENTIFIER, services=["api", "web", "worker", "beat"])["services"]} for region in (PRIMARY, BACKUP)}
+    assert ecs[PRIMARY] == {"api": 2, "web": 2, "worker": 2, "beat": 1}
+    assert {k: ecs[BACKUP][k] for k in ("api", "worker", "beat")} == {"api": 1, "worker": 0, "beat": 0}
+
+
+def test_a_rebuild_before_the_retire_is_refused(world, pair, tmp_path, capsys):
+    """The phases keep their order: a rebuild needs the former writer retired first (AWS would refuse to
+    delete it while its deletion protection is on), and a retire needs a switchover first."""
+    trip = RoundTrip(world, tmp_path, tmp_path / "reports", lambda line: None)
+    assert trip.drills("failback", "phase", "retire", "--role", "primary", "--project-dir", str(trip.project)) == 2
+    assert "database.detached is not true" in capsys.readouterr().err
+    assert trip.evacuate() == 0
+    reconcile_journal = next((tmp_path / "journals").glob("drill-*.json"))
+    assert trip.drills("reconcile", "--journal", str(reconcile_journal), "--project-dir", str(trip.project),
+                       "--write") == 0
+    capsys.readouterr()
+    assert trip.drills("failback", "phase", "rebuild", "--role", "primary", "--project-dir", str(trip.project)) == 2
+    assert "retire the former writer first" in capsys.readouterr().err

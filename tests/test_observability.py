@@ -193,18 +193,21 @@ def test_drill_role_may_mutate_only_the_drills_resources(evaluations):
     account = "123456789012"
     services = {f"arn:aws:ecs:{s.region}:{account}:service/trading-platform-production/{n}"
                 for s in (primary, backup) for n in ("api", "web", "worker", "beat")}
-    replica = backup.outputs["db_instance_arn"]
-    drill_snapshots = f"arn:aws:rds:us-west-2:{account}:snapshot:trading-platform-production-drill-*"
+    # An evacuation promotes the backup's instance, a failback the primary's: both, and nothing else.
+    instances = {primary.outputs["db_instance_arn"], backup.outputs["db_instance_arn"]}
+    drill_snapshots = {f"arn:aws:rds:{region}:{account}:snapshot:trading-platform-production-drill-*"
+                       for region in ("us-east-1", "us-west-2")}
     assert by_action["ecs:UpdateService"] == by_action["ecs:DescribeServices"] == services
-    assert by_action["rds:PromoteReadReplica"] == by_action["rds:DescribeDBInstances"] == {replica}
-    assert by_action["rds:CreateDBSnapshot"] == {replica, drill_snapshots}
+    assert by_action["rds:PromoteReadReplica"] == by_action["rds:DescribeDBInstances"] == instances
+    assert by_action["rds:CreateDBSnapshot"] == instances | drill_snapshots
     # copy_tags_to_snapshot: RDS authorizes the copied tags as AddTagsToResource on the new snapshot.
     assert backup.of_type("aws:rds/instance:Instance")[0].inputs["copyTagsToSnapshot"] is True
-    assert by_action["rds:AddTagsToResource"] == {drill_snapshots}
+    assert by_action["rds:AddTagsToResource"] == drill_snapshots
     # Moving traffic needs no Route53 call (its control plane is served from us-east-1).
     assert not [a for a in by_action if a.startswith("route53:")]
-    assert by_action["rds:DescribeDBSnapshots"] == {
-        replica, drill_snapshots, f"arn:aws:rds:us-west-2:{account}:snapshot:rds:trading-platform-production-*"}
+    assert by_action["rds:DescribeDBSnapshots"] == instances | drill_snapshots | {
+        f"arn:aws:rds:{region}:{account}:snapshot:rds:trading-platform-production-*"
+        for region in ("us-east-1", "us-west-2")}
     assert by_action["s3:GetReplicationConfiguration"] == {primary.outputs["backup_bucket_arn"]}
     # The database probe reads the database-credentials secret in each region, and only it; decrypting goes
     # through Secrets Manager with the key of that region's copy.

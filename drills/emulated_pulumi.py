@@ -1,0 +1,118 @@
+"""`pulumi refresh` and `pulumi up` for the sandbox's world, driven by the program itself: each stack file is
+evaluated with synth's engine (the SDK's mocks) and what the registered resources declare is applied to moto
+and the PostgreSQL servers, the way the engine would apply it against the last state.
+
+Emulated: the services' scalable targets and counts (target tracking keeping a count within its bounds),
+the database's deletion protection, and its replacement when the program declares a replica where the
+state holds a standalone instance (replaceOnChanges): deleted first (AWS refuses while deletion protection
+is on), leaving the final snapshot the state names, then created as a read replica, which rebuilds that
+region's PostgreSQL server as a standby of the writer. Not emulated: everything else the stacks declare.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from drills.capacity import DIMENSION, NAMESPACE
+from synth.engine import evaluate
+
+if TYPE_CHECKING:
+    from drills.sandbox import World
+
+INSTANCE = "aws:rds/instance:Instance"
+TARGET = "aws:appautoscaling/target:Target"
+SERVICE = "aws:ecs/service:Service"
+
+
+@dataclass
+class State:
+    """What the engine's state says of each stack's database, by stack: its inputs at the last `up`."""
+
+    databases: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class Pulumi:
+    def __init__(self, world: World, project_dir: Path):
+        self.world, self.project_dir, self.state = world, project_dir, State()
+        # The world was built as the stack files say: their state is what they declare.
+        for stack in ("primary", "backup"):
+            self.state.databases[stack] = self._instance(self._evaluate(stack)).inputs
+
+    def _evaluate(self, stack: str) -> Any:
+        # The program's warnings (google sign-in off) are the synth's to show, not the sandbox's.
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            return evaluate(stack, self.project_dir, {})
+
+    @staticmethod
+    def _instance(evaluation: Any) -> Any:
+        (found,) = evaluation.of_type(INSTANCE)
+        return found
+
+    def refresh_database(self, stack: str) -> str:
+        """`pulumi refresh --target <the instance>`: the state learns that a promoted instance has no source."""
+        region = self._evaluate(stack).region
+        promoted = not self.world.databases[region].in_recovery()
+        if promoted:
+            self.state.databases[stack] = {**self.state.databases[stack], "replicateSourceDb": None}
+        return f"refresh {stack}: the database in {region} is {'a writer' if promoted else 'a replica'}"
+
+    def up(self, stack: str) -> list[str]:
+        evaluation = self._evaluate(stack)
+        region = evaluation.region
+        return self._services(evaluation, region) + self._database(stack, evaluation, region)
+
+    def _services(self, evaluation: Any, region: str) -> list[str]:
+        scaling = self.world.client("application-autoscaling", region)
+        ecs = self.world.client("ecs", region)
+        bounds = {}
+        for target in evaluation.of_type(TARGET):
+            low, high = target.inputs["minCapacity"], target.inputs["maxCapacity"]
+            scaling.register_scalable_target(ServiceNamespace=NAMESPACE, ResourceId=target.inputs["resourceId"],
+                                             ScalableDimension=DIMENSION, MinCapacity=low, MaxCapacity=high)
+            bounds[target.inputs["resourceId"].rsplit("/", 1)[-1]] = (low, high)
+        changed = []
+        for service in evaluation.of_type(SERVICE):
+            name = service.inputs["name"]
+            cluster = service.inputs["cluster"].rsplit("/", 1)[-1]
+            current = ecs.describe_services(cluster=cluster, services=[name])["services"][0]["desiredCount"]
+            if "desiredCount" in service.ignore_changes:
+                low, high = bounds[name]
+                desired = min(max(current, low), high)  # target tracking keeps the count within the bounds
+            else:
+                desired = service.inputs["desiredCount"]
+            if desired != current:
+                ecs.update_service(cluster=cluster, service=name, desiredCount=desired)
+                changed.append(f"{region} {name}: desired {current} -> {desired}")
+        return changed
+
+    def _database(self, stack: str, evaluation: Any, region: str) -> list[str]:
+        declared = self._instance(evaluation)
+        inputs, old = declared.inputs, self.state.databases[stack]
+        rds = self.world.client("rds", region)
+        identifier = inputs["identifier"]
+        changed = []
+        replace = any(old.get(p) != inputs.get(p) for p in declared.replace_on_changes)
+        if replace:
+            # delete_before_replace: the identifier stays, so the old instance goes first, as the state says.
+            rds.delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=bool(old["skipFinalSnapshot"]),
+                                   **({} if old["skipFinalSnapshot"] else
+                                      {"FinalDBSnapshotIdentifier": old["finalSnapshotIdentifier"]}))
+            source = inputs["replicateSourceDb"]
+            rds.create_db_instance_read_replica(DBInstanceIdentifier=identifier, SourceDBInstanceIdentifier=source,
+                                                DBInstanceClass=inputs["instanceClass"])
+            source_region = source.split(":")[3]
+            self.world.postgres.rebuild(self.world.databases[region], self.world.databases[source_region])
+            changed.append(f"{region} {identifier}: replaced (final snapshot "
+                           f"{old.get('finalSnapshotIdentifier') or 'none'}) by a read replica of {source}")
+        protection = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0].get(
+            "DeletionProtection")
+        if protection is not inputs["deletionProtection"]:
+            rds.modify_db_instance(DBInstanceIdentifier=identifier, DeletionProtection=inputs["deletionProtection"],
+                                   ApplyImmediately=True)
+            changed.append(f"{region} {identifier}: deletion protection {inputs['deletionProtection']}")
+        self.state.databases[stack] = inputs
+        return changed
