@@ -1,4 +1,10 @@
-"""One regional stack of the trading platform: settings -> components -> exports."""
+"""One regional stack of the trading platform: settings -> components -> exports.
+
+What the active region decides (writer or replica, active or standby capacities, rotation) is named in
+regions/roles.py; what one stack of the pair creates and the other reads (shared secrets, zone, images), in
+components/pair.py. The remaining `is_primary` choices are the stack's identity: the primary owns the
+switch, the backups' replication and the validation record; the backup the drill role.
+"""
 
 from dataclasses import asdict
 from functools import partial
@@ -12,15 +18,13 @@ from components.backup_plan import BackupPlan, BackupPlanArgs
 from components.cache import REDIS_PORT, Cache, CacheArgs
 from components.cluster import Cluster, ClusterArgs
 from components.cost import Cost, CostArgs
-from components.database import Database, DatabaseArgs, WriterCredentials
+from components.database import Database, DatabaseArgs
 from components.dns import (
     SWITCH_NAMESPACE,
     Failover,
     FailoverArgs,
     FailoverSwitch,
     FailoverSwitchArgs,
-    HostedZone,
-    HostedZoneArgs,
 )
 from components.drill_role import DrillRole, DrillRoleArgs, RegionResources
 from components.endpoints import Endpoints, EndpointsArgs
@@ -28,30 +32,27 @@ from components.kms import StackKey, StackKeyArgs
 from components.load_balancer import LoadBalancer, LoadBalancerArgs, Target
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
-from components.registry import Images, ImagesArgs, ReplicatedImages, ReplicatedImagesArgs
+from components.pair import images as pair_images
+from components.pair import pair, shared_secrets, zone_id
 from components.replication import BucketReplication, BucketReplicationArgs
 from components.rotation import PasswordRotation, PasswordRotationArgs, RestartOnNewSecret, RestartOnNewSecretArgs
 from components.secrets import (
-    SHARED_SECRETS,
     ConnectionSecret,
     ConnectionSecretArgs,
-    SharedSecrets,
-    SharedSecretsArgs,
-    replica_arn,
 )
 from components.security_groups import POSTGRES_PORT, SecurityGroups, SecurityGroupsArgs
 from components.service import Service, ServiceArgs
 from components.storage import ALB_LOG_PREFIX, BackupBucket, BackupBucketArgs, LogBucket, LogBucketArgs
 from regions.catalog import SERVICE_PORTS, SERVICES
 from regions.roles import roles, writer_arn
-from regions.settings import check_peer_region, check_zone_ids, from_pulumi
-from regions.workloads import IMAGES, WORKLOADS
+from regions.settings import check_zone_ids, from_pulumi
+from regions.workloads import WORKLOADS
 
 # The engine runs the program in the project directory, beside the stack files.
 settings = from_pulumi(Path.cwd())
 region = settings.region
 prefix = settings.name_prefix
-is_primary = settings.role == "primary"
+is_primary = settings.role == "primary"  # the stack's identity, not whether it is active
 # What this region does while `activeRegion` is what it is: writer or replica, active or standby capacities.
 role = roles(settings)
 
@@ -91,31 +92,10 @@ Endpoints("endpoints", EndpointsArgs(
     security_group_id=security_groups.endpoints.id,
 ), opts=aws_opts)
 
-# --- secrets: primary creates the shared ones with replicas in the peer region; backup reads the replicas
-if is_primary:
-    # Primary deploys first, so the replicas cannot use the backup stack's key: they get their own.
-    replica_key = StackKey("replica-key", StackKeyArgs(
-        alias=f"{prefix}/replicas", account_id=account_id, region=region.peer, partition=region.partition,
-        for_logs_and_alarms=False, for_secret_replicas=True), opts=aws_opts)
-    shared = SharedSecrets("shared-secrets", SharedSecretsArgs(
-        prefix=prefix, kms_key_arn=key.arn, replica_region=region.peer, replica_kms_key_arn=replica_key.arn,
-        jwt_secret=settings.secrets.jwt_secret, google_client_id=settings.secrets.google_client_id,
-        redis_token_version=settings.cache.auth_token_version,
-    ), opts=aws_opts)
-    shared_secret_arns = shared.arns
-    redis_auth_token = shared.redis_auth_token
-    credentials = WriterCredentials(username=settings.database.username, db_name=settings.database.name,
-                                    password=shared.db_password)
-    # The backup stack's services decrypt the replicas with it.
-    pulumi.export("replica_key_arn", replica_key.arn)
-else:
-    primary = pulumi.StackReference("primary", stack_name=settings.peer_stack)
-    pulumi.export("peer_region", primary.get_output("region").apply(partial(check_peer_region, settings)))
-    shared_secret_arns = primary.require_output("secret_arns").apply(
-        lambda arns: {name: replica_arn(arns[name], region.name) for name in SHARED_SECRETS if name in arns})
-    redis_auth_token = pulumi.Output.secret(aws.secretsmanager.get_secret_version_output(
-        secret_id=shared_secret_arns.apply(lambda arns: arns["redis-auth-token"]), opts=invoke_opts).secret_string)
-    credentials = None
+# --- what exists once for the pair: the primary creates it, the backup reads it (components/pair.py)
+side = pair(settings, key.arn, account_id, aws_opts, invoke_opts)
+secrets = shared_secrets(side)
+shared_secret_arns = secrets.arns
 
 # --- data
 database = Database("database", DatabaseArgs(
@@ -128,12 +108,13 @@ database = Database("database", DatabaseArgs(
     role=role.database,
     writer_arn=writer_arn(settings, account_id),
     copies_writer_backups=role.copies_writer_backups,
-    credentials=credentials,
+    credentials=secrets.credentials,
 ), opts=aws_opts)
-if is_primary:
+if secrets.owner:
     # Its first value needs the writer's address; Secrets Manager rotates it from then on.
     password_rotation = PasswordRotation("database-password", PasswordRotationArgs(
-        secret_id=shared.database_credentials.id, username=settings.database.username, password=shared.db_password,
+        secret_id=secrets.owner.database_credentials.id, username=settings.database.username,
+        password=secrets.owner.db_password,
         host=database.instance.address, port=POSTGRES_PORT, db_name=settings.database.name,
         every_days=settings.database.password_rotation_days, function_name=f"{settings.resource_prefix}-db-rotation",
         region=region.name, subnet_ids=network.private_subnet_ids,
@@ -146,7 +127,7 @@ cache = Cache("cache", CacheArgs(
     subnet_ids=network.isolated_subnet_ids,
     security_group_id=security_groups.cache.id,
     kms_key_arn=key.arn,
-    auth_token=redis_auth_token,
+    auth_token=secrets.redis_auth_token,
 ), opts=aws_opts)
 connection = ConnectionSecret("connection-secret", ConnectionSecretArgs(
     secret_name=f"{prefix}/{region.name}/connection",
@@ -204,23 +185,8 @@ backup_plan = BackupPlan("backup-plan", BackupPlanArgs(
 ), opts=aws_opts)
 
 # --- services
-# The primary looks the zone up (or creates it); the backup takes the primary's, so both write to one zone.
-if is_primary:
-    zone_id = HostedZone("zone", HostedZoneArgs(zone_name=settings.domain.zone_name,
-                                                create=settings.create_zone), opts=aws_opts).zone_id
-else:
-    zone_id = primary.require_output("hosted_zone_id")
-# The primary builds once and replicates to the peer region; the backup runs the same digests from its own ECR.
-if is_primary:
-    images = Images("images", ImagesArgs(
-        repository_prefix=prefix, settings=settings.images, kms_key_arn=key.arn, project_dir=Path.cwd(),
-        account_id=account_id, replica_region=region.peer, replica_kms_key_arn=replica_key.arn,
-        replica_tags={**settings.cost_tags, "Region": region.peer}), opts=aws_opts)
-    pulumi.export("image_refs", images.refs)
-else:
-    images = ReplicatedImages("images", ReplicatedImagesArgs(
-        source_refs=primary.require_output("image_refs"), source_region=region.peer, region=region.name,
-        account_id=account_id, repository_prefix=prefix, images=IMAGES), opts=aws_opts)
+zone = zone_id(side)
+images = pair_images(side, secrets)
 cluster = Cluster("cluster", ClusterArgs(name=settings.resource_prefix, kms_key_arn=key.arn,
                                          exec_log_group_name=f"/{prefix}/ecs/exec",
                                          log_retention_days=settings.services.log_retention_days), opts=aws_opts)
@@ -229,7 +195,7 @@ load_balancer = LoadBalancer("alb", LoadBalancerArgs(
     subnet_ids=network.public_subnet_ids,
     security_group_id=security_groups.alb.id,
     domain=settings.domain.app_domain,
-    zone_id=zone_id,
+    zone_id=zone,
     writes_validation_record=is_primary,
     deletion_protection=is_primary,
     log_bucket=access_logs.bucket.bucket,
@@ -245,8 +211,6 @@ load_balancer = LoadBalancer("alb", LoadBalancerArgs(
 ), opts=aws_opts)
 secret_arns = pulumi.Output.all(shared_secret_arns, connection.arn).apply(
     lambda pair: {**pair[0], "connection": pair[1]})
-# Shared secrets are encrypted with the primary's key in us-east-1 and the replica key in us-west-2.
-secret_key_arns = [key.arn] if is_primary else [key.arn, primary.require_output("replica_key_arn")]
 services = {}
 for workload_name in SERVICES:
     workload = WORKLOADS[workload_name]
@@ -265,7 +229,7 @@ for workload_name in SERVICES:
         environment={"LOG_LEVEL": settings.services.log_level, "DEBUG": "false", "AWS_REGION": region.name,
                      "PLATFORM_REGION": region.name, "PLATFORM_ROLE": settings.role},
         secret_arns=secret_arns,
-        secret_key_arns=secret_key_arns,
+        secret_key_arns=secrets.key_arns,
         kms_key_arn=key.arn,
         log_group_name=f"/{prefix}/ecs/{workload_name}",
         log_retention_days=settings.services.log_retention_days,
@@ -282,8 +246,7 @@ for workload_name in SERVICES:
 # --- a new master password (Secrets Manager rotates it in the primary) restarts the tasks that read it
 restarted = [name for name in SERVICES if "database-credentials" in WORKLOADS[name].secret_names]
 RestartOnNewSecret("password-restarts", RestartOnNewSecretArgs(
-    secret_arn=shared.database_credentials.arn if is_primary else primary.require_output("secret_arns").apply(
-        lambda arns: arns["database-credentials"]),
+    secret_arn=secrets.database_credentials_arn,
     region=region.name, account_id=account_id, cluster_name=cluster.cluster.name,
     service_names=[services[name].service.name for name in restarted],
     # The replica secret takes a moment to receive the new value.
@@ -311,7 +274,7 @@ switch = FailoverSwitch("failover-switch", FailoverSwitchArgs(
     region=region.peer, alarm_name=f"{settings.resource_prefix}-failover-switch",
     dimensions={"Environment": settings.environment}), opts=aws_opts) if is_primary else None
 failover = Failover("failover", FailoverArgs(
-    zone_id=zone_id,
+    zone_id=zone,
     app_domain=settings.domain.app_domain,
     failover_role="PRIMARY" if is_primary else "SECONDARY",
     set_identifier=region.name,
@@ -336,17 +299,15 @@ if not is_primary:
         principals=settings.drill.principals,
         require_mfa=settings.drill.require_mfa,
         regions=[
-            RegionResources(region.peer, primary.require_output("ecs_cluster_name"),
-                            primary.require_output("ecs_services"),
-                            primary.require_output("secret_arns").apply(lambda arns: arns["database-credentials"]),
-                            primary.require_output("kms_key_arn")),
+            RegionResources(region.peer, side.from_primary("ecs_cluster_name"), side.from_primary("ecs_services"),
+                            secrets.database_credentials_arn, side.from_primary("kms_key_arn")),
             RegionResources(region.name, cluster.cluster.name,
                             {name: service.service.name for name, service in services.items()},
                             shared_secret_arns.apply(lambda arns: arns["database-credentials"]),
-                            primary.require_output("replica_key_arn")),
+                            side.from_primary("replica_key_arn")),
         ],
         db_identifier=settings.resource_prefix,
-        replicated_bucket_arn=primary.require_output("backup_bucket_arn"),
+        replicated_bucket_arn=side.from_primary("backup_bucket_arn"),
         switch_namespace=SWITCH_NAMESPACE,
     ), opts=aws_opts)
     pulumi.export("drill_role_arn", drill_role.role.arn)
@@ -366,7 +327,7 @@ pulumi.export("backup_bucket_name", backups.bucket.bucket)
 pulumi.export("backup_bucket_arn", backups.bucket.arn)
 pulumi.export("backup_vault_name", backup_plan.vault.name)
 pulumi.export("secret_arns", secret_arns)
-pulumi.export("hosted_zone_id", zone_id)
+pulumi.export("hosted_zone_id", zone)
 pulumi.export("health_check_id", failover.health_check.id)
 pulumi.export("alarm_topic_arn", monitoring.topic.arn)
 pulumi.export("alb_dns_name", load_balancer.alb.dns_name)

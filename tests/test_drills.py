@@ -697,8 +697,12 @@ def test_reconcile_prints_the_settings_and_the_commands_in_order(world, tmp_path
                 "pulumi up -s org/backup", "# only once us-east-1 is back, before anything else there:",
                 "pulumi up -s org/primary"]
     lines = [line.strip() for line in out.splitlines()]
-    assert [line for line in lines if line in settings + commands] == settings + commands
-    assert "the failover switch stays on" in out
+    # Up to the rebuild of us-east-1's replica, which follows (tests/test_drills_database.py runs it).
+    recorded = lines[:lines.index("# then rebuild us-east-1's replica (python -m drills failback phase):")]
+    assert [line for line in recorded if line in settings + commands] == settings + commands
+    assert lines[lines.index("# then rebuild us-east-1's replica (python -m drills failback phase):") + 1] == (
+        "python -m drills failback phase retire --role primary --write")
+    assert "the failover switch is a metric, not a setting: no `up` moves it" in out
     # The old region's rotation must stop before it replicates a password the promoted database never got;
     # the fence ran, so no fencing commands.
     back = lines[lines.index("# only once us-east-1 is back, before anything else there:") + 1:]
@@ -761,12 +765,12 @@ def test_reconcile_refuses_other_drills_and_missing_stack_files(world, tmp_path,
     path, data = journal(tmp_path)
     assert cli.main(["reconcile", "--journal", str(path)]) == 2
     assert capsys.readouterr().err == (f"drills: {path}: a dns-failover drill changes no stack settings; reconcile "
-                                       "follows a region evacuation\n")
+                                       "follows a region evacuation or a failback\n")
     data.update(scenario="region-evacuation", status="failed")
     path.write_text(json.dumps(data))
     assert cli.main(["reconcile", "--journal", str(path)]) == 2
-    assert capsys.readouterr().err == (f"drills: {path}: the evacuation is failed, not done: nothing to reconcile "
-                                       "until it is\n")
+    assert capsys.readouterr().err == (f"drills: {path}: the region-evacuation is failed, not done: nothing to "
+                                       "reconcile until it is\n")
     data["status"] = "done"
     path.write_text(json.dumps(data))
     assert cli.main(["reconcile", "--journal", str(path), "--project-dir", str(tmp_path), "--write"]) == 2
