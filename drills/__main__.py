@@ -197,11 +197,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.confirm != ctx.target.region:
         raise InputError(f"--confirm must be the region users go to, {ctx.target.region} (found {args.confirm!r}); "
                          "nothing was called")
+    if args.scenario in RETURNING and not ctx.db_probe:
+        raise InputError("a failback promotes only once the heartbeat shows that nothing would be lost: run it with "
+                         "the database probe (drop --no-db-probe); nothing was called")
     already = open_journals(args.journal_dir)
     if already:
         raise InputError(f"a drill is in progress ({already[0]}): resume or abort it first")
     ctx.drill_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
     passed, evidence = _preflight(ctx, args.journal_dir)
+    if args.scenario in RETURNING and not ctx.db_probe:
+        say("[FAIL] database-probe: a failback needs it (it promotes only once nothing would be lost), and the "
+            f"writer's region {ctx.source.region} did not answer")
+        passed = False
     if not passed:
         say("preflight failed: nothing was changed")
         return PREFLIGHT_FAILED

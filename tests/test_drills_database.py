@@ -343,3 +343,23 @@ def test_a_rebuild_before_the_retire_is_refused(world, pair, tmp_path, capsys):
     capsys.readouterr()
     assert trip.drills("failback", "phase", "rebuild", "--role", "primary", "--project-dir", str(trip.project)) == 2
     assert "retire the former writer first" in capsys.readouterr().err
+
+
+def test_failback_without_the_probe_or_to_the_wrong_region_is_refused_before_anything(world, pair, tmp_path,
+                                                                                      capsys):
+    common = ["--journal-dir", str(tmp_path / "journals"), *world.args()]
+    assert cli.main(["failback", "run", "--execute", "--confirm", PRIMARY, "--no-db-probe", *common]) == 2
+    assert "a failback promotes only once the heartbeat shows that nothing would be lost" in capsys.readouterr().err
+    assert cli.main(["failback", "run", "--execute", "--confirm", BACKUP, *common]) == 2
+    assert f"--confirm must be the region users go to, {PRIMARY}" in capsys.readouterr().err
+    assert not (tmp_path / "journals").exists() or not list((tmp_path / "journals").glob("drill-*.json"))
+    # The plan: the rebuild phases, then the switchover's steps from us-west-2 to us-east-1.
+    assert cli.main(["failback", "plan", *world.args()]) == 0
+    out = capsys.readouterr().out
+    assert "python -m drills failback phase retire --role primary --write" in out
+    assert f"failback: {BACKUP} -> {PRIMARY}" in out
+    switchover = out[out.index(f"failback: {BACKUP} -> {PRIMARY}"):out.index("3. Record it")]
+    steps = [line.split(":")[0] for line in switchover.splitlines() if line[:2].rstrip(".").isdigit()]
+    assert steps == ["1. switch-back", "2. fence-backup-writers", "3. wait-for-replica-lag", "4. snapshot-replica",
+                     "5. promote-replica", "6. raise-primary-capacity", "7. probe-until-primary-answers",
+                     "8. measure-data-loss"]

@@ -16,7 +16,7 @@ ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 CONTRACT = ("region", "role", "app_domain", "hosted_zone_id", "health_check_id", "alb_dns_name", "alb_zone_id",
             "alb_arn", "db_instance_identifier", "db_instance_arn", "db_endpoint", "db_is_replica",
             "redis_primary_endpoint", "ecs_cluster_name", "ecs_services", "ecs_capacity", "backup_bucket_name",
-            "backup_bucket_arn", "backup_vault_name", "kms_key_arn", "alarm_topic_arn")
+            "backup_bucket_arn", "backup_vault_name", "kms_key_arn", "alarm_topic_arn", "active_region")
 
 
 def test_health_check_on_the_stacks_own_alb(stack):
