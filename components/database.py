@@ -112,20 +112,24 @@ class Database(pulumi.ComponentResource):
             password_wo_version=1 if credentials else None,
             replicate_source_db=args.writer_arn if replica else None,
             tags=dict(args.tags),
+            # A standalone instance never becomes a replica in place, nor through a Pulumi replacement (that would
+            # replace what depends on its address, the first password version among them): a retired former
+            # writer is deleted outside Pulumi and refreshed away, and the replica is then created
+            # (drills/reconcile.py prints the commands).
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=[attachment, *log_groups],
                 # The master user is set when a writer is created; never again (a promoted replica has its own).
-                ignore_changes=["username", "dbName", "passwordWo", "passwordWoVersion"],
-                # A standalone instance cannot become a replica in place: declaring one where a (retired) former
-                # writer stands replaces it, deleting it first since the identifier stays. A promotion removes
-                # the source, which is an update: only the replica's program asks for the replacement.
-                replace_on_changes=["replicateSourceDb"] if replica else None,
-                delete_before_replace=replica),
+                # Not on a replica: ignored inputs are taken from the state, and the provider refuses a username
+                # beside replicate_source_db.
+                ignore_changes=None if replica else ["username", "dbName", "passwordWo", "passwordWoVersion"]),
         )
         if args.copies_writer_backups:
             aws.rds.InstanceAutomatedBackupsReplication(
                 name, source_db_instance_arn=args.writer_arn, kms_key_id=args.kms_key_arn,
-                retention_period=s.backup_retention_days, opts=child)
+                retention_period=s.backup_retention_days,
+                # Deleting it calls RDS in the source's region, which a failover may have lost: when the active
+                # region changes it is left running and stopped by a printed command once both regions answer.
+                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True))
         self.register_outputs({
             "identifier": self.instance.identifier,
             "arn": self.instance.arn,

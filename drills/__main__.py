@@ -32,6 +32,7 @@ from drills.heartbeat import DatabaseError, Record, heartbeat_path
 from drills.journal import RESUMABLE, Journal, iso, now, open_journals
 from drills.outputs import InputError, StackOutputs, from_file, from_stack, parse
 from drills.preflight import run_checks
+from drills.retire import delete_retired
 from drills.runner import ABORTED, execute, heartbeat_needed, promoted, rollback, start_heartbeat
 from drills.scenarios import BUILDERS, PROMOTING, RETURNING, SCENARIOS, Context
 
@@ -83,8 +84,9 @@ def _tuning(parser: argparse.ArgumentParser) -> None:
     probe = parser.add_argument_group("database probe (region-evacuation)")
     probe.add_argument("--db-probe", action=argparse.BooleanOptionalAction, default=True,
                        help="write a heartbeat row a second to the writer until the fence and measure the RPO "
-                            "through the database (default on; off by itself, with a warning, when the primary's "
-                            "region is unreachable; a writer that cannot be reached otherwise fails the preflight)")
+                            "through the database (default on; an evacuation turns it off, with a warning, when the "
+                            "writer's region is unreachable; a writer that cannot be reached otherwise fails the "
+                            "preflight; a failback needs it)")
     probe.add_argument("--db-probe-interval", type=_positive, default=1.0, metavar="SECONDS")
     probe.add_argument("--db-probe-lead", type=_not_negative, default=5.0, metavar="SECONDS",
                        help="heartbeats before the first step, for a baseline (default 5)")
@@ -328,7 +330,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_preflight(args: argparse.Namespace) -> int:
     primary, backup = _load_outputs(args)
-    passed, _ = _preflight(_context(primary, backup, vars(args)), args.journal_dir)
+    ctx = _context(primary, backup, vars(args))
+    passed, _ = _preflight(ctx, args.journal_dir)
+    if ctx.no_loss and not ctx.db_probe:
+        say("[FAIL] database-probe: a failback promotes only once the heartbeat shows nothing would be lost")
+        passed = False
     return 0 if passed else PREFLIGHT_FAILED
 
 
@@ -370,6 +376,10 @@ def cmd_failback_phase(args: argparse.Namespace) -> int:
                          f"(python -m drills failback phase retire --role {args.role} --write, then pulumi up)")
     else:
         settings = phases.rebuilt(args.role)
+        if args.write:
+            environment = reconcile.current(args.project_dir, file, f"{reconcile.PROJECT}:environment")
+            region = reconcile.current(args.project_dir, file, "aws:region")
+            delete_retired(region, f"{reconcile.PROJECT}-{environment}", snapshot, say)
     named = [{**s, "file": file} for s in settings]
     if args.write:
         for line in reconcile.write(args.project_dir, named):
@@ -448,7 +458,9 @@ def _failback_commands(commands: argparse._SubParsersAction) -> None:
     phase.add_argument("--role", choices=phases.ROLES, required=True, help="the stack whose former writer it is")
     phase.add_argument("--stack-file", metavar="NAME", help="Pulumi.NAME.yaml (default: the role)")
     phase.add_argument("--project-dir", type=Path, default=Path("."))
-    phase.add_argument("--write", action="store_true", help="apply it, keeping comments and order")
+    phase.add_argument("--write", action="store_true",
+                       help="apply it, keeping comments and order; for rebuild, first delete the retired instance "
+                            "leaving its final snapshot (with the credentials pulumi up runs with)")
     phase.set_defaults(func=cmd_failback_phase)
 
 

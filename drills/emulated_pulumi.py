@@ -3,10 +3,10 @@ evaluated with synth's engine (the SDK's mocks) and what the registered resource
 and the PostgreSQL servers, the way the engine would apply it against the last state.
 
 Emulated: the services' scalable targets and counts (target tracking keeping a count within its bounds),
-the database's deletion protection, and its replacement when the program declares a replica where the
-state holds a standalone instance (replaceOnChanges): deleted first (AWS refuses while deletion protection
-is on), leaving the final snapshot the state names, then created as a read replica, which rebuilds that
-region's PostgreSQL server as a standby of the writer. Not emulated: everything else the stacks declare.
+the database's deletion protection, a refresh that finds the instance promoted or deleted, and the creation
+of a read replica where the state holds none (which rebuilds that region's PostgreSQL server as a standby of
+the writer). A declared replica over a standalone instance in the state is refused, as the provider cannot
+turn one into the other. Not emulated: everything else the stacks declare.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ SERVICE = "aws:ecs/service:Service"
 class State:
     """What the engine's state says of each stack's database, by stack: its inputs at the last `up`."""
 
-    databases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    databases: dict[str, dict[str, Any] | None] = field(default_factory=dict)
 
 
 class Pulumi:
@@ -53,11 +53,17 @@ class Pulumi:
         return found
 
     def refresh_database(self, stack: str) -> str:
-        """`pulumi refresh --target <the instance>`: the state learns that a promoted instance has no source."""
-        region = self._evaluate(stack).region
+        """`pulumi refresh --target <the instance>`: the state learns that a promoted instance has no source,
+        or that a deleted one is gone."""
+        evaluation = self._evaluate(stack)
+        region, identifier = evaluation.region, self._instance(evaluation).inputs["identifier"]
+        rds = self.world.client("rds", region)
+        if not rds.describe_db_instances(Filters=[{"Name": "db-instance-id", "Values": [identifier]}])["DBInstances"]:
+            self.state.databases[stack] = None
+            return f"refresh {stack}: the database in {region} is gone"
         promoted = not self.world.databases[region].in_recovery()
         if promoted:
-            self.state.databases[stack] = {**self.state.databases[stack], "replicateSourceDb": None}
+            self.state.databases[stack] = {**(self.state.databases[stack] or {}), "replicateSourceDb": None}
         return f"refresh {stack}: the database in {region} is {'a writer' if promoted else 'a replica'}"
 
     def up(self, stack: str) -> list[str]:
@@ -90,24 +96,20 @@ class Pulumi:
         return changed
 
     def _database(self, stack: str, evaluation: Any, region: str) -> list[str]:
-        declared = self._instance(evaluation)
-        inputs, old = declared.inputs, self.state.databases[stack]
+        inputs, old = self._instance(evaluation).inputs, self.state.databases[stack]
         rds = self.world.client("rds", region)
-        identifier = inputs["identifier"]
+        identifier, source = inputs["identifier"], inputs.get("replicateSourceDb")
         changed = []
-        replace = any(old.get(p) != inputs.get(p) for p in declared.replace_on_changes)
-        if replace:
-            # delete_before_replace: the identifier stays, so the old instance goes first, as the state says.
-            rds.delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=bool(old["skipFinalSnapshot"]),
-                                   **({} if old["skipFinalSnapshot"] else
-                                      {"FinalDBSnapshotIdentifier": old["finalSnapshotIdentifier"]}))
-            source = inputs["replicateSourceDb"]
+        if old is None:
+            if not source:
+                raise RuntimeError(f"{stack}: the sandbox creates only replicas, not a writer")
             rds.create_db_instance_read_replica(DBInstanceIdentifier=identifier, SourceDBInstanceIdentifier=source,
                                                 DBInstanceClass=inputs["instanceClass"])
-            source_region = source.split(":")[3]
-            self.world.postgres.rebuild(self.world.databases[region], self.world.databases[source_region])
-            changed.append(f"{region} {identifier}: replaced (final snapshot "
-                           f"{old.get('finalSnapshotIdentifier') or 'none'}) by a read replica of {source}")
+            self.world.postgres.rebuild(self.world.databases[region], self.world.databases[source.split(":")[3]])
+            changed.append(f"{region} {identifier}: created as a read replica of {source}")
+        elif source and not old.get("replicateSourceDb"):
+            raise RuntimeError(f"{stack}: the program declares a replica where the state holds a standalone instance: "
+                               "the provider cannot turn one into the other (delete it and refresh first)")
         protection = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0].get(
             "DeletionProtection")
         if protection is not inputs["deletionProtection"]:

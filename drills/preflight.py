@@ -1,7 +1,8 @@
 """Readiness checks before a drill. Changes nothing.
 
-Checks of the primary's region are best effort: the region being evacuated may be out, which is the very
-case a region evacuation is for, so a check there that cannot reach it warns instead of blocking.
+Checks of the source region (the one users leave) are best effort for an evacuation: that region may be out,
+which is the very case an evacuation is for, so a check there that cannot reach it warns instead of
+blocking. A failback's source is the live writer: there they block.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def _lag(ctx: Context) -> Check:
     lag = ctx.replica_lag()
     if lag is None:
         consequence = ("the database probe's heartbeat measures the lag instead" if ctx.db_probe else
-                       "a region evacuation then refuses to promote without --accept-data-loss")
+                       "the drill then refuses to promote without --accept-data-loss")
         return Check("replica-lag", True, False,
                      f"no ReplicaLag datapoints in the last 5 minutes ({consequence}); note that an idle PostgreSQL "
                      "replica reports up to 5 minutes of lag, so low traffic reads high")
@@ -145,14 +146,14 @@ def _replication(ctx: Context) -> Check:
 
 def _database_probe(ctx: Context) -> Check:
     """The probe's databases answer as what they should be, over TLS, with the secrets' credentials. With the
-    primary's region out the probe is turned off (a region evacuation is for that very case); any other
-    failure blocks: a drill that was meant to measure its data loss would not."""
+    source region out an evacuation turns the probe off (it is for that very case); a failback cannot go on
+    without it; any other failure blocks: a drill that was meant to measure its data loss would not."""
     p, b = ctx.source, ctx.target
     try:
         try:
             writer = ctx.database(p)
         except (ClientError, BotoCoreError) as exc:
-            if not unreachable(exc):
+            if not unreachable(exc) or ctx.no_loss:
                 raise
             ctx.db_probe = False
             return Check("database-probe", False, False, f"{p.region} unreachable, so no heartbeat: the RPO will be "
@@ -199,7 +200,7 @@ def _run(name: str, check: Callable[[Context], Check], primary_side: bool, ctx: 
     try:
         return check(ctx)
     except (ClientError, BotoCoreError, IndexError, KeyError) as exc:
-        if primary_side and unreachable(exc):
+        if primary_side and unreachable(exc) and not ctx.no_loss:
             return Check(name, False, False, f"{ctx.source.region} unreachable, not checked: {exc}")
         return Check(name, False, True, f"could not check: {exc}")
 

@@ -50,30 +50,36 @@ def plan(data: dict[str, Any]) -> dict[str, list]:
     """{"settings": [{"file", "key", "value"}], "commands": [...]} for the journal, the reports and the CLI."""
     stacks = _stacks(data)
     writer = MOVES_THE_WRITER[data["scenario"]]
+    former = phases.other(writer)
     regions = {role: data["outputs"][role]["region"] for role in ("primary", "backup")}
-    new, old = stacks[writer], stacks[phases.other(writer)]
+    new, old = stacks[writer], stacks[former]
     refresh = ["# records that the instance no longer replicates; otherwise `up` would call PromoteReadReplica "
                "again, which AWS refuses",
                f"pulumi refresh -s {new} --target '{DATABASE_URN.format(stack=_short(new))}' --yes",
                f"pulumi up -s {new}"]
+    # The new writer's stack no longer copies the former writer's automated backups, and leaves the copy
+    # running rather than call RDS in a region a failover may have lost: stopped here once both answer.
+    stop_copy = (f"aws rds stop-db-instance-automated-backups-replication --source-db-instance-arn "
+                 f"'{data['outputs'][former]['db_instance_arn']}' --region {regions[writer]}")
     if writer == "backup":
         commands = [f"# these two work while {regions['primary']} is down:", *refresh,
                     f"# only once {regions['primary']} is back, before anything else there:", *_old_region_first(data),
-                    f"pulumi up -s {old}"]
+                    stop_copy, f"pulumi up -s {old}"]
     else:
-        commands = [*refresh, f"pulumi up -s {old}"]
-    commands += [f"# then rebuild {regions[phases.other(writer)]}'s replica (python -m drills failback phase):",
-                 *rebuild_commands(phases.other(writer), old)]
+        commands = [*refresh, stop_copy, f"pulumi up -s {old}"]
+    commands += [f"# then rebuild {regions[former]}'s replica (python -m drills failback phase):",
+                 *rebuild_commands(former, old)]
     return {"settings": files(phases.switched_to(writer, regions), stacks), "commands": commands}
 
 
 def rebuild_commands(role: str, stack: str) -> list[str]:
     return [f"python -m drills failback phase retire --role {role} --write",
             f"pulumi up -s {stack}   # deletion protection off, the final snapshot named: nothing replaced",
-            f"python -m drills failback phase rebuild --role {role} --write",
-            f"pulumi preview -s {stack}   # replaces the database only: deleted (leaving that snapshot), then "
-            "created as a replica",
-            f"pulumi up -s {stack}"]
+            f"python -m drills failback phase rebuild --role {role} --write   # deletes the former writer, leaving "
+            "that snapshot",
+            f"pulumi refresh -s {stack} --target '{DATABASE_URN.format(stack=_short(stack))}' --yes   # the state "
+            "forgets it",
+            f"pulumi up -s {stack}   # creates the replica"]
 
 
 def files(settings: list[dict], stacks: dict[str, str]) -> list[dict]:

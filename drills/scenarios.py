@@ -96,7 +96,8 @@ class Context:
         """boto3 honours AWS_PROFILE, AWS_ENDPOINT_URL and the rest of its environment as usual."""
         key = (service, region)
         if key not in self._clients:
-            config = _BEST_EFFORT_CONFIG if region == self.source.region else _CONFIG
+            # The region being evacuated may be out; a planned switchover's source is the live writer.
+            config = _BEST_EFFORT_CONFIG if region == self.source.region and not self.no_loss else _CONFIG
             self._clients[key] = boto3.session.Session().client(service, region_name=region, config=config,
                                                                 endpoint_url=self.endpoints.get(region))
         return self._clients[key]
@@ -115,7 +116,7 @@ class Context:
                     found = self.client("cloudwatch", region).describe_alarms(
                         AlarmNames=[name], AlarmTypes=["MetricAlarm", "CompositeAlarm"])
                 except (ClientError, BotoCoreError) as exc:
-                    if region == self.source.region and unreachable(exc):
+                    if region == self.source.region and unreachable(exc) and not self.no_loss:
                         # The region being evacuated may be out; its alarms cannot be read then.
                         self.unreachable_regions.add(region)
                         continue
@@ -383,6 +384,11 @@ def _fenced(ctx: Context) -> Capacities:
     return {s: {"min": 0, "max": 0, "desired": 0} for s in WRITERS}
 
 
+def _serving(ctx: Context) -> Capacities:
+    """api and web at the active capacity: they serve (read-only until the promotion) from the moment users come."""
+    return {s: dict(ctx.target.ecs_capacity[s]) for s in ("api", "web")}
+
+
 def _active(ctx: Context) -> Capacities:
     """What a region runs while active (the same in both stacks); one beat, never more."""
     capacities = {s: dict(ctx.target.ecs_capacity[s]) for s in SERVICES}
@@ -442,17 +448,24 @@ def _move_writer(ctx: Context, planned: bool) -> list[Step]:
             f"until it is at most {ctx.max_lag:g} s behind: "
             + ("measured by the heartbeat, ReplicaLag read beside it" if ctx.db_probe else
                "by ReplicaLag; with no datapoints, refuse unless --accept-data-loss"))
+    switch_on = _switch_on_step(ctx)
+    fence = Step(f"fence-{p.role}-writers", f"Scale {p.region}'s api, worker and beat to 0 (scalable targets 0/0): "
+                 "nothing writes to the old writer", plan_calls(p, _fenced(ctx)), set_capacity(p, _fenced),
+                 restore_capacity(p), best_effort=not planned, ends_writes=True)
+    wait = Step("wait-for-replica-lag", f"Wait on {b.db_instance_identifier} in {b.region} {gate}",
+                [f"cloudwatch[{b.region}].get_metric_statistics(AWS/RDS ReplicaLag, "
+                 f"DBInstanceIdentifier={b.db_instance_identifier})"] + _heartbeat_reads(ctx, b), _replica_caught_up)
+    snapshot = Step("snapshot-replica", f"Snapshot the replica {b.db_instance_identifier} before promoting it",
+                    [f"rds[{b.region}].create_db_snapshot(DBSnapshotIdentifier={ctx.snapshot_id}, "
+                     f"DBInstanceIdentifier={b.db_instance_identifier})"], _snapshot_replica)
+    # Planned, the slow parts come before users move: the target serves at full size and its replica's
+    # snapshot (a first, full one after a rebuild) is taken, so the read-only window is the fence and promotion.
+    before = ([Step(f"prepare-{b.role}-serving", f"Raise {b.region}'s api and web to the active capacity before "
+                    "users come (read-only until the promotion)", plan_calls(b, _serving(ctx)),
+                    set_capacity(b, _serving), restore_capacity(b)), snapshot, switch_on, fence, wait]
+              if planned else [switch_on, fence, wait, snapshot])
     return [
-        _switch_on_step(ctx),
-        Step(f"fence-{p.role}-writers", f"Scale {p.region}'s api, worker and beat to 0 (scalable targets 0/0): "
-             "nothing writes to the old writer", plan_calls(p, _fenced(ctx)), set_capacity(p, _fenced),
-             restore_capacity(p), best_effort=not planned, ends_writes=True),
-        Step("wait-for-replica-lag", f"Wait on {b.db_instance_identifier} in {b.region} {gate}",
-             [f"cloudwatch[{b.region}].get_metric_statistics(AWS/RDS ReplicaLag, "
-              f"DBInstanceIdentifier={b.db_instance_identifier})"] + _heartbeat_reads(ctx, b), _replica_caught_up),
-        Step("snapshot-replica", f"Snapshot the replica {b.db_instance_identifier} before promoting it",
-             [f"rds[{b.region}].create_db_snapshot(DBSnapshotIdentifier={ctx.snapshot_id}, "
-              f"DBInstanceIdentifier={b.db_instance_identifier})"], _snapshot_replica),
+        *before,
         Step("promote-replica", f"Promote {b.db_instance_identifier} in {b.region} to a standalone writer "
              "(irreversible)", [f"rds[{b.region}].promote_read_replica(DBInstanceIdentifier="
                                 f"{b.db_instance_identifier})"], _promote_replica),

@@ -125,6 +125,10 @@ class Capacity:
     desired: int
 
 
+# Worker and beat in a standby region, and everything in front of a detached former writer.
+NOTHING_RUNS = Capacity(0, 0, 0)
+
+
 @dataclass(frozen=True)
 class ServiceSettings:
     name: str
@@ -139,6 +143,9 @@ class ServiceSettings:
 class ServicesSettings:
     # True while another region is active (from activeRegion): the warm standby's capacities.
     standby: bool
+    # True while this region's database is a detached former writer: nothing runs against it (it is writable,
+    # and it is not the writer).
+    idle: bool
     log_level: str
     log_retention_days: int
     exec_enabled: bool
@@ -148,6 +155,8 @@ class ServicesSettings:
         return next(s for s in self.services if s.name == name)
 
     def running(self, name: str) -> Capacity:
+        if self.idle:
+            return NOTHING_RUNS
         return self[name].standby if self.standby else self[name].active
 
 

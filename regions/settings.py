@@ -31,6 +31,7 @@ from regions.catalog import (
     db_class_memory_gib,
 )
 from regions.model import (
+    NOTHING_RUNS,
     AppSecrets,
     BackupSettings,
     BudgetSettings,
@@ -313,14 +314,14 @@ def _former_writer(reader: Reader, active: bool) -> tuple[bool, str | None]:
 
 
 def _database(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: str | None,
-              services: ServicesSettings) -> DatabaseSettings:
+              services: ServicesSettings, former_writer: tuple[bool, str | None]) -> DatabaseSettings:
     profile = PROFILES[role]
     # A replica defaults to the primary's class: once promoted it carries the primary's load.
     class_default = DEFAULT_DB_INSTANCE_CLASS
     if role == "backup":
         class_default = _peek(peer, f"{PROJECT}:database", "instanceClass") or class_default
     allocated = reader.integer("database.allocatedStorageGb", 20, 65536, 100)
-    detached, retire_snapshot = _former_writer(reader, not services.standby)
+    detached, retire_snapshot = former_writer
     instance_class = reader.string("database.instanceClass", _DB_CLASS, "an RDS instance class such as db.r6g.large",
                                    class_default)
     pool_size = _same_as_peer(reader, "database.poolSize",
@@ -439,9 +440,6 @@ _IMAGE_TAG = re.compile(r"[\w][\w.-]{0,127}")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
-NOTHING_RUNS = Capacity(0, 0, 0)
-
-
 def _service(reader: Reader, name: str) -> ServiceSettings:
     profile = SERVICE_PROFILES[name]
     path = f"services.{name}"
@@ -482,9 +480,10 @@ def _active_region(reader: Reader, region: RegionInfo, role: Role, peer: Mapping
                          "one region serves and writes at a time")
 
 
-def _services(reader: Reader, active_region: str, region: RegionInfo) -> ServicesSettings:
+def _services(reader: Reader, active_region: str, region: RegionInfo, detached: bool) -> ServicesSettings:
     return ServicesSettings(
         standby=active_region != region.name,
+        idle=detached,
         log_level=reader.choice("services.logLevel", _LOG_LEVELS, "INFO"),
         log_retention_days=_retention(reader, "services.logRetentionDays", 90),
         exec_enabled=reader.boolean("services.execEnabled", False),
@@ -621,8 +620,9 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
     _check_other_stacks(reader, others, role, region, network.cidr if network.source == "create" else None,
                         environment)
     active_region = _active_region(reader, region, role, peer, peer_file)
-    services = _services(reader, active_region, region)
-    database = _database(reader, role, peer, peer_file, services)
+    former_writer = _former_writer(reader, active_region == region.name)
+    services = _services(reader, active_region, region, former_writer[0])
+    database = _database(reader, role, peer, peer_file, services, former_writer)
     cache = _cache(reader, role, peer, peer_file)
     backups = _backups(reader, f"{project}-{environment}", peer, role)
     images = _images(reader, role, region, f"{project}/{environment}")

@@ -108,6 +108,7 @@ class _RecordingMonitor(MockMonitor):
             ignore_changes=tuple(getattr(request, "ignoreChanges", ())),
             replace_on_changes=tuple(getattr(request, "replaceOnChanges", ())),
             delete_before_replace=bool(getattr(request, "deleteBeforeReplace", False)),
+            retain_on_delete=bool(getattr(request, "retainOnDelete", False)),
             dependencies=tuple(getattr(request, "dependencies", ())),
             state=_normalize(registered.state) if registered else {}))
 

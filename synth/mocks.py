@@ -116,6 +116,7 @@ class Registration:
     ignore_changes: tuple[str, ...] = ()
     replace_on_changes: tuple[str, ...] = ()
     delete_before_replace: bool = False
+    retain_on_delete: bool = False
     dependencies: tuple[str, ...] = ()
     state: dict[str, Any] = field(default_factory=dict)
 

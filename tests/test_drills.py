@@ -750,10 +750,11 @@ def test_reconcile_writes_the_stack_files_keeping_comments_and_twice_changes_not
     backup = evaluate("backup", directory, evaluations)
     (instance,) = backup.of_type("aws:rds/instance:Instance")
     assert instance.inputs["identifier"] == IDENTIFIER and not instance.inputs.get("replicateSourceDb")
-    active, standby = backup.outputs["ecs_capacity"], backup.outputs["ecs_standby_capacity"]
+    active = backup.outputs["ecs_capacity"]
     for service in ("api", "web", "worker"):
         assert _running(backup, service) == (active[service]["min"], active[service]["max"])
-        assert _running(evaluations["primary"], service) == (standby[service]["min"], standby[service]["max"])
+        # Nothing runs in front of the detached former writer until it is rebuilt as a replica.
+        assert _running(evaluations["primary"], service) == (0, 0)
 
     assert cli.main(["reconcile", "--journal", str(path), "--project-dir", str(directory), "--write"]) == 0
     assert capsys.readouterr().out.count("(already set)") == 5

@@ -291,7 +291,7 @@ def test_a_write_acknowledged_after_the_stop_is_not_counted(pair, tmp_path):
     assert all(e.get("after_stop") for e in record.entries() if "id" in e and e["acked_at"] > time.time() - 1.2)
 
 
-def test_evacuation_and_failback_end_where_they_started(world, pair, tmp_path):
+def test_evacuation_and_failback_end_where_they_started(world, pair, tmp_path, capsys):
     """The whole round trip as an operator runs it: the drill tool's commands in order, `pulumi` emulated from
     the program's own evaluation of the stack files the tool writes. Both regions end in their original roles,
     the files as they started, and the planned switchover lost nothing, by the heartbeat."""
@@ -303,8 +303,18 @@ def test_evacuation_and_failback_end_where_they_started(world, pair, tmp_path):
         assert (trip.project / name).read_text() == (REPO / name).read_text()
     # Each database was rebuilt once, from the other, and the primary's is the writer again.
     assert not pair.writer.in_recovery() and pair.standby.in_recovery() and pair.receiving(pair.standby)
-    replicas = [line for line in lines if "replaced (final snapshot trading-platform-production-retired-" in line]
-    assert [line.split()[0] for line in replicas] == [PRIMARY, BACKUP]
+    # Each former writer was deleted outside Pulumi leaving its named snapshot, refreshed away, and the replica
+    # created by `up`: never a Pulumi replacement, which would replace what depends on the instance.
+    printed = capsys.readouterr().out.splitlines()
+    deleted = [line for line in printed if "deleting, leaving the final snapshot trading-platform-production-retired-"
+               in line]
+    created = [line for line in lines if "created as a read replica of" in line]
+    assert [line.split()[2].rstrip(":") for line in deleted] == [PRIMARY, BACKUP]
+    assert [line.split()[0] for line in created] == [PRIMARY, BACKUP]
+    # Nothing ran against a detached former writer: the primary's first `up` after the evacuation starts nothing.
+    first_up = lines.index("$ pulumi up -s primary")
+    output = lines[first_up + 1:next(i for i in range(first_up + 1, len(lines)) if lines[i].startswith("$"))]
+    assert output == [f"  {PRIMARY} web: desired 2 -> 0"]  # api, worker and beat were fenced to 0 already
     rds = boto3.client("rds", region_name=BACKUP, endpoint_url=world.moto.url)
     (replica,) = rds.describe_db_instances(DBInstanceIdentifier=IDENTIFIER)["DBInstances"]
     assert replica["ReadReplicaSourceDBInstanceIdentifier"] == f"arn:aws:rds:{PRIMARY}:123456789012:db:{IDENTIFIER}"
@@ -360,6 +370,6 @@ def test_failback_without_the_probe_or_to_the_wrong_region_is_refused_before_any
     assert f"failback: {BACKUP} -> {PRIMARY}" in out
     switchover = out[out.index(f"failback: {BACKUP} -> {PRIMARY}"):out.index("3. Record it")]
     steps = [line.split(":")[0] for line in switchover.splitlines() if line[:2].rstrip(".").isdigit()]
-    assert steps == ["1. switch-back", "2. fence-backup-writers", "3. wait-for-replica-lag", "4. snapshot-replica",
-                     "5. promote-replica", "6. raise-primary-capacity", "7. probe-until-primary-answers",
-                     "8. measure-data-loss"]
+    assert steps == ["1. prepare-primary-serving", "2. snapshot-replica", "3. switch-back", "4. fence-backup-writers",
+                     "5. wait-for-replica-lag", "6. promote-replica", "7. raise-primary-capacity",
+                     "8. probe-until-primary-answers", "9. measure-data-loss"]
