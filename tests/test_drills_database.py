@@ -74,6 +74,16 @@ def acknowledged(tmp_path):
     return heartbeat.Record(path).entries()
 
 
+def eventually(condition, timeout=10):
+    """The front reads the switch's metric, whose newest datapoint CloudWatch (moto) returns a moment later."""
+    deadline = time.time() + timeout
+    while not condition():
+        if time.time() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 def when(condition, then, timeout=30):
     """Run `then` in the background once `condition` holds: a fault injected while the drill runs."""
     done = {}
@@ -373,3 +383,29 @@ def test_failback_without_the_probe_or_to_the_wrong_region_is_refused_before_any
     assert steps == ["1. prepare-primary-serving", "2. snapshot-replica", "3. switch-back", "4. fence-backup-writers",
                      "5. wait-for-replica-lag", "6. promote-replica", "7. raise-primary-capacity",
                      "8. probe-until-primary-answers", "9. measure-data-loss"]
+
+
+def test_a_failed_failback_aborts_back_to_us_west_2(world, pair, tmp_path, monkeypatch):
+    """Before the promotion a failback is undone like an evacuation: users back on us-west-2 (the switch on
+    again), its writers restored, us-east-1's api and web back to their standby counts; the writer untouched."""
+    trip = RoundTrip(world, tmp_path, tmp_path / "reports", lambda line: None)
+    assert trip.evacuate() == 0
+    trip.reconcile()  # records the evacuation and rebuilds us-east-1's replica
+
+    def refused(ctx, detail):
+        raise ClientError({"Error": {"Code": "InvalidDBInstanceState", "Message": "backing up"}}, "PromoteReadReplica")
+
+    monkeypatch.setattr(scenarios, "_promote_replica", refused)
+    assert trip.drills("failback", "run", "--execute", "--confirm", PRIMARY, "--probe-url", world.front.url,
+                       "--probe-interval", "0.05", "--promotion-keeps-source-link", "--journal-dir",
+                       str(tmp_path / "journals"), "--report-dir", str(tmp_path / "reports"), *world.args()) == 4
+    journal_path = max((tmp_path / "journals").glob("drill-*.json"), key=lambda p: p.stat().st_mtime)
+    assert eventually(world.front.primary_serving)  # switched to us-east-1, read-only there
+    assert trip.drills("abort", "--journal", str(journal_path), "--report-dir", str(tmp_path / "reports")) == 5
+    assert eventually(lambda: not world.front.primary_serving() and world.front.switch_on())
+    ecs = {region: {s["serviceName"]: s["desiredCount"] for s in boto3.client(
+        "ecs", region_name=region, endpoint_url=world.moto.url).describe_services(
+        cluster=IDENTIFIER, services=["api", "web", "worker", "beat"])["services"]} for region in (PRIMARY, BACKUP)}
+    assert ecs[BACKUP] == {"api": 2, "web": 2, "worker": 2, "beat": 1}
+    assert ecs[PRIMARY] == {"api": 1, "web": 1, "worker": 0, "beat": 0}
+    assert not pair.standby.in_recovery() and pair.writer.in_recovery()
