@@ -39,6 +39,8 @@ class Reader:
     def __init__(self, stack_file: str, raw: Mapping[str, str], secret_keys: Collection[str] = (),
                  project_dir: Path = Path(".")):
         self.stack_file = stack_file
+        # This file's role, once read: a disagreement between the pair's files blames the backup's by default.
+        self.role: str | None = None
         self.raw = raw
         self.secret_keys = set(secret_keys)
         # Where paths in the settings start: the engine runs the program there.

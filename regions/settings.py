@@ -159,16 +159,27 @@ def _peek(raw: Mapping[str, str], key: str, *members: str) -> Any:
     return obj
 
 
+def _mismatch(reader: Reader, key: str, ours: Any, theirs: Any, default: Any, peer_file: str, why: str,
+              problem: str = "differs from the other stack's") -> SettingsError:
+    """Two stack files disagree: blame the one whose value was changed from the default (the other is as it
+    ships); when neither or both were, the backup's, naming both values, since the primary anchors the pair."""
+    peer_changed = theirs != default and ours == default
+    ours_changed = ours != default and theirs == default
+    blame_peer = peer_changed or (not ours_changed and reader.role == "primary")
+    if blame_peer:
+        return SettingsError(peer_file, key, theirs, f"{show(ours)}, the value in {reader.stack_file} ({why})", problem)
+    return reader.fail(key, ours, f"{show(theirs)}, the value in {peer_file} ({why})", problem)
+
+
 def _same_as_peer(reader: Reader, path: str, value: Any, default: Any, peer: Mapping[str, str],
                   peer_file: str | None, why: str) -> Any:
-    """Values the two stacks must agree on: each stack file names its own key when they differ."""
+    """Values the two stacks must agree on: the error names the file whose value differs from the default."""
     if peer_file:
         section, *members = path.split(".")
         theirs = _peek(peer, f"{PROJECT}:{section}", *members)
         theirs = default if theirs is None else theirs
         if theirs != value:
-            raise reader.fail(reader.key(path), value, f"{show(theirs)}, the value in {peer_file} ({why})",
-                              "differs from the other stack's")
+            raise _mismatch(reader, reader.key(path), value, theirs, default, peer_file, why)
     return value
 
 
@@ -199,10 +210,14 @@ def _check_other_stacks(reader: Reader, others: list[tuple[str, dict[str, str]]]
                               f"is already the role of {name}")
         other_environment = _peek(raw, f"{PROJECT}:environment")
         if other_role in ROLES and other_environment and other_environment != environment:
-            raise reader.fail(reader.key("environment"), environment,
-                              f"'{other_environment}', the environment of {name} (the pair shares secrets and "
-                              "vault names)", "differs from the other stack's")
+            raise _mismatch(reader, reader.key("environment"), environment, other_environment, None, name,
+                            "the pair shares secrets and vault names")
         if other_role in ROLES and other_region is not None and region.name != other_region.peer:
+            # The primary's region anchors the pair: the backup's is the one that does not pair.
+            if role == "primary":
+                raise SettingsError(name, "aws:region", other_region.name,
+                                    f"{region.peer} (the catalog's peer of {region.name}, the primary stack's "
+                                    f"region in {reader.stack_file})", "does not pair with the other stack")
             raise reader.fail("aws:region", region.name,
                               f"{other_region.peer} (the catalog's peer of {other_region.name}, "
                               f"the {other_role} stack's region in {name})",
@@ -213,6 +228,11 @@ def _check_other_stacks(reader: Reader, others: list[tuple[str, dict[str, str]]]
         except ValueError:
             other = None
         if other is not None and own is not None and own.overlaps(other):
+            # Blame the range that was changed from its region's default, else this file's.
+            if str(own) == region.default_cidr and other_region and str(other) != other_region.default_cidr:
+                raise SettingsError(name, reader.key("network.cidr"), str(other),
+                                    f"a range disjoint from {own} (the peer VPCs must stay routable to each other)",
+                                    f"overlaps the {role} stack's {own} ({reader.stack_file})")
             raise reader.fail(reader.key("network.cidr"), cidr,
                               f"a range disjoint from {other} (the peer VPCs must stay routable to each other)",
                               f"overlaps the {other_role or name} stack's {other} ({name})")
@@ -586,6 +606,7 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
     reader.check_known_keys(SCHEMA)
 
     role: Role = reader.choice("role", ROLES)  # type: ignore[assignment]
+    reader.role = role
     profile = PROFILES[role]
     others = _other_stacks(project_dir, reader.stack_file)
     peer_role = "backup" if role == "primary" else "primary"

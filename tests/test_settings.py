@@ -10,6 +10,7 @@ import pytest
 
 from regions.settings import SettingsError, check_peer_region, load_settings
 from regions.stackfile import read_stack_file
+from synth.__main__ import main as synth_main
 from synth.engine import REPO, evaluate
 
 NS = "trading-platform"
@@ -214,3 +215,27 @@ def test_short_monthly_retention_has_no_cold_tier(project):
     with pytest.raises(SettingsError, match="0 \\(off\\) while monthlyRetentionDays is 90 or less"):
         evaluate("primary", project(primary={f"{NS}:backups.monthlyRetentionDays": 60,
                                              f"{NS}:backups.coldStorageAfterDays": 30}))
+
+
+# (the file edited, its edit, the file the error must name first, words of the one-line message)
+PAIR_CASES = [
+    ("backup", {f"{NS}:network.cidr": "10.10.0.0/16"}, "backup", "overlaps the primary stack's 10.10.0.0/16"),
+    ("primary", {f"{NS}:network.cidr": "10.20.0.0/16"}, "primary", "overlaps the backup stack's 10.20.0.0/16"),
+    ("backup", {"aws:region": "us-east-1"}, "backup", "does not pair with the other stack"),
+    ("backup", {f"{NS}:environment": "staging"}, "backup", "'production', the value in Pulumi.primary.yaml"),
+    # Neither file is at a default: the backup's is named, and the primary's value with it.
+    ("primary", {f"{NS}:environment": "staging"}, "backup", "'staging', the value in Pulumi.primary.yaml"),
+    ("backup", {f"{NS}:activeRegion": "us-west-2"}, "backup", "'us-east-1', the value in Pulumi.primary.yaml"),
+    ("primary", {f"{NS}:activeRegion": "us-west-2"}, "primary", "'us-east-1', the value in Pulumi.backup.yaml"),
+    ("backup", {f"{NS}:database.poolSize": 8}, "backup", "5, the value in Pulumi.primary.yaml"),
+]
+
+
+@pytest.mark.parametrize(("edited", "edit", "named", "words"), PAIR_CASES)
+def test_a_pair_error_names_the_file_that_was_changed(project, capsys, edited, edit, named, words):
+    """`python -m synth` evaluates the primary first: a value changed only in the backup's file must still be
+    blamed on the backup's file."""
+    assert synth_main(["--project-dir", str(project(**{edited: edit}))]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith(f"synth: Pulumi.{named}.yaml: ")
+    assert words in error
