@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import math
 import secrets
 import socket
 import sys
@@ -56,7 +57,7 @@ def _inputs(parser: argparse.ArgumentParser) -> None:
 
 def _lag_options(parser: argparse.ArgumentParser, max_lag: float | None, accept: bool | None) -> None:
     """Defaults for `run`; None on `resume`, where an option not given keeps the journal's."""
-    parser.add_argument("--max-lag", "--max-replica-lag", dest="max_lag", type=float, default=max_lag,
+    parser.add_argument("--max-lag", "--max-replica-lag", dest="max_lag", type=_not_negative, default=max_lag,
                         help="seconds of ReplicaLag at most before promoting (--max-replica-lag: the former name); "
                              "a lag that keeps growing while the primary is out needs a higher value on resume")
     parser.add_argument("--accept-data-loss", action="store_true", default=accept,
@@ -64,18 +65,22 @@ def _lag_options(parser: argparse.ArgumentParser, max_lag: float | None, accept:
                              "recorded in the journal and the reports")
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, found {text}")
+def _seconds(text: str, lowest: float, inclusive: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number of seconds, found {text!r}") from None
+    if not math.isfinite(value) or value < lowest or (value == lowest and not inclusive):
+        raise argparse.ArgumentTypeError(f"must be {'0 or more' if inclusive else 'more than 0'}, found {text}")
     return value
+
+
+def _positive(text: str) -> float:
+    return _seconds(text, 0, inclusive=False)
 
 
 def _not_negative(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, found {text}")
-    return value
+    return _seconds(text, 0, inclusive=True)
 
 
 def _tuning(parser: argparse.ArgumentParser) -> None:
@@ -105,10 +110,10 @@ def _run_options(parser: argparse.ArgumentParser, scenario: bool = True) -> None
     if scenario:
         parser.add_argument("--scenario", choices=SCENARIOS, required=True)
     parser.add_argument("--probe-url", help="default: https://<app_domain>/api/health")
-    parser.add_argument("--hold", type=float, default=60, help="dns-failover: seconds to serve from the backup")
-    parser.add_argument("--probe-timeout", type=float, default=600)
-    parser.add_argument("--probe-interval", type=float, default=1)
-    parser.add_argument("--wait-timeout", type=float, default=1800, help="seconds to wait for AWS to settle")
+    parser.add_argument("--hold", type=_not_negative, default=60, help="dns-failover: seconds to serve from the backup")
+    parser.add_argument("--probe-timeout", type=_positive, default=600)
+    parser.add_argument("--probe-interval", type=_positive, default=1)
+    parser.add_argument("--wait-timeout", type=_positive, default=1800, help="seconds to wait for AWS to settle")
     parser.add_argument("--stop-alarm", action="append", default=[], help="abort when this alarm is in ALARM")
     parser.add_argument("--promotion-keeps-source-link", action="store_true",
                         help="emulators only (moto keeps the replica's source link after a promotion; AWS drops it)")
@@ -197,7 +202,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         say("dry run: add --execute --confirm " + ctx.target.region + " to run it")
         return 0
     if args.confirm != ctx.target.region:
-        raise InputError(f"--confirm must be the region users go to, {ctx.target.region} (found {args.confirm!r}); "
+        found = f"found {args.confirm!r}" if args.confirm else "not given"
+        raise InputError(f"--confirm must be the region users go to, {ctx.target.region} ({found}); "
                          "nothing was called")
     if args.scenario in RETURNING and not ctx.db_probe:
         raise InputError("a failback promotes only once the heartbeat shows that nothing would be lost: run it with "
@@ -464,9 +470,18 @@ def _failback_commands(commands: argparse._SubParsersAction) -> None:
     phase.set_defaults(func=cmd_failback_phase)
 
 
+def _directories(args: argparse.Namespace) -> None:
+    """Where the drill writes: checked before anything is called, so that nothing fails after a drill ran."""
+    for option in ("journal_dir", "report_dir"):
+        path = getattr(args, option, None)
+        if path is not None and path.exists() and not path.is_dir():
+            raise InputError(f"--{option.replace('_', '-')} {path}: a file, not a directory")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _directories(args)
         return args.func(args)
     except InputError as exc:
         print(f"drills: {exc}", file=sys.stderr)

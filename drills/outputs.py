@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from regions.textfile import UnreadableFile, read_text
+
 SERVICES = ("api", "web", "worker", "beat")
 COUNTS = ("min", "max", "desired")
 SWITCH_KEYS = ("region", "namespace", "metric_name", "alarm_name")
@@ -113,9 +115,9 @@ def parse(document: Any, source: str, expected_role: str) -> StackOutputs:
 
 def from_file(path: Path, expected_role: str) -> StackOutputs:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
+        document = json.loads(read_text(path))
+    except UnreadableFile as exc:
+        raise InputError(str(exc)) from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not valid JSON ({exc})") from None
     return parse(document, str(path), expected_role)

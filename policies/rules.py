@@ -35,6 +35,11 @@ SECRET_NAME = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|API_?KEY|PRIVATE_?KEY|C
 SECRET_VALUE = re.compile(r"(AKIA[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY-----|[A-Za-z0-9+/=_-]{40,})")
 
 
+def _given(value: object) -> str:
+    """A value for a message: never `None`."""
+    return "not set" if value is None else str(value)
+
+
 def _resource(name: str, description: str, level: EnforcementLevel, types: Iterable[str],
               check) -> ResourceValidationPolicy:
     wanted = tuple(types)
@@ -75,7 +80,7 @@ RDS_POLICIES = [
               lambda p: ["a writer should be Multi-AZ"] if _is_writer(p) and not p.get("multiAz") else []),
     _resource("rds-backup-retention", "Automated backups are kept 7 days or more (checkov CKV_AWS_133).", MANDATORY,
               [RDS], lambda p: [] if (p.get("backupRetentionPeriod") or 0) >= 7 else
-              [f"backup_retention_period is {p.get('backupRetentionPeriod')}, needs 7 or more"]),
+              [f"backup_retention_period is {_given(p.get('backupRetentionPeriod'))}, needs 7 or more"]),
     _resource("rds-deletion-protection", "Deletion protection is on (checkov CKV_AWS_293).", MANDATORY, [RDS],
               lambda p: _require(p, "deletionProtection", True, "deletion_protection must be true")),
     _resource("rds-iam-auth", "IAM database authentication is on (checkov CKV_AWS_161).", ADVISORY, [RDS],

@@ -128,6 +128,8 @@ SCHEMA: dict[str, Schema | None] = {
     "jwtSecret": None,
     "googleClientId": None,
 }
+# The only keys that may hold secure: values; the primary's file only.
+SECRET_SETTINGS = ("jwtSecret", "googleClientId")
 
 
 def _parse_cidr(reader: Reader, path: str, default: str) -> str:
@@ -604,9 +606,20 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
         raise reader.fail("aws:region", region_name, "one of " + ", ".join(REGIONS), "is not in the region catalog")
     region = REGIONS[region_name]
     reader.check_known_keys(SCHEMA)
+    for key in sorted(reader.secret_keys):
+        if key.startswith(f"{PROJECT}:") and key.split(":", 1)[1] not in SECRET_SETTINGS:
+            raise reader.fail(key, "(hidden)", "a plain value (only " + ", ".join(
+                f"{PROJECT}:{name}" for name in SECRET_SETTINGS) + " are secrets)",
+                              "holds a secure: value, but this setting cannot be a secret")
 
     role: Role = reader.choice("role", ROLES)  # type: ignore[assignment]
     reader.role = role
+    if role == "backup":
+        for name in SECRET_SETTINGS:
+            if reader.get(name, None) is not None:
+                raise reader.fail(reader.key(name), "(hidden)", "set in the primary's stack file only",
+                                  "is set, but the primary creates the shared secrets and the backup reads them "
+                                  "(this value would be ignored)")
     profile = PROFILES[role]
     others = _other_stacks(project_dir, reader.stack_file)
     peer_role = "backup" if role == "primary" else "primary"

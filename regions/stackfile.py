@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from regions.textfile import UnreadableFile, read_text
+
 SECRET_PLACEHOLDER = "synth-secret-{key}"
 
 
@@ -31,17 +33,26 @@ def _redact(value: Any, key: str, secret_keys: list[str]) -> Any:
     return value
 
 
+def _where(exc: yaml.YAMLError) -> str:
+    """` at line L, column C: the problem`, on one line."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return (f" at line {mark.line + 1}, column {mark.column + 1}: " if mark else ": ") + " ".join(problem.split())
+
+
 def read_stack_file(path: Path) -> tuple[dict[str, str], list[str]]:
     """Config as the engine passes it: every value a string, structured values as JSON.
 
     Returns the config and the keys holding secrets (top-level keys, as the engine marks them).
     """
+    if not path.exists():
+        raise StackFileError(f"{path.name}: no such stack file in {path.parent}")
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise StackFileError(f"{path.name}: no such stack file in {path.parent}") from None
+        document = yaml.safe_load(read_text(path)) or {}
+    except UnreadableFile as exc:
+        raise StackFileError(str(exc).replace(str(path), path.name, 1)) from None
     except yaml.YAMLError as exc:
-        raise StackFileError(f"{path.name}: not valid YAML: {exc}") from None
+        raise StackFileError(f"{path.name}: not valid YAML{_where(exc)}") from None
     config = document.get("config", {}) if isinstance(document, dict) else None
     if not isinstance(config, dict):
         raise StackFileError(f"{path.name}: 'config' must be a mapping of keys to values")

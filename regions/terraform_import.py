@@ -9,11 +9,14 @@ Only managed resources of the kinds the program creates are listed (Pulumi type 
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
 from pathlib import Path
 from typing import Any
+
+from regions.textfile import UnreadableFile, read_text
 
 # Terraform type -> (Pulumi type token, how to get the import id from the instance's attributes).
 TYPES: dict[str, tuple[str, Any]] = {
@@ -65,8 +68,10 @@ def _name(resource: dict[str, Any], index: Any) -> str:
 
 
 def import_document(state: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    if state.get("version") != 4:
-        raise StateError(f"expected a Terraform state of format version 4, found {state.get('version')!r}")
+    if not isinstance(state, dict) or state.get("version") != 4:
+        found = state.get("version") if isinstance(state, dict) else None
+        raise StateError("expected a Terraform state of format version 4, "
+                         + (f"found {found!r}" if found is not None else "found no version"))
     resources, skipped = [], []
     for resource in state.get("resources", []):
         address = ".".join(filter(None, [resource.get("module"), resource["type"], resource["name"]]))
@@ -88,15 +93,15 @@ def import_document(state: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m regions.terraform_import STATE.json > import.json", file=sys.stderr)
-        return 2
-    path = Path(args[0])
+    parser = argparse.ArgumentParser(prog="python -m regions.terraform_import",
+                                     description="A `pulumi import --file` document from a Terraform state file.",
+                                     epilog="usage: python -m regions.terraform_import STATE.json > import.json")
+    parser.add_argument("state", type=Path, help="the Terraform state (terraform state pull > STATE.json)")
+    path = parser.parse_args(argv).state
     try:
-        document, skipped = import_document(json.loads(path.read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        print(f"terraform_import: {path}: no such file", file=sys.stderr)
+        document, skipped = import_document(json.loads(read_text(path)))
+    except UnreadableFile as exc:
+        print(f"terraform_import: {exc}", file=sys.stderr)
         return 2
     except (json.JSONDecodeError, StateError) as exc:
         print(f"terraform_import: {path}: {exc}", file=sys.stderr)

@@ -37,6 +37,11 @@ def cost_text(costs: dict, stacks: list[str]) -> str:
     return "\n\n".join(parts)
 
 
+def _fail(message: str) -> int:
+    print(f"synth: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m synth", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", action="append",
@@ -59,6 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     stacks = args.stack or list(DEFAULT_STACKS)
     if args.diff and len(stacks) != 2:
         parser.error("--diff compares two stacks: give none (primary and backup) or two --stack")
+    # Checked before the evaluation, which takes seconds: a typo is reported at once, on one line.
+    if not program.is_file():
+        return _fail(f"--program {args.program}: no such file")
+    if not project_dir.is_dir():
+        return _fail(f"--project-dir {args.project_dir}: no such directory")
+    if args.graph is not None and not args.graph.resolve().parent.is_dir():
+        return _fail(f"--graph {args.graph}: the directory {args.graph.parent} does not exist")
 
     cache: dict = {}
     try:

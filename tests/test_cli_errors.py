@@ -1,0 +1,131 @@
+"""Every entry point, given bad input, answers with one line naming what is wrong and exit 2: no traceback, no
+`None`. Files written by Windows tools (UTF-8 with a byte-order mark, UTF-16) are read."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+import drills.__main__ as drills_cli
+import drills.sandbox as sandbox
+from drills.sandbox import stack_outputs, write_outputs
+from regions import terraform_import
+from synth.__main__ import main as synth_main
+from synth.engine import REPO
+
+UNUSED = "http://127.0.0.1:9/api/health"
+
+
+def one_line(text: str) -> str:
+    assert text.count("\n") == 1 and "Traceback" not in text and "None" not in text, text
+    return text.strip()
+
+
+@pytest.fixture
+def outputs(tmp_path):
+    return write_outputs(tmp_path, stack_outputs(UNUSED, UNUSED))
+
+
+def test_an_outputs_file_that_is_a_directory(tmp_path, outputs, capsys):
+    (tmp_path / "dir.json").mkdir()
+    args = [a if a != str(tmp_path / "primary.json") else str(tmp_path / "dir.json") for a in outputs]
+    assert drills_cli.main(["plan", "--scenario", "dns-failover", *args]) == 2
+    assert one_line(capsys.readouterr().err) == f"drills: {tmp_path / 'dir.json'}: is a directory, not a file"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig"])
+def test_outputs_written_by_powershell_are_read(tmp_path, outputs, capsys, encoding):
+    """`pulumi stack output --json > f` in PowerShell writes UTF-16 with a byte-order mark."""
+    for role in ("primary", "backup"):
+        path = tmp_path / f"{role}.json"
+        path.write_text(path.read_text(), encoding=encoding)
+    assert drills_cli.main(["plan", "--scenario", "dns-failover", *outputs]) == 0
+    assert "dns-failover: us-east-1 -> us-west-2" in capsys.readouterr().out
+
+
+def test_a_report_dir_that_is_a_file_is_refused_before_anything(tmp_path, outputs, capsys):
+    (tmp_path / "reports").write_text("")
+    assert drills_cli.main(["run", "--scenario", "dns-failover", "--execute", "--confirm", "us-west-2",
+                            "--report-dir", str(tmp_path / "reports"), "--no-db-probe", *outputs]) == 2
+    assert one_line(capsys.readouterr().err) == f"drills: --report-dir {tmp_path / 'reports'}: a file, not a directory"
+
+
+def test_a_missing_confirm_says_not_given(outputs, capsys):
+    assert drills_cli.main(["run", "--scenario", "dns-failover", "--execute", "--no-db-probe", *outputs]) == 2
+    assert one_line(capsys.readouterr().err) == ("drills: --confirm must be the region users go to, us-west-2 "
+                                                 "(not given); nothing was called")
+
+
+@pytest.mark.parametrize(("option", "value", "words"), [
+    ("--hold", "-5", "argument --hold: must be 0 or more, found -5"),
+    ("--probe-interval", "0", "argument --probe-interval: must be more than 0, found 0"),
+    ("--probe-timeout", "soon", "argument --probe-timeout: a number of seconds, found 'soon'"),
+    ("--max-lag", "-1", "argument --max-lag/--max-replica-lag: must be 0 or more, found -1"),
+    ("--db-probe-interval", "0", "argument --db-probe-interval: must be more than 0, found 0"),
+])
+def test_durations_out_of_range_are_refused(outputs, capsys, option, value, words):
+    with pytest.raises(SystemExit) as exited:
+        drills_cli.main(["run", "--scenario", "dns-failover", option, value, *outputs])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.strip().endswith(words)
+
+
+def test_synth_checks_its_paths_before_evaluating(tmp_path, capsys):
+    assert synth_main(["--graph", str(tmp_path / "missing" / "graph.mmd")]) == 2
+    assert one_line(capsys.readouterr().err) == (
+        f"synth: --graph {tmp_path / 'missing' / 'graph.mmd'}: the directory {tmp_path / 'missing'} does not exist")
+    assert synth_main(["--program", str(tmp_path / "nope.py")]) == 2
+    assert one_line(capsys.readouterr().err) == f"synth: --program {tmp_path / 'nope.py'}: no such file"
+
+
+def _project(tmp_path, **files: str):
+    for name in ("Pulumi.yaml", "Pulumi.primary.yaml", "Pulumi.backup.yaml"):
+        shutil.copy(REPO / name, tmp_path / name)
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    return tmp_path
+
+
+def test_a_yaml_error_is_one_line_with_line_and_column(tmp_path, capsys):
+    text = (REPO / "Pulumi.backup.yaml").read_text().replace("  trading-platform:role: backup",
+                                                             "  trading-platform:role: [backup")
+    assert synth_main(["--project-dir", str(_project(tmp_path, **{"Pulumi.backup.yaml": text}))]) == 2
+    error = one_line(capsys.readouterr().err)
+    assert error.startswith("synth: Pulumi.backup.yaml: not valid YAML at line ") and ", column " in error
+
+
+def test_a_secure_value_where_no_secret_belongs(tmp_path, capsys):
+    text = (REPO / "Pulumi.primary.yaml").read_text().replace("monthlyUsd: 9000",
+                                                              "monthlyUsd:\n      secure: AAABAKxq")
+    assert synth_main(["--project-dir", str(_project(tmp_path, **{"Pulumi.primary.yaml": text}))]) == 2
+    error = one_line(capsys.readouterr().err)
+    assert error.startswith("synth: Pulumi.primary.yaml: trading-platform:budget '(hidden)' holds a secure: value, "
+                            "but this setting cannot be a secret") and "synth-secret" not in error
+
+
+def test_a_secret_in_the_backup_file_would_be_ignored_so_it_is_refused(tmp_path, capsys):
+    text = (REPO / "Pulumi.backup.yaml").read_text() + "  trading-platform:googleClientId:\n    secure: AAAB\n"
+    assert synth_main(["--project-dir", str(_project(tmp_path, **{"Pulumi.backup.yaml": text}))]) == 2
+    assert one_line(capsys.readouterr().err).startswith(
+        "synth: Pulumi.backup.yaml: trading-platform:googleClientId '(hidden)' is set, but the primary creates the "
+        "shared secrets")
+
+
+def test_terraform_import_answers_help_and_reads_any_state_file(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        terraform_import.main(["--help"])
+    assert exited.value.code == 0 and "STATE.json" in capsys.readouterr().out
+    assert terraform_import.main([str(tmp_path)]) == 2
+    assert one_line(capsys.readouterr().err) == f"terraform_import: {tmp_path}: is a directory, not a file"
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"version": 4, "resources": []}), encoding="utf-16")
+    assert terraform_import.main([str(state)]) == 0
+    assert json.loads(capsys.readouterr().out) == {"resources": []}
+
+
+def test_the_sandbox_answers_help_without_starting_anything(capsys):
+    with pytest.raises(SystemExit) as exited:
+        sandbox.main(["--help"])
+    assert exited.value.code == 0 and "usage: python -m drills.sandbox" in capsys.readouterr().out
