@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.diff:
         result = diff(cache[stacks[0]], cache[stacks[1]])
         print(json.dumps(result, indent=2, default=str) if args.format == "json" else diff_text(result))
+    elif args.format == "json" and args.cost:
+        # Only the cost objects, as `--cost` prints only the cost table.
+        print(json.dumps(costs[stacks[0]] if len(stacks) == 1 else costs, indent=2, default=str))
     elif args.format == "json":
         documents = {s: to_json(cache[s], cost=costs[s], findings=findings[s]) for s in stacks}
         only = documents[stacks[0]] if len(stacks) == 1 else documents

@@ -136,12 +136,14 @@ def estimate(evaluation: Evaluation, usage: UsageSettings) -> dict[str, Any]:
         if result is not None:
             usd, basis = result
             top = top_component(r, by_urn)
-            items.append({"resource": r.name, "type": r.type, "component": top.name if top else "stack",
+            items.append({"resource": r.name, "type": r.type, "component": top.name if top else r.name,
                           "monthly_usd": None if usd is None else round(usd, 2), "basis": basis})
-    items.append({"resource": "log ingestion", "type": "aws:cloudwatch/logGroup:LogGroup", "component": "stack",
+    items.append({"resource": "log ingestion", "type": "aws:cloudwatch/logGroup:LogGroup",
+                  "component": "log ingestion",
                   "monthly_usd": round(usage.logs_gb_per_month * price("logs.ingest.gb"), 2),
                   "basis": f"{usage.logs_gb_per_month:g} GB ingested (usage)"})
     total = round(sum(i["monthly_usd"] or 0 for i in items), 2)
+    unpriced = sorted({i["resource"] for i in items if i["monthly_usd"] is None} | set(price.missing))
     by_component: dict[str, float] = defaultdict(float)
     for item in items:
         by_component[item["component"]] += item["monthly_usd"] or 0
@@ -153,12 +155,16 @@ def estimate(evaluation: Evaluation, usage: UsageSettings) -> dict[str, Any]:
         "by_component": {k: round(v, 2) for k, v in sorted(by_component.items(), key=lambda kv: -kv[1])},
         # Every resource carries the stack's cost tags, so Cost Explorer groups the whole total under each.
         "by_tag": {key: {value: total} for key, value in sorted(tags.items())},
-        "unpriced": sorted({i["resource"] for i in items if i["monthly_usd"] is None} | set(price.missing)),
+        "unpriced": unpriced,
+        # False when something has no price: the total is then a lower bound, never a sum with zeros in it.
+        "complete": not unpriced,
     }
 
 
 def table(cost: dict[str, Any], stack: str) -> str:
-    lines = [f"monthly cost of {stack}: {cost['monthly_usd']:,.2f} USD ({cost['hours_per_month']} h a month)"]
+    at_least = "" if cost["complete"] else "at least "
+    lines = [f"monthly cost of {stack}: {at_least}{cost['monthly_usd']:,.2f} USD ({cost['hours_per_month']} h a month)"
+             + ("" if cost["complete"] else "; INCOMPLETE: some resources have no price (below)")]
     for component, usd in cost["by_component"].items():
         lines.append(f"  {component:<22} {usd:>10,.2f}")
     if cost["unpriced"]:
@@ -167,6 +173,8 @@ def table(cost: dict[str, Any], stack: str) -> str:
 
 
 def standby_share(primary: dict[str, Any], backup: dict[str, Any]) -> str:
+    if not (primary["complete"] and backup["complete"]):
+        return "standby (backup) share of the primary: unknown, the estimate is incomplete"
     share = backup["monthly_usd"] / primary["monthly_usd"] if primary["monthly_usd"] else 0
     return (f"standby (backup) costs {share:.0%} of the primary: {backup['monthly_usd']:,.2f} vs "
             f"{primary['monthly_usd']:,.2f} USD a month (aim: 35% or less)")

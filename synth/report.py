@@ -218,7 +218,8 @@ def diff_text(d: dict[str, Any]) -> str:
         lines.extend(f"  {_short_type(r['type'])}  {r['name']}" for r in only)
     lines.append(f"\ninputs that differ: {len(d['changed'])}")
     for c in d["changed"]:
-        lines.append(f"  {c['name']}  {c['input']}: {_format_value(c[a])} -> {_format_value(c[b])}")
+        lines.append(f"  {_short_type(c['type'])}  {c['name']}  {c['input']}: {_format_value(c[a])} -> "
+                     f"{_format_value(c[b])}")
     return "\n".join(lines)
 
 

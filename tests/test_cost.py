@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import pytest
 import yaml
 
+from synth.__main__ import main as synth_main
 from synth.cost import PRICES, estimate, usage_of
 from synth.engine import REPO, evaluate
 
@@ -74,13 +76,36 @@ def test_network_and_edge_items(costs):
     assert replication["monthly_usd"] == pytest.approx(300 * (usd("s3.inter-region.gb") + usd("s3.rtc.gb")), abs=0.01)
 
 
-def test_an_unpriced_size_is_reported_not_guessed(project):
+def test_an_unpriced_size_is_reported_not_guessed(project, capsys):
     cache: dict = {}
     project_dir = project(backup={"trading-platform:database.instanceClass": "db.m7g.large"})
     evaluate("backup", project_dir, cache)
     cost = estimate(cache["backup"], usage_of(project_dir, "backup"))
     assert item(cost, "database", ":Instance")["monthly_usd"] is None
     assert "rds.db.m7g.large.hour" in cost["unpriced"]
+    # The total is a lower bound, said so, not a sum with a zero in it.
+    assert cost["complete"] is False
+    assert synth_main(["--project-dir", str(project_dir), "--cost"]) == 0
+    out = capsys.readouterr().out
+    assert "monthly cost of backup: at least " in out and "INCOMPLETE" in out
+    assert "standby (backup) share of the primary: unknown, the estimate is incomplete" in out
+
+
+def test_cost_as_json_is_only_the_cost_and_names_every_item(capsys):
+    assert synth_main(["--cost", "--format", "json", "--stack", "primary"]) == 0
+    cost = json.loads(capsys.readouterr().out)
+    assert set(cost) == {"monthly_usd", "currency", "hours_per_month", "items", "by_component", "by_tag", "unpriced",
+                         "complete"}
+    assert cost["complete"] is True
+    # Stack-level items are named for what they are, not lumped under "stack".
+    assert "stack" not in cost["by_component"] and cost["by_component"]["log ingestion"] == 30.0
+
+
+def test_the_diff_names_each_resources_type(capsys):
+    assert synth_main(["--diff"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    buckets = [line for line in lines if "  backups  bucket: " in line]
+    assert len(buckets) > 1 and len({line.split()[0] for line in buckets}) == len(buckets)
 
 
 def test_cost_command_prints_both_stacks_and_the_standby_share():
