@@ -58,12 +58,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     runs = parser.parse_args().runs
     per_stack = [["--stack", "primary", "--format", "json"], ["--stack", "backup", "--format", "json"]]
-    rows = [
-        ("both stacks, in-process (warm)", in_process(runs)),
-        ("both stacks, one process (python -m synth)", as_processes(runs, [["--format", "json"]])),
-        ("both stacks, two processes one after the other", as_processes(runs, per_stack)),
-        ("both stacks, two processes side by side (2 cores)", as_processes(runs, per_stack, parallel=True)),
+    measurements = [
+        ("both stacks, in-process (warm)", lambda: in_process(runs)),
+        ("both stacks, one process (python -m synth)", lambda: as_processes(runs, [["--format", "json"]])),
+        ("both stacks, two processes one after the other", lambda: as_processes(runs, per_stack)),
+        ("both stacks, two processes side by side (2 cores)", lambda: as_processes(runs, per_stack, parallel=True)),
     ]
+    rows = []
+    for number, (label, measure) in enumerate(measurements, 1):
+        # About a minute in all: say what runs.
+        print(f"[{number}/{len(measurements)}] {label}, {runs} runs ...", file=sys.stderr, flush=True)
+        rows.append((label, measure()))
     print(f"synth timings, median of {runs} (min-max), {sys.platform}, python {sys.version.split()[0]}")
     for label, times in rows:
         print(f"  {label:<62} {statistics.median(times):6.2f} s  ({min(times):.2f}-{max(times):.2f})")

@@ -10,6 +10,8 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from drills.progress import Ticker
+
 
 @dataclass
 class Answer:
@@ -46,12 +48,14 @@ def probe_once(url: str, timeout: float = 2.0) -> Answer:
 
 
 def wait_for_region(url: str, region: str, timeout: float, interval: float, record: Callable[[Answer], None],
-                    between: Callable[[], None] = lambda: None) -> Answer:
+                    between: Callable[[], None] = lambda: None, ticker: Ticker | None = None) -> Answer:
     """Probe until a good answer (2xx) comes from `region`; `between` runs between probes (stop conditions)."""
     deadline = time.time() + timeout
     while True:
         answer = probe_once(url)
         record(answer)
+        if ticker:
+            ticker.tick(f"last answer from {answer.region or 'nobody'} ({answer.status or answer.error})")
         if answer.status is not None and 200 <= answer.status < 300 and answer.region == region:
             return answer
         if time.time() >= deadline:

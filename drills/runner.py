@@ -171,6 +171,7 @@ def start_heartbeat(ctx: Context, say: Say, lead: float = 0) -> None:
 
 def execute(journal: Journal, steps: list[Step], ctx: Context, say: Say) -> int:
     ctx.record_probe = lambda answer: (journal.data["probes"].append(answer.to_dict()), journal.save())
+    ctx.say = say
     ctx.checkpoint = journal.save
     ctx.detail_of = lambda name: journal.step(name).get("detail") or {}
     journal.data["status"] = "running"

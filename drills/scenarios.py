@@ -20,6 +20,7 @@ from drills.capacity import Capacities, plan_calls, restore_capacity, set_capaci
 from drills.endpoints import unreachable
 from drills.outputs import SERVICES, FailoverSwitch, StackOutputs
 from drills.probe import Answer, probe_once, wait_for_region
+from drills.progress import Ticker
 
 SCENARIOS = ("dns-failover", "region-evacuation", "failback")
 # The scenarios that move the writer: the database probe measures what they lose.
@@ -83,6 +84,8 @@ class Context:
     # {region: endpoint URL} overriding AWS_ENDPOINT_URL for that region's clients (--endpoint-url).
     endpoints: dict[str, str] = field(default_factory=dict)
     record_probe: Callable[[Answer], None] = lambda answer: None
+    # Progress lines on long waits (the CLI prints them).
+    say: Callable[[str], None] = lambda text: None
     # Saves the running step's detail to the journal: called before each side effect, so a resume or an
     # abort knows what a half-done step already did.
     checkpoint: Callable[[], None] = lambda: None
@@ -172,7 +175,9 @@ class Context:
 
     def wait(self, what: str, done: Callable[[], bool], interval: float = 5) -> None:
         deadline = time.time() + self.wait_timeout
+        ticker = Ticker(self.say, f"waiting for {what}", self.wait_timeout)
         while not done():
+            ticker.tick()
             if time.time() > deadline:
                 raise TimeoutError(f"{what}: not done within {self.wait_timeout:g} s")
             self.check_stop_conditions()
@@ -236,7 +241,9 @@ def _undo_switch_on(ctx: Context, detail: dict) -> None:
 def _probe_until(outputs: StackOutputs) -> Callable[[Context, dict], dict]:
     def run(ctx: Context, detail: dict) -> dict:
         answer = wait_for_region(ctx.probe_url, outputs.region, ctx.probe_timeout, ctx.probe_interval,
-                                 ctx.record_probe, ctx.check_stop_conditions)
+                                 ctx.record_probe, ctx.check_stop_conditions,
+                                 Ticker(ctx.say, f"probing {ctx.probe_url} until {outputs.region} answers",
+                                        ctx.probe_timeout))
         return {"answered_by": answer.region, "answered_at": answer.at}
     return run
 
@@ -245,10 +252,12 @@ def _hold(ctx: Context, detail: dict) -> dict:
     """Serve from the backup for the hold, probing all along: the primary answering means the switch did not
     hold (Route53 judges the switch's data, which ages out), which is what a drill is there to find."""
     end = time.time() + ctx.hold
+    ticker = Ticker(ctx.say, f"holding on {ctx.target.region}", ctx.hold)
     while time.time() < end:
         ctx.check_stop_conditions()
         answer = probe_once(ctx.probe_url)
         ctx.record_probe(answer)
+        ticker.tick(f"last answer from {answer.region or 'nobody'} ({answer.status or answer.error})")
         if answer.region == ctx.source.region:
             raise SwitchDidNotHold(f"{ctx.source.region} answered {ctx.probe_url} during the hold, "
                                    f"{ctx.hold - (end - time.time()):.0f} s after it began: the switch did not hold")

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 
 import drills.__main__ as cli
 import drills.scenarios as scenarios
-from drills import switch
+from drills import progress, switch
 from drills.capacity import DIMENSION, NAMESPACE
 from drills.endpoints import unreachable
 from drills.sandbox import (
@@ -777,3 +777,14 @@ def test_reconcile_refuses_other_drills_and_missing_stack_files(world, tmp_path,
     assert cli.main(["reconcile", "--journal", str(path), "--project-dir", str(tmp_path), "--write"]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and f"{tmp_path}/Pulumi.primary.yaml: no such stack file" in error
+
+
+def test_long_waits_say_where_they_stand(world, tmp_path, capsys, monkeypatch):
+    """The hold and the probes print a line every few seconds (every 10 s; 0.3 s here)."""
+    monkeypatch.setattr(progress, "EVERY", 0.3)
+    assert cli.main(["run", "--scenario", "dns-failover", "--execute", "--confirm", BACKUP, "--probe-url",
+                     world.front.url, "--probe-interval", "0.05", "--hold", "1.2", "--journal-dir",
+                     str(tmp_path / "journals"), "--report-dir", str(tmp_path / "reports"), *world.args()]) == 0
+    out = capsys.readouterr().out
+    holding = [line for line in out.splitlines() if line.startswith(f"  ... holding on {BACKUP}: ")]
+    assert len(holding) >= 2 and all(" of 1.2 s; last answer from us-west-2 (200)" in line for line in holding)
