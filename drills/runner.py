@@ -111,7 +111,7 @@ def measure(journal: Journal) -> None:
             and faults and p["at"] >= min(faults)]
     data["rto_seconds"] = round(min(good) - min(faults), 3) if faults and good else None
     if data["rto_seconds"] is None:
-        data["rto_reason"] = "no fault step ran" if not faults else "the backup region never answered"
+        data["rto_reason"] = "no fault step ran" if not faults else f"{backup_region} never answered"
     wait = (journal.find("wait-for-replica-lag") or {}).get("detail") or {}
     data["replica_lag_seconds"] = wait.get("replica_lag_seconds")
     data["rpo_seconds"], data["rpo_reason"], data["rows_lost"] = _rpo(journal)
