@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the Pulumi program to evaluate (default: this repository's __main__.py)")
     parser.add_argument("--cost", action="store_true", help="print the monthly cost estimate only")
     parser.add_argument("--graph", type=Path, metavar="FILE",
-                        help="write the architecture graph (.dot, .mmd, .md or .svg); two stacks: FILE-<stack>.ext")
+                        help="write the architecture graph of both stacks (.dot, .mmd, .md or .svg)")
     parser.add_argument("--graph-detail", choices=("components", "resources"),
                         help="default: resources for .dot/.svg, components for .mmd/.md")
     parser.add_argument("--check", action="store_true",
@@ -82,15 +82,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"synth: {exc}", file=sys.stderr)
         return 2
     if args.graph:
-        for stack in stacks:
-            target = args.graph if len(stacks) == 1 else args.graph.with_name(
-                f"{args.graph.stem}-{stack}{args.graph.suffix}")
-            try:
-                write_graph(cache[stack], target, args.graph_detail)
-            except GraphError as exc:
-                print(f"synth: {exc}", file=sys.stderr)
-                return 2
-            print(f"synth: wrote {target}", file=sys.stderr)
+        # One drawing of both stacks, grouped by region, with the links between them.
+        try:
+            write_graph([cache[stack] for stack in stacks], args.graph, args.graph_detail)
+        except GraphError as exc:
+            print(f"synth: {exc}", file=sys.stderr)
+            return 2
+        print(f"synth: wrote {args.graph}", file=sys.stderr)
     findings = {stack: evaluate_policies(cache[stack]) for stack in stacks}
     # Usage settings exist only for this project's program; another program gets no estimate.
     costs = {stack: estimate(cache[stack], usage_of(project_dir, stack)) if program == PROGRAM else None
