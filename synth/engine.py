@@ -24,6 +24,7 @@ import pulumi
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.settings import ROOT as ROOT_RESOURCE
+from pulumi.runtime.settings import SETTINGS
 from pulumi.runtime.stack import run_in_stack
 
 from regions.settings import PROJECT, SettingsError, load_settings
@@ -168,6 +169,10 @@ def _run(stack: str, raw: dict[str, str], secret_keys: list[str], mocks: AwsMock
     loop = asyncio.new_event_loop()
     loop.set_default_executor(_LoopClosingExecutor())
     asyncio.set_event_loop(loop)
+    # A failed evaluation leaves its outputs in the SDK's global registry of outputs to await, on its closed
+    # loop: forgotten here, or this evaluation would await them.
+    with SETTINGS.lock:
+        SETTINGS.outputs.clear()
     monitor = _RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(raw, secret_keys)
