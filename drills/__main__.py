@@ -474,8 +474,11 @@ def _directories(args: argparse.Namespace) -> None:
     """Where the drill writes: checked before anything is called, so that nothing fails after a drill ran."""
     for option in ("journal_dir", "report_dir"):
         path = getattr(args, option, None)
-        if path is not None and path.exists() and not path.is_dir():
-            raise InputError(f"--{option.replace('_', '-')} {path}: a file, not a directory")
+        # The directory, or the nearest part of it that exists, must be a directory (it is created below it).
+        existing = next((p for p in (path, *path.parents) if p.exists()), None) if path is not None else None
+        if existing is not None and not existing.is_dir():
+            where = "" if existing == path else f" ({existing} is a file)"
+            raise InputError(f"--{option.replace('_', '-')} {path}: a file, not a directory{where}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -207,6 +207,10 @@ def _check_other_stacks(reader: Reader, others: list[tuple[str, dict[str, str]]]
         other_role = _peek(raw, f"{PROJECT}:role")
         other_region = REGIONS.get(_peek(raw, "aws:region") or "")
         if other_role == role:
+            # The file named after the role keeps it: the other one claims a role that is not its own.
+            if reader.stack_file == f"Pulumi.{role}.yaml" and name != reader.stack_file:
+                raise SettingsError(name, reader.key("role"), role, f"exactly one stack file per role "
+                                    f"({', '.join(ROLES)})", f"is already the role of {reader.stack_file}")
             raise reader.fail(reader.key("role"), role,
                               f"exactly one stack file per role ({', '.join(ROLES)})",
                               f"is already the role of {name}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -82,11 +83,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"synth: {exc}", file=sys.stderr)
         return 2
     if args.graph:
-        # One drawing of both stacks, grouped by region, with the links between them.
+        # One drawing of both stacks, grouped by region, with the links between them: the peer of a single
+        # --stack is evaluated from the same project and program.
         try:
-            write_graph([cache[stack] for stack in stacks], args.graph, args.graph_detail)
-        except GraphError as exc:
+            for stack in DEFAULT_STACKS:
+                if stack not in cache and (project_dir / stack_file_name(stack)).is_file():
+                    evaluate(stack, project_dir, cache, program)
+            drawn = [cache[stack] for stack in DEFAULT_STACKS if stack in cache]
+            write_graph(drawn, args.graph, args.graph_detail)
+        except (SettingsError, StackFileError, GraphError) as exc:
             print(f"synth: {exc}", file=sys.stderr)
+            return 2
+        except (OSError, subprocess.CalledProcessError) as exc:
+            print(f"synth: --graph {args.graph}: cannot be written ({getattr(exc, 'strerror', None) or exc})",
+                  file=sys.stderr)
             return 2
         print(f"synth: wrote {args.graph}", file=sys.stderr)
     findings = {stack: evaluate_policies(cache[stack]) for stack in stacks}

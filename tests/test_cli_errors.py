@@ -52,6 +52,20 @@ def test_a_report_dir_that_is_a_file_is_refused_before_anything(tmp_path, output
     assert one_line(capsys.readouterr().err) == f"drills: --report-dir {tmp_path / 'reports'}: a file, not a directory"
 
 
+def test_a_report_dir_under_a_file_is_refused_too(tmp_path, capsys):
+    (tmp_path / "some.json").write_text("{}")
+    assert drills_cli.main(["report", "--journal", str(tmp_path / "j.json"), "--report-dir",
+                            str(tmp_path / "some.json" / "sub")]) == 2
+    assert one_line(capsys.readouterr().err) == (f"drills: --report-dir {tmp_path / 'some.json' / 'sub'}: a file, not "
+                                                 f"a directory ({tmp_path / 'some.json'} is a file)")
+
+
+def test_a_graph_path_that_is_a_directory(tmp_path, capsys):
+    (tmp_path / "graph.mmd").mkdir()
+    assert synth_main(["--graph", str(tmp_path / "graph.mmd")]) == 2
+    assert one_line(capsys.readouterr().err).startswith(f"synth: --graph {tmp_path / 'graph.mmd'}: cannot be written")
+
+
 def test_a_missing_confirm_says_not_given(outputs, capsys):
     assert drills_cli.main(["run", "--scenario", "dns-failover", "--execute", "--no-db-probe", *outputs]) == 2
     assert one_line(capsys.readouterr().err) == ("drills: --confirm must be the region users go to, us-west-2 "

@@ -228,6 +228,7 @@ PAIR_CASES = [
     ("backup", {f"{NS}:activeRegion": "us-west-2"}, "backup", "'us-east-1', the value in Pulumi.primary.yaml"),
     ("primary", {f"{NS}:activeRegion": "us-west-2"}, "primary", "'us-east-1', the value in Pulumi.backup.yaml"),
     ("backup", {f"{NS}:database.poolSize": 8}, "backup", "5, the value in Pulumi.primary.yaml"),
+    ("backup", {f"{NS}:role": "primary"}, "backup", "is already the role of Pulumi.primary.yaml"),
 ]
 
 
