@@ -70,7 +70,9 @@ def _seconds(text: str, lowest: float, inclusive: bool) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"a number of seconds, found {text!r}") from None
-    if not math.isfinite(value) or value < lowest or (value == lowest and not inclusive):
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"a finite number of seconds, found {text}")
+    if value < lowest or (value == lowest and not inclusive):
         raise argparse.ArgumentTypeError(f"must be {'0 or more' if inclusive else 'more than 0'}, found {text}")
     return value
 

@@ -47,6 +47,8 @@ def read_stack_file(path: Path) -> tuple[dict[str, str], list[str]]:
     """
     if not path.exists():
         raise StackFileError(f"{path.name}: no such stack file in {path.parent}")
+    if path.is_dir():
+        raise StackFileError(f"{path.name}: a directory, not a stack file ({path.parent})")
     try:
         document = yaml.safe_load(read_text(path)) or {}
     except UnreadableFile as exc:

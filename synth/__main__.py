@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     cache: dict = {}
     try:
         for stack in stacks:
-            if not (project_dir / stack_file_name(stack)).is_file():
+            if not (project_dir / stack_file_name(stack)).exists():
                 raise StackFileError(f"{stack_file_name(stack)}: no such stack file in {project_dir}")
             evaluate(stack, project_dir, cache, program)
     except (SettingsError, StackFileError) as exc:

@@ -76,6 +76,7 @@ def test_a_missing_confirm_says_not_given(outputs, capsys):
     ("--hold", "-5", "argument --hold: must be 0 or more, found -5"),
     ("--probe-interval", "0", "argument --probe-interval: must be more than 0, found 0"),
     ("--probe-timeout", "soon", "argument --probe-timeout: a number of seconds, found 'soon'"),
+    ("--hold", "1e400", "argument --hold: a finite number of seconds, found 1e400"),
     ("--max-lag", "-1", "argument --max-lag/--max-replica-lag: must be 0 or more, found -1"),
     ("--db-probe-interval", "0", "argument --db-probe-interval: must be more than 0, found 0"),
 ])
@@ -143,3 +144,12 @@ def test_the_sandbox_answers_help_without_starting_anything(capsys):
     with pytest.raises(SystemExit) as exited:
         sandbox.main(["--help"])
     assert exited.value.code == 0 and "usage: python -m drills.sandbox" in capsys.readouterr().out
+
+
+def test_a_stack_file_that_is_a_directory(tmp_path, capsys):
+    project_dir = _project(tmp_path)
+    (project_dir / "Pulumi.backup.yaml").unlink()
+    (project_dir / "Pulumi.backup.yaml").mkdir()
+    assert synth_main(["--project-dir", str(project_dir), "--stack", "backup"]) == 2
+    error = one_line(capsys.readouterr().err)
+    assert error == f"synth: Pulumi.backup.yaml: a directory, not a stack file ({project_dir})"
