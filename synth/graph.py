@@ -112,7 +112,6 @@ _RULES: tuple[tuple[str, str, str, str | None, bool], ...] = (
     ("aws:ecs/service:*", "aws:ecs/cluster:*", "*", "runs on", False),
     ("aws:sfn/*", "aws:ecs/service:*", "*", "restarts", False),
     ("*", "random:*", "*", "takes its password from", False),
-    ("*", "*", "*", "acts on", False),
 )
 
 # The order labels are named in when one edge stands for several links.
@@ -146,7 +145,8 @@ def _short(typ: str) -> str:
     return typ.rsplit(":", 1)[-1]
 
 
-def _rule(source: str, target: str, path: str) -> tuple[str | None, bool]:
+def _rule(source: str, target: str, path: str) -> tuple[str, bool]:
+    """The first matching rule's label and direction; "acts on" when none says more."""
     for source_type, target_type, where, label, reverse in _RULES:
         if fnmatchcase(source, source_type) and fnmatchcase(target, target_type) and fnmatchcase(path, where):
             return label, reverse
