@@ -145,8 +145,8 @@ def _short(typ: str) -> str:
     return typ.rsplit(":", 1)[-1]
 
 
-def _rule(source: str, target: str, path: str) -> tuple[str, bool]:
-    """The first matching rule's label and direction; "acts on" when none says more."""
+def _rule(source: str, target: str, path: str) -> tuple[str | None, bool]:
+    """The first matching rule's label (None: not drawn) and direction; "acts on" when no rule says more."""
     for source_type, target_type, where, label, reverse in _RULES:
         if fnmatchcase(source, source_type) and fnmatchcase(target, target_type) and fnmatchcase(path, where):
             return label, reverse
