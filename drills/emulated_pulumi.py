@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,19 +27,14 @@ TARGET = "aws:appautoscaling/target:Target"
 SERVICE = "aws:ecs/service:Service"
 
 
-@dataclass
-class State:
-    """What the engine's state says of each stack's database, by stack: its inputs at the last `up`."""
-
-    databases: dict[str, dict[str, Any] | None] = field(default_factory=dict)
-
-
 class Pulumi:
     def __init__(self, world: World, project_dir: Path):
-        self.world, self.project_dir, self.state = world, project_dir, State()
+        self.world, self.project_dir = world, project_dir
+        # What the engine's state says of each stack's database: its inputs at the last `up`, None once gone.
+        self.databases: dict[str, dict[str, Any] | None] = {}
         # The world was built as the stack files say: their state is what they declare.
         for stack in ("primary", "backup"):
-            self.state.databases[stack] = self._instance(self._evaluate(stack)).inputs
+            self.databases[stack] = self._instance(self._evaluate(stack)).inputs
 
     def _evaluate(self, stack: str) -> Any:
         # The program's warnings (google sign-in off) are the synth's to show, not the sandbox's.
@@ -59,11 +53,11 @@ class Pulumi:
         region, identifier = evaluation.region, self._instance(evaluation).inputs["identifier"]
         rds = self.world.client("rds", region)
         if not rds.describe_db_instances(Filters=[{"Name": "db-instance-id", "Values": [identifier]}])["DBInstances"]:
-            self.state.databases[stack] = None
+            self.databases[stack] = None
             return f"refresh {stack}: the database in {region} is gone"
         promoted = not self.world.databases[region].in_recovery()
         if promoted:
-            self.state.databases[stack] = {**(self.state.databases[stack] or {}), "replicateSourceDb": None}
+            self.databases[stack] = {**(self.databases[stack] or {}), "replicateSourceDb": None}
         return f"refresh {stack}: the database in {region} is {'a writer' if promoted else 'a replica'}"
 
     def up(self, stack: str) -> list[str]:
@@ -96,7 +90,7 @@ class Pulumi:
         return changed
 
     def _database(self, stack: str, evaluation: Any, region: str) -> list[str]:
-        inputs, old = self._instance(evaluation).inputs, self.state.databases[stack]
+        inputs, old = self._instance(evaluation).inputs, self.databases[stack]
         rds = self.world.client("rds", region)
         identifier, source = inputs["identifier"], inputs.get("replicateSourceDb")
         changed = []
@@ -116,5 +110,5 @@ class Pulumi:
             rds.modify_db_instance(DBInstanceIdentifier=identifier, DeletionProtection=inputs["deletionProtection"],
                                    ApplyImmediately=True)
             changed.append(f"{region} {identifier}: deletion protection {inputs['deletionProtection']}")
-        self.state.databases[stack] = inputs
+        self.databases[stack] = inputs
         return changed
