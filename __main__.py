@@ -323,6 +323,9 @@ pulumi.export("db_endpoint", database.instance.endpoint)
 pulumi.export("db_is_replica", role.database == "replica")
 pulumi.export("active_region", settings.active_region)
 pulumi.export("redis_primary_endpoint", cache.group.primary_endpoint_address)
+# ElastiCache publishes its metrics per member cluster (`<group>-001`, ...): python -m rightsize reads them.
+pulumi.export("cache_replication_group_id", cache.group.replication_group_id)
+pulumi.export("cache_member_clusters", cache.group.member_clusters)
 pulumi.export("backup_bucket_name", backups.bucket.bucket)
 pulumi.export("backup_bucket_arn", backups.bucket.arn)
 pulumi.export("backup_vault_name", backup_plan.vault.name)
@@ -333,6 +336,8 @@ pulumi.export("alarm_topic_arn", monitoring.topic.arn)
 pulumi.export("alb_dns_name", load_balancer.alb.dns_name)
 pulumi.export("alb_zone_id", load_balancer.alb.zone_id)
 pulumi.export("alb_arn", load_balancer.alb.arn)
+# The LoadBalancer dimension of its CloudWatch metrics (app/<name>/<id>).
+pulumi.export("alb_arn_suffix", load_balancer.alb.arn_suffix)
 pulumi.export("ecs_cluster_name", cluster.cluster.name)
 pulumi.export("ecs_services", {name: service.service.name for name, service in services.items()})
 # The capacity when this region is the active one (a drill raises the standby to it), and when it is the standby.

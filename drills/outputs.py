@@ -62,19 +62,24 @@ class StackOutputs:
         return asdict(self)
 
 
+def required(within: dict, key: str, kind: type, source: str, prefix: str = "") -> Any:
+    """`within[key]`, which must be a `kind` (a non-empty one for str); the error names the output and its source."""
+    if key not in within:
+        raise InputError(f"{source}: missing output '{prefix}{key}'")
+    value = within[key]
+    if not isinstance(value, kind) or (kind is str and not value):
+        wanted = "non-empty string" if kind is str else kind.__name__
+        raise InputError(f"{source}: output '{prefix}{key}' must be a {wanted}, found {json.dumps(value)}")
+    return value
+
+
 def parse(document: Any, source: str, expected_role: str) -> StackOutputs:
     """Validate one stack's outputs; every problem names the key and where it came from."""
     if not isinstance(document, dict):
         raise InputError(f"{source}: expected a JSON object of stack outputs")
 
     def need(key: str, kind: type, within: dict = document, prefix: str = "") -> Any:
-        if key not in within:
-            raise InputError(f"{source}: missing output '{prefix}{key}'")
-        value = within[key]
-        if not isinstance(value, kind) or (kind is str and not value):
-            wanted = "non-empty string" if kind is str else kind.__name__
-            raise InputError(f"{source}: output '{prefix}{key}' must be a {wanted}, found {json.dumps(value)}")
-        return value
+        return required(within, key, kind, source, prefix)
 
     def capacities(key: str) -> dict[str, dict[str, int]]:
         found = need(key, dict)
@@ -113,27 +118,35 @@ def parse(document: Any, source: str, expected_role: str) -> StackOutputs:
     )
 
 
-def from_file(path: Path, expected_role: str) -> StackOutputs:
+def read_document(path: Path) -> Any:
+    """A stack outputs file (`pulumi stack output --json > FILE`) as JSON."""
     try:
-        document = json.loads(read_text(path))
+        return json.loads(read_text(path))
     except UnreadableFile as exc:
         raise InputError(str(exc)) from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not valid JSON ({exc})") from None
-    return parse(document, str(path), expected_role)
 
 
-def from_stack(name: str, expected_role: str) -> StackOutputs:
-    """`pulumi stack output --json --show-secrets -s NAME`."""
-    command = ["pulumi", "stack", "output", "--json", "--show-secrets", "-s", name]
+def stack_document(name: str, files_hint: str, show_secrets: bool = True) -> Any:
+    """`pulumi stack output --json [--show-secrets] -s NAME` as JSON; `files_hint` says which options take files
+    instead."""
+    command = ["pulumi", "stack", "output", "--json", *(["--show-secrets"] if show_secrets else []), "-s", name]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     except FileNotFoundError:
-        raise InputError("the Pulumi CLI is not installed: pass --primary-outputs/--backup-outputs files") from None
+        raise InputError(f"the Pulumi CLI is not installed: pass {files_hint}") from None
     if done.returncode != 0:
         raise InputError(f"stack {name}: `{' '.join(command)}` failed: {done.stderr.strip()}")
     try:
-        document = json.loads(done.stdout)
+        return json.loads(done.stdout)
     except json.JSONDecodeError as exc:
         raise InputError(f"stack {name}: its outputs are not JSON ({exc})") from None
-    return parse(document, f"stack {name}", expected_role)
+
+
+def from_file(path: Path, expected_role: str) -> StackOutputs:
+    return parse(read_document(path), str(path), expected_role)
+
+
+def from_stack(name: str, expected_role: str) -> StackOutputs:
+    return parse(stack_document(name, "--primary-outputs/--backup-outputs files"), f"stack {name}", expected_role)

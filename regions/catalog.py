@@ -126,7 +126,72 @@ _CLASS_MEMORY_GIB: dict[tuple[str, ...], dict[str, int]] = {
 }
 
 
+def _sizes(table: dict[tuple[str, ...], dict[str, float]], family: str) -> dict[str, float]:
+    return next((sizes for families, sizes in table.items() if family in families), {})
+
+
 def db_class_memory_gib(instance_class: str) -> int | None:
     """`db.r6g.large` -> 16; None for a class the table does not know."""
     _, family, size = instance_class.split(".")
-    return next((sizes.get(size) for families, sizes in _CLASS_MEMORY_GIB.items() if family in families), None)
+    memory = _sizes(_CLASS_MEMORY_GIB, family).get(size)
+    return None if memory is None else int(memory)
+
+
+def db_class_neighbour(instance_class: str, step: int) -> str | None:
+    """The class `step` sizes away in the same family (`db.r6g.xlarge`, -1 -> `db.r6g.large`); None past either end
+    of the family or for a class the table does not know."""
+    prefix, family, size = instance_class.split(".")
+    sizes = list(_sizes(_CLASS_MEMORY_GIB, family))
+    if size not in sizes or not 0 <= sizes.index(size) + step < len(sizes):
+        return None
+    return f"{prefix}.{family}.{sizes[sizes.index(size) + step]}"
+
+
+# Memory (GiB) of the ElastiCache node types this platform is sized for, as the ElastiCache node-type table
+# lists them: family -> size -> GiB.
+_CACHE_NODE_MEMORY_GIB: dict[tuple[str, ...], dict[str, float]] = {
+    ("t3", "t4g"): {"micro": 0.5, "small": 1.37, "medium": 3.09},
+    ("m6g", "m7g"): {"large": 6.38, "xlarge": 12.93, "2xlarge": 26.04, "4xlarge": 52.26, "8xlarge": 103.68,
+                     "12xlarge": 157.12, "16xlarge": 209.55},
+    ("r6g", "r7g"): {"large": 13.07, "xlarge": 26.32, "2xlarge": 52.82, "4xlarge": 105.81, "8xlarge": 209.55,
+                     "12xlarge": 317.77, "16xlarge": 419.09},
+}
+# A memory-optimized node's general-purpose sibling: the same generation and vCPUs, half the memory.
+_GENERAL_PURPOSE = {"r6g": "m6g", "r7g": "m7g"}
+
+
+def cache_node_memory_gib(node_type: str) -> float | None:
+    _, family, size = node_type.split(".")
+    return _sizes(_CACHE_NODE_MEMORY_GIB, family).get(size)
+
+
+def smaller_cache_node(node_type: str) -> str | None:
+    """One size smaller in the family; below a memory-optimized family's smallest, its general-purpose sibling of
+    the same size (`cache.r7g.large` -> `cache.m7g.large`). Never into a burstable family from another."""
+    prefix, family, size = node_type.split(".")
+    sizes = list(_sizes(_CACHE_NODE_MEMORY_GIB, family))
+    if size not in sizes:
+        return None
+    if sizes.index(size) > 0:
+        return f"{prefix}.{family}.{sizes[sizes.index(size) - 1]}"
+    return f"{prefix}.{_GENERAL_PURPOSE[family]}.{size}" if family in _GENERAL_PURPOSE else None
+
+
+def smaller_task(cpu: int, memory: int) -> tuple[int, int] | None:
+    """The next smaller Fargate size: half the CPU (256 stays 256) with the least memory that size allows of at least
+    half the memory; None at Fargate's smallest (256 CPU, 512 MiB)."""
+    cpus = sorted(FARGATE_MEMORY)
+    new_cpu = cpus[max(0, cpus.index(cpu) - 1)]
+    fits = [m for m in FARGATE_MEMORY[new_cpu] if memory // 2 <= m < memory]
+    return (new_cpu, min(fits)) if fits else None
+
+
+def larger_task(cpu: int, memory: int) -> tuple[int, int] | None:
+    """The next larger Fargate size: twice the CPU with the least memory it allows of at least twice the memory (or
+    its most); None at Fargate's largest."""
+    cpus = sorted(FARGATE_MEMORY)
+    if cpus.index(cpu) + 1 == len(cpus):
+        return None
+    new_cpu = cpus[cpus.index(cpu) + 1]
+    allowed = FARGATE_MEMORY[new_cpu]
+    return new_cpu, min((m for m in allowed if m >= 2 * memory), default=max(allowed))

@@ -185,7 +185,7 @@ def _same_as_peer(reader: Reader, path: str, value: Any, default: Any, peer: Map
     return value
 
 
-def _other_stacks(project_dir: Path, own_file: str) -> list[tuple[str, dict[str, str]]]:
+def other_stacks(project_dir: Path, own_file: str) -> list[tuple[str, dict[str, str]]]:
     """The other stack files beside this one, as (file name, raw config); unreadable ones are
     skipped here, since that stack reports its own file when it runs."""
     others = []
@@ -625,7 +625,7 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
                                   "is set, but the primary creates the shared secrets and the backup reads them "
                                   "(this value would be ignored)")
     profile = PROFILES[role]
-    others = _other_stacks(project_dir, reader.stack_file)
+    others = other_stacks(project_dir, reader.stack_file)
     peer_role = "backup" if role == "primary" else "primary"
     peer_file, peer = next(((name, raw) for name, raw in others if _peek(raw, f"{PROJECT}:role") == peer_role),
                            (None, {}))

@@ -102,3 +102,9 @@ def postgres_parameters(log_min_duration_ms: int, max_connections: int) -> list[
     params.append(Parameter("rds.force_ssl", "1", "immediate"))
     params.append(Parameter("log_min_duration_statement", str(log_min_duration_ms), "immediate"))
     return params
+
+
+def scaled_memory_mib(max_connections: int, memory_bytes: int) -> dict[str, float]:
+    """What each scaled memory parameter comes to, in MiB, on an instance with this DBInstanceClassMemory."""
+    return {name: evaluate_formula(memory_formula(name, max_connections), memory_bytes) * _UNIT_KB[name] / 1024
+            for name in SCALED}

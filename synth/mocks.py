@@ -164,7 +164,9 @@ class AwsMocks(pulumi.runtime.Mocks):
             address = f"{rid}.c{digest[:10]}.{region}.rds.amazonaws.com"
             return {"address": address, "port": 5432, "endpoint": f"{address}:5432"}
         if typ == "aws:elasticache/replicationGroup:ReplicationGroup":
-            return {"primaryEndpointAddress": f"master.{rid}.{digest[:6]}.{region}.cache.amazonaws.com"}
+            # AWS names a group's clusters after it: <group>-001, <group>-002, ...
+            return {"primaryEndpointAddress": f"master.{rid}.{digest[:6]}.{region}.cache.amazonaws.com",
+                    "memberClusters": [f"{rid}-{n:03d}" for n in range(1, int(state.get("numCacheClusters", 1)) + 1)]}
         if typ == "random:index/randomPassword:RandomPassword":
             return {"result": f"synth-random-{digest[:24]}"}
         if typ == "aws:ecr/repository:Repository":

@@ -1,0 +1,81 @@
+"""What AWS says about one stack, in its own region: CloudWatch series and what RDS runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import boto3
+import botocore.config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
+
+from drills.outputs import InputError
+from rightsize.metrics import Metric, Series, fetch
+from rightsize.rules import DatabaseState, Targets
+
+_CONFIG = botocore.config.Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=60)
+T = TypeVar("T")
+_CREDENTIALS = ("set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (reading CloudWatch metrics and "
+                "describing the services and the database is all it does)")
+
+
+class AwsError(Exception):
+    """An AWS call failed: exit 3, naming the call."""
+
+
+def _call(what: str, region: str, action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except (NoCredentialsError, PartialCredentialsError) as exc:
+        raise InputError(f"no AWS credentials for {what} in {region} ({exc}): {_CREDENTIALS}") from None
+    except ClientError as exc:
+        code, message = (exc.response.get("Error", {}).get(k) for k in ("Code", "Message"))
+        raise AwsError(f"{what} in {region} failed: {code or 'error'}: {message or exc}") from None
+    except BotoCoreError as exc:
+        raise AwsError(f"{what} in {region} failed: {exc}") from None
+
+
+def _client(service: str, region: str) -> Any:
+    return boto3.session.Session().client(service, region_name=region, config=_CONFIG)
+
+
+def check_credentials() -> None:
+    """Before anything is read: no credentials is bad input, not an AWS failure."""
+    if boto3.session.Session().get_credentials() is None:
+        raise InputError(f"no AWS credentials: {_CREDENTIALS}")
+
+
+def series(targets: Targets, metrics: list[Metric], start: datetime, end: datetime,
+           period: int) -> dict[Metric, Series]:
+    if not metrics:
+        return {}
+    client = _client("cloudwatch", targets.region)
+    return _call("cloudwatch:GetMetricData", targets.region, lambda: fetch(client, metrics, start, end, period))
+
+
+def database(targets: Targets) -> DatabaseState:
+    client = _client("rds", targets.region)
+    found = _call("rds:DescribeDBInstances", targets.region, lambda: client.describe_db_instances(
+        DBInstanceIdentifier=targets.db_instance_identifier)["DBInstances"][0])
+    return DatabaseState(instance_class=found["DBInstanceClass"], allocated_gb=int(found["AllocatedStorage"]))
+
+
+def task_sizes(targets: Targets) -> dict[str, tuple[int, int]]:
+    """(CPU units, MiB) of the task definition each service runs now: its metrics are percentages of that."""
+    client = _client("ecs", targets.region)
+    names = list(targets.services.values())
+    described = _call("ecs:DescribeServices", targets.region, lambda: client.describe_services(
+        cluster=targets.cluster, services=names))
+    definitions = {s["serviceName"]: s["taskDefinition"] for s in described["services"]}
+    missing = [n for n in names if n not in definitions]
+    if missing:
+        raise AwsError(f"ecs:DescribeServices in {targets.region} found no service {', '.join(missing)} in cluster "
+                       f"{targets.cluster}")
+    sizes = {}
+    for name, service in targets.services.items():
+        found = _call("ecs:DescribeTaskDefinition", targets.region,
+                      lambda service=service: client.describe_task_definition(
+                          taskDefinition=definitions[service])["taskDefinition"])
+        sizes[name] = (int(found["cpu"]), int(found["memory"]))
+    return sizes

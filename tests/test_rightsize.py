@@ -1,0 +1,314 @@
+"""python -m rightsize against moto: metric series written with PutMetricData over the window, an RDS instance as
+RDS would describe it, and the stack files of this repository (the database one class larger, so that it has a
+smaller one). The tool runs in-process; the saving is checked against python -m synth on the files it writes."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from drills import reconcile
+from drills.sandbox import MotoServer
+from regions.settings import load_settings
+from regions.stackfile import read_stack_file
+from rightsize.__main__ import main
+from rightsize.metrics import Series, growth_per_day, metric
+from synth.__main__ import main as synth_main
+from synth.engine import REPO
+
+PRIMARY, BACKUP = "us-east-1", "us-west-2"
+GIB = 1024 ** 3
+# One datapoint every three hours for 14 days, read back in hourly periods: moto computes GetMetricData period by
+# period over every datapoint it holds, so a real 300-second read of a fine series would take minutes here.
+STEP = timedelta(hours=3)
+ARGS = ["--period", "3600", "--format", "json"]
+
+
+def _put(cw: Any, namespace: str, name: str, dimensions: dict[str, str], value: Any, days: float = 14,
+         unit: str = "Percent") -> None:
+    """A datapoint every STEP over the last `days`; `value` is a number or a function of the days since the first."""
+    now = datetime.now(UTC)
+    count = int(timedelta(days=days) / STEP)
+    data = [{"MetricName": name, "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+             "Timestamp": now - (count - i) * STEP, "Unit": unit,
+             "Value": float(value(i * STEP / timedelta(days=1)) if callable(value) else value)} for i in range(count)]
+    for first in range(0, len(data), 500):
+        cw.put_metric_data(Namespace=namespace, MetricData=data[first:first + 500])
+
+
+def _service(cw: Any, outputs: dict, name: str, cpu: float, memory: float, tasks: int, days: float = 14) -> None:
+    d = {"ClusterName": outputs["ecs_cluster_name"], "ServiceName": outputs["ecs_services"][name]}
+    _put(cw, "AWS/ECS", "CPUUtilization", d, cpu, days)
+    _put(cw, "AWS/ECS", "MemoryUtilization", d, memory, days)
+    _put(cw, "ECS/ContainerInsights", "RunningTaskCount", d, tasks, days, unit="Count")
+
+
+def _world(moto: MotoServer, outputs: dict) -> None:
+    """An over-provisioned api, database and cache; a busy web at its maximum; a worker never measured; a beat
+    measured on 3 days; storage used up at 2.5 GiB a day."""
+    cw = moto.client("cloudwatch", PRIMARY)
+    _service(cw, outputs, "api", cpu=12, memory=25, tasks=2)
+    _service(cw, outputs, "web", cpu=91, memory=40, tasks=10)
+    _service(cw, outputs, "beat", cpu=5, memory=10, tasks=1, days=3)
+    db = {"DBInstanceIdentifier": outputs["db_instance_identifier"]}
+    _put(cw, "AWS/RDS", "CPUUtilization", db, lambda day: 8 + (day % 1) * 10)
+    _put(cw, "AWS/RDS", "FreeableMemory", db, 24 * GIB, unit="Bytes")
+    _put(cw, "AWS/RDS", "DatabaseConnections", db, 120, unit="Count")
+    _put(cw, "AWS/RDS", "ReadIOPS", db, 300, unit="Count/Second")
+    _put(cw, "AWS/RDS", "WriteIOPS", db, 200, unit="Count/Second")
+    _put(cw, "AWS/RDS", "FreeStorageSpace", db, lambda day: (80 - 2.5 * day) * GIB, unit="Bytes")
+    for member in outputs["cache_member_clusters"]:
+        node = {"CacheClusterId": member, "CacheNodeId": "0001"}
+        _put(cw, "AWS/ElastiCache", "CPUUtilization", node, 6)
+        _put(cw, "AWS/ElastiCache", "EngineCPUUtilization", node, 4)
+        _put(cw, "AWS/ElastiCache", "DatabaseMemoryUsagePercentage", node, 11)
+        _put(cw, "AWS/ElastiCache", "CurrConnections", node, 180, unit="Count")
+    _put(cw, "AWS/ApplicationELB", "RequestCount", {"LoadBalancer": outputs["alb_arn_suffix"]}, 9000, unit="Count")
+    ecs = moto.client("ecs", PRIMARY)
+    ecs.create_cluster(clusterName=outputs["ecs_cluster_name"])
+    for name, (cpu, memory) in {"api": (1024, 2048), "web": (256, 512), "worker": (1024, 2048),
+                                "beat": (256, 512)}.items():
+        family = ecs.register_task_definition(
+            family=f"trading-platform-production-{name}", requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
+            cpu=str(cpu), memory=str(memory), containerDefinitions=[{"name": name, "image": "app"}])
+        ecs.create_service(cluster=outputs["ecs_cluster_name"], serviceName=outputs["ecs_services"][name],
+                           taskDefinition=family["taskDefinition"]["taskDefinitionArn"], desiredCount=1)
+    moto.client("rds", PRIMARY).create_db_instance(
+        DBInstanceIdentifier=outputs["db_instance_identifier"], DBInstanceClass="db.r6g.xlarge", Engine="postgres",
+        AllocatedStorage=100, MasterUsername="trading_admin", MasterUserPassword="not-a-secret-0")
+
+
+def _project(directory: Path) -> Path:
+    """This repository's stack files, comments kept, with the database one class larger in both."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("Pulumi.yaml", "Pulumi.primary.yaml", "Pulumi.backup.yaml"):
+        shutil.copy(REPO / name, directory / name)
+    reconcile.write(directory, [{"file": f"Pulumi.{s}.yaml", "key": "trading-platform:database.instanceClass",
+                                 "value": "db.r6g.xlarge"} for s in ("primary", "backup")])
+    return directory
+
+
+def _run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, evaluations):
+    directory = tmp_path_factory.mktemp("rightsize")
+    server = MotoServer().start()
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in server.environment().items():
+            patch.setenv(key, value)
+        files = {}
+        for stack in ("primary", "backup"):
+            files[stack] = directory / f"{stack}-outputs.json"
+            files[stack].write_text(json.dumps(evaluations[stack].outputs))
+        _world(server, evaluations["primary"].outputs)
+        project = _project(directory / "project")
+        code, out, err = _run("--outputs", str(files["primary"]), "--stack-file", str(project / "Pulumi.primary.yaml"),
+                              *ARGS)
+        assert code == 0, err
+        yield {"server": server, "outputs": files, "project": project, "report": json.loads(out), "stderr": err,
+               "directory": directory}
+    server.stop()
+
+
+def _finding(report: dict, resource: str) -> dict:
+    return next(f for f in report["recommendations"] + report["unchanged"] if f["resource"] == resource)
+
+
+def _changes(finding: dict) -> dict[tuple[str, str], tuple[Any, Any]]:
+    return {(c["file"], c["key"].split(":", 1)[1]): (c["current"], c["proposed"]) for c in finding["changes"]}
+
+
+def test_an_over_provisioned_api_gets_the_next_smaller_fargate_size_in_both_files(world):
+    api = _finding(world["report"], "service api")
+    assert api["status"] == "change" and api["rule"] == "service-smaller"
+    assert _changes(api) == {
+        ("Pulumi.primary.yaml", "services.api.cpu"): (1024, 512),
+        ("Pulumi.primary.yaml", "services.api.memory"): (2048, 1024),
+        # The standby runs the active's tasks after a failover: its sizes follow.
+        ("Pulumi.backup.yaml", "services.api.cpu"): (1024, 512),
+        ("Pulumi.backup.yaml", "services.api.memory"): (2048, 1024)}
+    cpu = next(e for e in api["evidence"]
+               if e["metric"] == "AWS/ECS CPUUtilization" and e["statistic"].startswith("p95"))
+    assert cpu["value"] == 12 and cpu["period_seconds"] == 3600 and cpu["days"] >= 13
+    assert cpu["dimensions"] == {"ClusterName": "trading-platform-production", "ServiceName": "api"}
+    # Fargate prices half the vCPU and half the memory: 2 tasks in the primary, 1 in the standby.
+    hourly = 0.5 * 0.04048 + 1 * 0.004445
+    assert api["monthly_saving_usd"] == pytest.approx((2 + 1) * hourly * 730, abs=0.02)
+
+
+def test_an_over_provisioned_database_gets_one_class_smaller_and_its_memory_parameters_follow(world):
+    db = _finding(world["report"], "database")
+    assert db["status"] == "change" and db["rule"] == "database-smaller"
+    assert _changes(db) == {("Pulumi.primary.yaml", "database.instanceClass"): ("db.r6g.xlarge", "db.r6g.large"),
+                            ("Pulumi.backup.yaml", "database.instanceClass"): ("db.r6g.xlarge", "db.r6g.large")}
+    # Multi-AZ in the primary (two instances), Single-AZ replica in the backup: 3 x (0.45 - 0.225) an hour.
+    assert db["monthly_saving_usd"] == pytest.approx(3 * 0.225 * 730, abs=0.02)
+    parameters = {p["name"]: (p["current_mib"], p["proposed_mib"]) for p in db["parameters"]}
+    assert parameters["shared_buffers"] == (8192, 4096)
+    free = next(e for e in db["evidence"] if e["metric"] == "AWS/RDS FreeableMemory")
+    assert free["value"] == 24 and free["unit"] == "GiB" and free["statistic"] == "min of 3600-second Minimum"
+
+
+def test_a_memory_idle_cache_gets_its_general_purpose_sibling(world):
+    cache = _finding(world["report"], "cache")
+    assert _changes(cache) == {("Pulumi.primary.yaml", "cache.nodeType"): ("cache.r7g.large", "cache.m7g.large")}
+    # Two nodes of valkey: (0.1752 - 0.1264) an hour each.
+    assert cache["monthly_saving_usd"] == pytest.approx(2 * (0.1752 - 0.1264) * 730, abs=0.02)
+
+
+def test_a_busy_service_at_its_maximum_gets_a_larger_size_and_costs_more(world):
+    web = _finding(world["report"], "service web")
+    assert web["rule"] == "service-larger"
+    assert _changes(web)[("Pulumi.primary.yaml", "services.web.cpu")] == (256, 512)
+    assert _changes(web)[("Pulumi.primary.yaml", "services.web.memory")] == (512, 1024)
+    assert web["monthly_saving_usd"] < 0
+
+
+def test_too_little_data_is_insufficient_data_never_a_guess(world):
+    worker, beat = _finding(world["report"], "service worker"), _finding(world["report"], "service beat")
+    assert worker["status"] == beat["status"] == "insufficient data"
+    assert worker["changes"] == beat["changes"] == []
+    assert "no datapoints at all" in worker["reason"]
+    assert "on 3 of the 7 days" in beat["reason"] or "on 4 of the 7 days" in beat["reason"]
+
+
+def test_storage_growth_raises_the_ceiling_in_both_files_at_no_cost(world):
+    found = _finding(world["report"], "database storage")
+    # 20 GiB used two weeks ago, 55 now: 505 GiB in 180 days, over 80 % of 500; 631 GiB would be 80 %.
+    assert "55 GiB used, growing 2.50 GiB a day: 505 GiB in 180 days" in found["reason"]
+    assert _changes(found) == {("Pulumi.primary.yaml", "database.maxAllocatedStorageGb"): (500, 700),
+                               ("Pulumi.backup.yaml", "database.maxAllocatedStorageGb"): (500, 700)}
+    assert found["monthly_saving_usd"] == 0
+
+
+def test_the_savings_add_up_to_the_totals(world):
+    report = world["report"]
+    per_finding = sum(f["monthly_saving_usd"] for f in report["recommendations"])
+    assert per_finding == pytest.approx(report["monthly_saving_usd"], abs=0.05)
+    assert report["monthly_saving_usd"] == pytest.approx(
+        sum(c["before"] - c["after"] for c in report["cost"].values()), abs=0.01)
+    assert report["traffic"]["requests_per_day"] == 9000 * 8
+
+
+def test_write_leaves_stack_files_that_validate_keep_their_comments_and_price_as_reported(world, tmp_path):
+    project = _project(tmp_path / "project")
+    code, out, err = _run("--outputs", str(world["outputs"]["primary"]), "--stack-file",
+                          str(project / "Pulumi.primary.yaml"), "--write", *ARGS)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["written"] and "wrote Pulumi.backup.yaml: trading-platform:services.api.cpu: 512 (was 1024)" in err
+    text = (project / "Pulumi.primary.yaml").read_text()
+    assert "# us-east-1: full capacity, takes all traffic." in text
+    assert "api: {cpu: 512, memory: 1024, min: 2, max: 10, desired: 2}" in text
+    for stack in ("primary", "backup"):
+        raw, secret_keys = read_stack_file(project / f"Pulumi.{stack}.yaml")
+        load_settings(raw, stack, project, secret_keys=secret_keys)
+    synth = io.StringIO()
+    with contextlib.redirect_stdout(synth), contextlib.redirect_stderr(io.StringIO()):
+        assert synth_main(["--project-dir", str(project), "--cost", "--format", "json"]) == 0
+    priced = json.loads(synth.getvalue())
+    for stack in ("primary", "backup"):
+        assert priced[stack]["monthly_usd"] == report["cost"][f"Pulumi.{stack}.yaml"]["after"]
+        assert report["cost"][f"Pulumi.{stack}.yaml"]["before"] > priced[stack]["monthly_usd"]
+    # Until the new sizes are deployed, the metrics are of sizes the files no longer say: nothing is proposed on them.
+    code, out, _ = _run("--outputs", str(world["outputs"]["primary"]), "--stack-file",
+                        str(project / "Pulumi.primary.yaml"), *ARGS)
+    again = json.loads(out)
+    for resource, runs in (("service api", "1024 CPU / 2048 MiB"), ("database", "db.r6g.xlarge")):
+        assert _finding(again, resource)["status"] == "no change"
+        assert f"runs {runs}" in _finding(again, resource)["reason"]
+
+
+def test_the_standby_follows_the_active_and_its_own_metrics_size_nothing(world, tmp_path):
+    project = _project(tmp_path / "project")
+    # The active's file says 512/1024; the standby's still 1024/2048.
+    reconcile.write(project, [{"file": "Pulumi.primary.yaml", "key": f"trading-platform:services.api.{k}", "value": v}
+                              for k, v in (("cpu", 512), ("memory", 1024))])
+    # An idle standby: its own metrics would shrink everything if they were read.
+    cw = world["server"].client("cloudwatch", BACKUP)
+    _put(cw, "AWS/ECS", "CPUUtilization", {"ClusterName": "trading-platform-production", "ServiceName": "web"}, 1)
+    code, out, err = _run("--outputs", str(world["outputs"]["backup"]), "--stack-file",
+                          str(project / "Pulumi.backup.yaml"), *ARGS)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["standby"] and "CloudWatch" not in err
+    api = _finding(report, "service api")
+    assert api["rule"] == "follows-active"
+    assert _changes(api) == {("Pulumi.backup.yaml", "services.api.cpu"): (1024, 512),
+                             ("Pulumi.backup.yaml", "services.api.memory"): (2048, 1024)}
+    assert {e["file"] for e in api["evidence"]} == {"Pulumi.primary.yaml"}
+    assert [f["resource"] for f in report["recommendations"]] == ["service api"]
+    assert _finding(report, "cache")["status"] == "no change"
+
+
+def test_growth_ignores_storage_that_autoscaling_added():
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    series = Series(metric("AWS/RDS", "FreeStorageSpace", "Minimum", "Bytes"), 3600, start)
+    # 1 GiB a day used; on day 5 autoscaling adds 50 GiB.
+    series.points = [(start + timedelta(days=d / 4), (40 - d / 4 + (50 if d >= 20 else 0)) * GIB) for d in range(40)]
+    # The period of the jump loses its own use (a quarter of a day's): within 5 %. Without the adjustment the trend
+    # would say the storage is shrinking.
+    assert growth_per_day(series, 5 * GIB) / GIB == pytest.approx(1.0, rel=0.05)
+    assert growth_per_day(series, 100 * GIB) < 0
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--days", "3"], "--days 3 is fewer than the 7 days (threshold minDays)"),
+    (["--days", "500"], "--days 500: CloudWatch keeps metrics for at most 455 days"),
+    (["--days", "30", "--period", "120"], "--period 120: a window starting 30 days ago takes a multiple of 300"),
+    (["--threshold", "cpuLow=3"], "--threshold cpuLow=3: unknown threshold 'cpuLow'"),
+    (["--threshold", "serviceLowPercent=abc"], "'abc' is not a number from 1 to 100"),
+])
+def test_bad_options_are_one_line_and_exit_2(world, argv, message):
+    code, out, err = _run("--outputs", str(world["outputs"]["primary"]), *argv)
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and message in err
+
+
+def test_bad_outputs_are_one_line_and_exit_2(world, tmp_path):
+    outputs = json.loads(world["outputs"]["primary"].read_text())
+    cases = {"missing.json": None, "broken.json": "{", "list.json": "[]",
+             "old.json": json.dumps({k: v for k, v in outputs.items() if k != "cache_member_clusters"}),
+             "other-region.json": json.dumps({**outputs, "region": BACKUP})}
+    expected = {"missing.json": "missing.json", "broken.json": "not valid JSON", "list.json": "expected a JSON object",
+                "old.json": "missing output 'cache_member_clusters'",
+                "other-region.json": "output 'region' is us-west-2"}
+    for name, text in cases.items():
+        if text is not None:
+            (tmp_path / name).write_text(text)
+        code, out, err = _run("--outputs", str(tmp_path / name), "--stack-file",
+                              str(world["project"] / "Pulumi.primary.yaml"), *ARGS)
+        assert (code, out) == (2, ""), name
+        assert err.count("\n") == 1 and expected[name] in err, err
+
+
+def test_no_credentials_exit_2_and_an_aws_error_exit_3_naming_the_call(world, monkeypatch, tmp_path):
+    args = ("--outputs", str(world["outputs"]["primary"]),
+            "--stack-file", str(world["project"] / "Pulumi.primary.yaml"), *ARGS)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    code, _, err = _run(*args)
+    assert (code, err.count("\n")) == (2, 1) and "rightsize: no AWS credentials: set AWS_PROFILE" in err
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "sandbox")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "sandbox")
+    outputs = json.loads(world["outputs"]["primary"].read_text())
+    (tmp_path / "gone.json").write_text(json.dumps({**outputs, "db_instance_identifier": "gone"}))
+    code, out, err = _run("--outputs", str(tmp_path / "gone.json"), *args[2:])
+    assert (code, out) == (3, "")
+    assert "rds:DescribeDBInstances in us-east-1 failed: DBInstanceNotFound" in err
