@@ -359,8 +359,9 @@ def _database(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: st
                                      "a PostgreSQL version 13 to 17 as MAJOR or MAJOR.MINOR, e.g. 16.9", "16.9"),
         instance_class=instance_class,
         allocated_storage_gb=allocated,
-        max_allocated_storage_gb=reader.integer("database.maxAllocatedStorageGb", allocated, 65536, 500,
-                                                " (at least allocatedStorageGb: the autoscaling ceiling)"),
+        max_allocated_storage_gb=reader.integer("database.maxAllocatedStorageGb", -(-allocated * 11 // 10), 65536,
+                                                500, " (RDS takes an autoscaling ceiling at least 10% above "
+                                                     "allocatedStorageGb)"),
         backup_retention_days=reader.integer("database.backupRetentionDays", 7, 35, 14,
                                              " (at least a week of point-in-time recovery)"),
         multi_az=reader.boolean("database.multiAz", profile.db_multi_az),

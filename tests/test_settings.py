@@ -149,7 +149,9 @@ KEY_CASES = [
     ("primary", "activeRegion", "us-west-2", "differs from the other stack's"),
     ("primary", "database.detached", True, "false while this stack's region is the activeRegion"),
     ("backup", "database.retireWithSnapshot", "retired-1", "set only with database.detached: true"),
-    ("primary", "database.maxAllocatedStorageGb", 50, "at least allocatedStorageGb"),
+    ("primary", "database.maxAllocatedStorageGb", 50, "at least 10% above allocatedStorageGb"),
+    # RDS: "the maximum storage threshold ... at least 10% more than the current allocated storage".
+    ("primary", "database.maxAllocatedStorageGb", 109, "an integer from 110 to 65536"),
     ("primary", "cache.nodes", 1, "automatic failover"),
     ("primary", "cache.engine", "memcached", "one of valkey, redis"),
     ("primary", "cache.engineVersion", "6.2", "one of 7.2, 8.0, 8.1"),
