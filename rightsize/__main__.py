@@ -61,8 +61,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{period}-second periods)")
     series = observe.series(targets, wanted, start, end, period)
     subject = rules.Subject(settings, stacks.file, stacks.peer_file, stacks.peer, targets, series, limits,
-                            None if standby else observe.database(targets),
-                            None if standby else observe.task_sizes(targets))
+                            None if standby else observe.database(targets))
     findings = rules.evaluate(subject)
     _progress(f"pricing {' and '.join(stacks.files)} before and after (the synth evaluation, a few seconds)")
     costs = trial.settle(findings, stacks.project_dir, stacks.files)

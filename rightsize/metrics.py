@@ -50,6 +50,10 @@ class Series:
         """Days of the window (24-hour slices from its start) with at least one datapoint."""
         return len({int((t - self.start).total_seconds() // DAY) for t, _ in self.points})
 
+    def only(self, times: set[datetime]) -> Series:
+        """The datapoints of these periods."""
+        return Series(self.metric, self.period, self.start, [(t, v) for t, v in self.points if t in times])
+
     def percentile(self, p: float) -> float:
         """Nearest-rank percentile of the per-period values."""
         ordered = sorted(self.values)

@@ -60,22 +60,3 @@ def database(targets: Targets) -> DatabaseState:
         DBInstanceIdentifier=targets.db_instance_identifier)["DBInstances"][0])
     return DatabaseState(instance_class=found["DBInstanceClass"], allocated_gb=int(found["AllocatedStorage"]))
 
-
-def task_sizes(targets: Targets) -> dict[str, tuple[int, int]]:
-    """(CPU units, MiB) of the task definition each service runs now: its metrics are percentages of that."""
-    client = _client("ecs", targets.region)
-    names = list(targets.services.values())
-    described = _call("ecs:DescribeServices", targets.region, lambda: client.describe_services(
-        cluster=targets.cluster, services=names))
-    definitions = {s["serviceName"]: s["taskDefinition"] for s in described["services"]}
-    missing = [n for n in names if n not in definitions]
-    if missing:
-        raise AwsError(f"ecs:DescribeServices in {targets.region} found no service {', '.join(missing)} in cluster "
-                       f"{targets.cluster}")
-    sizes = {}
-    for name, service in targets.services.items():
-        found = _call("ecs:DescribeTaskDefinition", targets.region,
-                      lambda service=service: client.describe_task_definition(
-                          taskDefinition=definitions[service])["taskDefinition"])
-        sizes[name] = (int(found["cpu"]), int(found["memory"]))
-    return sizes

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from regions.catalog import (
@@ -152,9 +153,8 @@ class Subject:
     targets: Targets
     series: dict[Metric, Series]
     thresholds: dict[str, float]
-    # What RDS and ECS run (None for a standby, which reads no metrics): the measurements are of these sizes.
+    # What RDS runs (None for a standby, which reads no metrics): the measurements are of this class.
     database: DatabaseState | None
-    task_sizes: dict[str, tuple[int, int]] | None
 
     @property
     def standby(self) -> bool:
@@ -180,7 +180,11 @@ def service_metrics(t: Targets, name: str) -> dict[str, Metric]:
             "cpu_peak": metric("AWS/ECS", "CPUUtilization", "Maximum", "Percent", **d),
             "memory": metric("AWS/ECS", "MemoryUtilization", "Average", "Percent", **d),
             "memory_peak": metric("AWS/ECS", "MemoryUtilization", "Maximum", "Percent", **d),
-            "tasks": metric("ECS/ContainerInsights", "RunningTaskCount", "Maximum", "Count", **d)}
+            "tasks": metric("ECS/ContainerInsights", "RunningTaskCount", "Maximum", "Count", **d),
+            # What the running tasks reserve, per period: the task size the percentages above are of.
+            "tasks_average": metric("ECS/ContainerInsights", "RunningTaskCount", "Average", "Count", **d),
+            "cpu_reserved": metric("ECS/ContainerInsights", "CpuReserved", "Average", "CPU units", **d),
+            "memory_reserved": metric("ECS/ContainerInsights", "MemoryReserved", "Average", "MiB", **d)}
 
 
 def database_metrics(t: Targets) -> dict[str, Metric]:
@@ -236,22 +240,29 @@ def service(subject: Subject, name: str) -> Finding:
     s, t = subject.settings.services[name], subject.thresholds
     m = {k: subject.series[v] for k, v in service_metrics(subject.targets, name).items()}
     resource = f"service {name}"
-    runs = (subject.task_sizes or {}).get(name, (s.cpu, s.memory))
-    if runs != (s.cpu, s.memory):
-        return Finding(resource, "", NO_CHANGE, f"the service runs {runs[0]} CPU / {runs[1]} MiB, but "
-                       f"{subject.stack_file} says {s.cpu} / {s.memory}: deploy the stack file first, these metrics "
-                       "are of the size that runs")
+    size = f"{s.cpu} CPU / {s.memory} MiB"
     lacking = _lacking(subject, resource, m["cpu"], m["memory"])
     if lacking:
         return lacking
+    if not m["cpu_reserved"].points:
+        return Finding(resource, "", INSUFFICIENT, "ECS/ContainerInsights CpuReserved has no datapoints: the task size "
+                                                   "the metrics were measured at is unknown (Container Insights off?)")
+    sized = _at_size(m, s.cpu, s.memory)
+    measured = {k: v.only(sized) for k, v in m.items()}
+    if _lacking(subject, resource, measured["cpu"], measured["memory"]):
+        return Finding(resource, "", INSUFFICIENT,
+                       f"{measured['cpu'].days()} of the {m['cpu'].days()} days measured ran {size}, what "
+                       f"{subject.stack_file} says (the rules need {t['minDays']:g}): the others ran another size, so "
+                       "measure again once this one has run long enough")
+    m = measured
     cpu, memory = m["cpu"].percentile(95), m["memory"].percentile(95)
     evidence = [m["cpu"].evidence("p95", cpu), m["cpu_peak"].evidence("max", m["cpu_peak"].peak()),
                 m["memory"].evidence("p95", memory), m["memory_peak"].evidence("max", m["memory_peak"].peak())]
     tasks = m["tasks"] if m["tasks"].days() >= t["minDays"] else None
     if tasks is not None:
         evidence.append(tasks.evidence("max", tasks.peak()))
+    evidence.append(m["cpu_reserved"].evidence("periods at the stack file's size", len(sized), unit="periods"))
     items = ((name, ECS_SERVICE),)
-    size = f"{s.cpu} CPU / {s.memory} MiB"
 
     def resized(rule: str, to: tuple[int, int], why: str) -> Finding:
         values = {f"services.{name}.cpu": to[0], f"services.{name}.memory": to[1]}
@@ -280,6 +291,15 @@ def service(subject: Subject, name: str) -> Finding:
                        f"p95 CPU {_pct(cpu)} and memory {_pct(memory)} under {low:g} %: {size} -> {smaller[0]} CPU / "
                        f"{smaller[1]} MiB (p95 about {_pct(projected)} there)")
     return _fewer_tasks(subject, name, cpu, memory, tasks, evidence, items)
+
+
+def _at_size(m: dict[str, Series], cpu: int, memory: int) -> set[datetime]:
+    """The periods whose tasks reserved this size each (within 1 %): a deployment of another size, or the change
+    from one to the other, is left out."""
+    tasks = dict(m["tasks_average"].points)
+    reserved = [dict(m[k].points) for k in ("cpu_reserved", "memory_reserved")]
+    return {t for t, n in tasks.items() if n > 0 and all(t in r for r in reserved)
+            and abs(reserved[0][t] / n - cpu) <= cpu / 100 and abs(reserved[1][t] / n - memory) <= memory / 100}
 
 
 def _fewer_tasks(subject: Subject, name: str, cpu: float, memory: float, tasks: Series | None,

@@ -18,6 +18,7 @@ from drills import reconcile
 from drills.sandbox import MotoServer
 from regions.settings import load_settings
 from regions.stackfile import read_stack_file
+from rightsize import rules, trial
 from rightsize.__main__ import main
 from rightsize.metrics import Series, growth_per_day, metric
 from synth.__main__ import main as synth_main
@@ -48,6 +49,10 @@ def _service(cw: Any, outputs: dict, name: str, cpu: float, memory: float, tasks
     _put(cw, "AWS/ECS", "CPUUtilization", d, cpu, days)
     _put(cw, "AWS/ECS", "MemoryUtilization", d, memory, days)
     _put(cw, "ECS/ContainerInsights", "RunningTaskCount", d, tasks, days, unit="Count")
+    # Container Insights: what the running tasks reserve, the size the percentages are of (the stack file's).
+    cpu_units, mib = {"api": (1024, 2048), "web": (256, 512), "worker": (1024, 2048), "beat": (256, 512)}[name]
+    _put(cw, "ECS/ContainerInsights", "CpuReserved", d, tasks * cpu_units, days, unit="None")
+    _put(cw, "ECS/ContainerInsights", "MemoryReserved", d, tasks * mib, days, unit="Megabytes")
 
 
 def _world(moto: MotoServer, outputs: dict) -> None:
@@ -71,15 +76,6 @@ def _world(moto: MotoServer, outputs: dict) -> None:
         _put(cw, "AWS/ElastiCache", "DatabaseMemoryUsagePercentage", node, 11)
         _put(cw, "AWS/ElastiCache", "CurrConnections", node, 180, unit="Count")
     _put(cw, "AWS/ApplicationELB", "RequestCount", {"LoadBalancer": outputs["alb_arn_suffix"]}, 9000, unit="Count")
-    ecs = moto.client("ecs", PRIMARY)
-    ecs.create_cluster(clusterName=outputs["ecs_cluster_name"])
-    for name, (cpu, memory) in {"api": (1024, 2048), "web": (256, 512), "worker": (1024, 2048),
-                                "beat": (256, 512)}.items():
-        family = ecs.register_task_definition(
-            family=f"trading-platform-production-{name}", requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
-            cpu=str(cpu), memory=str(memory), containerDefinitions=[{"name": name, "image": "app"}])
-        ecs.create_service(cluster=outputs["ecs_cluster_name"], serviceName=outputs["ecs_services"][name],
-                           taskDefinition=family["taskDefinition"]["taskDefinitionArn"], desiredCount=1)
     moto.client("rds", PRIMARY).create_db_instance(
         DBInstanceIdentifier=outputs["db_instance_identifier"], DBInstanceClass="db.r6g.xlarge", Engine="postgres",
         AllocatedStorage=100, MasterUsername="trading_admin", MasterUserPassword="not-a-secret-0")
@@ -227,9 +223,10 @@ def test_write_leaves_stack_files_that_validate_keep_their_comments_and_price_as
     code, out, _ = _run("--outputs", str(world["outputs"]["primary"]), "--stack-file",
                         str(project / "Pulumi.primary.yaml"), *ARGS)
     again = json.loads(out)
-    for resource, runs in (("service api", "1024 CPU / 2048 MiB"), ("database", "db.r6g.xlarge")):
-        assert _finding(again, resource)["status"] == "no change"
-        assert f"runs {runs}" in _finding(again, resource)["reason"]
+    assert _finding(again, "service api")["status"] == "insufficient data"
+    assert "0 of the 14 days measured ran 512 CPU / 1024 MiB" in _finding(again, "service api")["reason"]
+    assert _finding(again, "database")["status"] == "no change"
+    assert "the instance runs db.r6g.xlarge" in _finding(again, "database")["reason"]
 
 
 def test_the_standby_follows_the_active_and_its_own_metrics_size_nothing(world, tmp_path):
@@ -312,3 +309,91 @@ def test_no_credentials_exit_2_and_an_aws_error_exit_3_naming_the_call(world, mo
     code, out, err = _run("--outputs", str(tmp_path / "gone.json"), *args[2:])
     assert (code, out) == (3, "")
     assert "rds:DescribeDBInstances in us-east-1 failed: DBInstanceNotFound" in err
+
+
+# The rules on their own: series built in memory, settings from edited stack files.
+
+def _subject(project_dir: Path, values: dict[str, float], days: float = 14, stack: str = "primary"):
+    """A Subject whose every series holds `values[name]` (by the rules' own series names, per resource) hourly."""
+    raw, secret_keys = read_stack_file(project_dir / f"Pulumi.{stack}.yaml")
+    settings = load_settings(raw, stack, project_dir, secret_keys=secret_keys)
+    outputs = {"region": PRIMARY, "role": stack, "active_region": PRIMARY, "cluster": "c",
+               "services": {n: n for n in ("api", "web", "worker", "beat")}, "db_instance_identifier": "db",
+               "alb_arn_suffix": "app/a/1", "cache_member_clusters": ("g-001", "g-002")}
+    targets = rules.Targets(**outputs)
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    series = {}
+    sizes = {s.name: (s.cpu, s.memory) for s in settings.services.services}
+    named = [(f"service {n}", k, m) for n in sizes for k, m in rules.service_metrics(targets, n).items()]
+    named += [("database", k, m) for k, m in rules.database_metrics(targets).items()]
+    named += [("cache", k, m) for member in targets.cache_member_clusters
+              for k, m in rules.cache_metrics(member).items()]
+    for resource, name, m in named:
+        tasks = values.get(f"{resource}.tasks", 2)
+        value = {"cpu_reserved": tasks * sizes.get(resource[8:], (0, 0))[0],
+                 "memory_reserved": tasks * sizes.get(resource[8:], (0, 0))[1],
+                 "tasks_average": tasks}.get(name, values.get(f"{resource}.{name}", 10))
+        series[m] = Series(m, 3600, start, [(start + timedelta(hours=h), float(value)) for h in range(int(days * 24))])
+    limits = {n: t.default for n, t in rules.THRESHOLDS.items()}
+    peer = "Pulumi.backup.yaml" if stack == "primary" else "Pulumi.primary.yaml"
+    raw, secret_keys = read_stack_file(project_dir / peer)
+    peer_settings = load_settings(raw, peer[7:-5], project_dir, secret_keys=secret_keys)
+    return rules.Subject(settings, f"Pulumi.{stack}.yaml", peer, peer_settings, targets, series, limits,
+                         rules.DatabaseState(settings.database.instance_class, 100))
+
+
+def test_a_service_at_fargates_smallest_size_pinned_at_its_minimum_starts_fewer_tasks_never_below_two(project):
+    directory = project(primary={"trading-platform:services.web.min": 6, "trading-platform:services.web.desired": 6},
+                        backup={"trading-platform:services.web.min": 6, "trading-platform:services.web.desired": 6})
+    web = rules.service(_subject(directory, {"service web.tasks": 6, "service web.cpu": 20, "service web.memory": 30}),
+                        "web")
+    # 6 tasks at p95 30 %: 3 would have kept p95 under 80 % (6 x 30 / 80 = 2.25).
+    assert web.rule == "service-minimum"
+    assert {(c.file, c.key, c.proposed) for c in web.changes} == {
+        (f, f"trading-platform:services.web.{k}", 3) for f in ("Pulumi.primary.yaml", "Pulumi.backup.yaml")
+        for k in ("min", "desired")}
+    idle = rules.service(_subject(directory, {"service web.tasks": 6, "service web.cpu": 1, "service web.memory": 1}),
+                         "web")
+    assert {c.proposed for c in idle.changes} == {2}
+    # At the floor already: nothing.
+    floor = rules.service(_subject(project(), {"service web.tasks": 2, "service web.cpu": 1, "service web.memory": 1}),
+                          "web")
+    assert floor.status == "no change" and "floor of 2" in floor.reason
+
+
+def test_a_busy_service_with_room_to_scale_out_is_left_to_autoscaling(project):
+    api = rules.service(_subject(project(), {"service api.tasks": 6, "service api.cpu": 90}), "api")
+    assert (api.status, api.changes) == ("no change", [])
+    assert "autoscaling has room (at most 6 of 10 tasks ran)" in api.reason
+
+
+def test_connections_near_max_connections_ask_for_the_next_class(project):
+    subject = _subject(project(), {"database.connections": 700})
+    found = rules.database(subject)
+    assert found.rule == "database-larger"
+    assert {(c.file, c.proposed) for c in found.changes} == {("Pulumi.primary.yaml", "db.r6g.xlarge"),
+                                                             ("Pulumi.backup.yaml", "db.r6g.xlarge")}
+    assert f"of max_connections {subject.settings.database.max_connections}" in found.reason
+
+
+def test_the_smallest_class_of_a_family_is_said_not_guessed(project):
+    found = rules.database(_subject(project(), {"database.free_memory": 15 * GIB, "database.cpu": 2}))
+    assert (found.status, found.changes) == ("no change", [])
+    assert "db.r6g.large is the smallest class of its family" in found.reason
+
+
+def test_a_change_the_stack_files_refuse_is_not_proposed_and_says_why(project):
+    directory = project()
+    finding = rules.Finding("database", "database-smaller", "change", "idle", changes=[rules.Change(
+        "Pulumi.primary.yaml", "trading-platform:database.instanceClass", "db.r6g.large", "db.t4g.micro")],
+        cost_items=(("database", rules.RDS_INSTANCE),))
+    costs = trial.settle([finding], directory, ["Pulumi.primary.yaml", "Pulumi.backup.yaml"])
+    assert (finding.status, finding.changes) == ("no change", [])
+    assert "not proposed: the stack files would not validate" in finding.reason
+    assert "cannot hold max_connections" in finding.reason
+    assert all(c["before"] == c["after"] and c["saving"] == 0 for c in costs.values())
+
+
+def test_a_cache_measured_on_too_few_days_is_insufficient(project):
+    found = rules.cache(_subject(project(), {}, days=5))
+    assert found.status == "insufficient data" and "on 5 of the 7 days" in found.reason
