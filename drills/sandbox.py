@@ -380,7 +380,7 @@ class World:
         return self._args + (["--db-ca-bundle", str(self.postgres.ca_bundle)] if self.postgres else ["--no-db-probe"])
 
     def client(self, service: str, region: str) -> Any:
-        return _client(self, service, region)
+        return _client(self.moto, service, region)
 
     def environment(self) -> dict[str, str]:
         return {**self.moto.environment(), **({"AWS_ENDPOINT_URL": self.aws.url} if self.aws else {})}
