@@ -30,12 +30,13 @@ def _progress(message: str) -> None:
     print(f"rightsize: {message}", file=sys.stderr, flush=True)
 
 
-def _traffic(t: rules.Targets, series: dict) -> dict | None:
+def _traffic(t: rules.Targets, series: dict, days: int) -> dict | None:
     requests = series.get(rules.traffic_metric(t))
     if not requests or not requests.points:
         return None
+    # An ALB sends no RequestCount for a period without requests: per day of the window, not of the datapoints.
     total = sum(requests.values)
-    return {"requests_per_day": round(total / requests.days()),
+    return {"requests_per_day": round(total / days),
             "evidence": requests.evidence("sum", total)}
 
 
@@ -53,10 +54,10 @@ def run(args: argparse.Namespace) -> int:
     stacks = inputs.stacks(inputs.stack_file(args.stack_file, args.stack, targets.role, Path.cwd()), targets, source)
     settings = stacks.settings
     standby = settings.services.standby or settings.services.idle
-    observe.check_credentials()
     start, end = window(datetime.now(UTC), args.days, period)
     wanted = rules.wanted(targets, standby, tuple(s.name for s in settings.services.services))
     if wanted:
+        observe.check_credentials()
         _progress(f"reading {len(wanted)} CloudWatch series of {stacks.file} in {targets.region} ({args.days} days, "
                   f"{period}-second periods)")
     series = observe.series(targets, wanted, start, end, period)
@@ -70,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         written = reconcile.write(stacks.project_dir, [c.setting() for f in findings for c in f.changes])
         trial.validate(stacks.project_dir, stacks.files)
     doc = report.document(stacks=stacks, window=(start, end), days=args.days, period=period, thresholds=limits,
-                          findings=findings, costs=costs, traffic=_traffic(targets, series), written=bool(written))
+                          findings=findings, costs=costs, traffic=_traffic(targets, series, args.days),
+                          written=bool(written))
     print(json.dumps(doc, indent=2, default=str) if args.format == "json" else report.table(doc))
     for line in written:
         _progress(f"wrote {line}")

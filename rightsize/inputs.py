@@ -13,7 +13,7 @@ from regions.catalog import SERVICES
 from regions.model import StackSettings
 from regions.settings import PROJECT, load_settings, other_stacks
 from regions.stackfile import StackFileError, read_stack_file
-from rightsize.rules import THRESHOLDS, Targets
+from rightsize.rules import ORDERED, THRESHOLDS, Targets
 from rightsize.trial import stack_of
 from synth.engine import REPO
 
@@ -55,6 +55,8 @@ def stack_file(given: Path | None, stack: str | None, role: str, cwd: Path) -> P
     if given is not None:
         if not given.is_file():
             raise InputError(f"--stack-file {given}: no such file")
+        if not stack_of(given.name):
+            raise InputError(f"--stack-file {given}: a stack file is named Pulumi.<stack>.yaml (its stack's name)")
         if not (given.resolve().parent / "Pulumi.yaml").is_file():
             raise InputError(f"--stack-file {given}: no Pulumi.yaml beside it (the project's stack files are read "
                              "and evaluated together)")
@@ -119,9 +121,13 @@ def thresholds(overrides: list[str]) -> dict[str, float]:
             value = float(text)
         except ValueError:
             value = math.nan
-        if not t.lowest <= value <= t.highest:
-            raise InputError(f"--threshold {item}: '{text}' is not a number from {t.lowest:g} to {t.highest:g}")
+        kind = "a whole number" if t.whole else "a number"
+        if not t.lowest <= value <= t.highest or (t.whole and value != int(value)):
+            raise InputError(f"--threshold {item}: '{text}' is not {kind} from {t.lowest:g} to {t.highest:g}")
         values[name] = value
+    for low, high in ORDERED:
+        if values[low] >= values[high]:
+            raise InputError(f"--threshold: {low} {values[low]:g} must stay under {high} {values[high]:g}")
     return values
 
 

@@ -80,7 +80,7 @@ def table(doc: dict[str, Any]) -> str:
     lines += [f"{f['resource']}: {f['status']}: {f['reason']}" for f in doc["unchanged"]]
     lines += ["", f"{'monthly cost (USD)':<24}{'before':>12}{'after':>12}{'saving':>12}"]
     for file, c in doc["cost"].items():
-        flag = "" if c["complete"] else "  INCOMPLETE: some sizes have no price (python -m synth --cost)"
+        flag = "" if c["complete"] else f"  {c.get('error') or 'INCOMPLETE: some sizes have no price (synth --cost)'}"
         lines.append(f"{file:<24}{_money(c['before']):>12}{_money(c['after']):>12}{_money(c['saving']):>12}{flag}")
     lines.append(f"total saving: {_money(doc['monthly_saving_usd'])} USD a month")
     changes = [c for f in doc["recommendations"] for c in f["changes"]]

@@ -33,10 +33,12 @@ class Threshold:
     lowest: float
     highest: float
     meaning: str
+    whole: bool = False
 
 
 THRESHOLDS: dict[str, Threshold] = {
-    "minDays": Threshold(7, 1, 455, "a resource with datapoints on fewer days of the window: insufficient data"),
+    "minDays": Threshold(7, 1, 455, "a resource with datapoints on fewer days of the window: insufficient data",
+                         whole=True),
     "serviceLowPercent": Threshold(40, 1, 100, "p95 CPU and memory of a service under this: the next smaller Fargate "
                                                "size; at the smallest, a task count pinned at its minimum is lowered"),
     "serviceHighPercent": Threshold(80, 1, 100, "p95 CPU or memory over this: busy (the next larger size once "
@@ -46,16 +48,26 @@ THRESHOLDS: dict[str, Threshold] = {
                                                    "smaller in the family"),
     "databaseFreeMemoryPercent": Threshold(50, 1, 100, "the lowest FreeableMemory over this share of the class's "
                                                        "memory: it has memory to spare"),
+    "databaseFreeMemoryAfterPercent": Threshold(25, 1, 100, "the share a smaller class would keep free (the same "
+                                                            "bytes in use): at least this"),
     "databaseCpuHighPercent": Threshold(80, 1, 100, "p95 database CPU over this: one class larger"),
-    "databaseConnectionsPercent": Threshold(80, 1, 100, "peak DatabaseConnections over this share of max_connections: "
-                                                        "one class larger"),
-    "storageHorizonDays": Threshold(180, 1, 3650, "how far ahead the storage growth trend is projected"),
+    "databaseFreeMemoryLowPercent": Threshold(10, 1, 100, "the lowest FreeableMemory under this share of the "
+                                                          "class's memory: one class larger"),
+    "databaseConnectionsPercent": Threshold(80, 1, 100, "peak DatabaseConnections over this share of max_connections "
+                                                        "(the services' budget, which no class raises): said, and "
+                                                        "nothing made smaller"),
+    "storageHorizonDays": Threshold(180, 1, 3650, "how far ahead the storage growth trend is projected", whole=True),
     "storageFillPercent": Threshold(80, 1, 100, "projected use over this share of maxAllocatedStorageGb: the ceiling "
                                                 "is raised"),
     "cacheMemoryLowPercent": Threshold(30, 1, 100, "peak DatabaseMemoryUsagePercentage under this, with low CPU: a "
                                                    "smaller node type"),
     "cacheCpuLowPercent": Threshold(40, 1, 100, "p95 CPUUtilization and EngineCPUUtilization of the cache under this"),
+    "cacheMemoryHighPercent": Threshold(80, 1, 100, "the most the smaller node's projected peak memory may be"),
 }
+# Each low threshold must stay under its high one, or a change could land where the opposite rule fires.
+ORDERED = (("serviceLowPercent", "serviceHighPercent"), ("databaseCpuLowPercent", "databaseCpuHighPercent"),
+           ("databaseFreeMemoryLowPercent", "databaseFreeMemoryPercent"),
+           ("cacheMemoryLowPercent", "cacheMemoryHighPercent"))
 
 CHANGE, NO_CHANGE, INSUFFICIENT = "change", "no change", "insufficient data"
 # The guide runs api and web at two tasks at least while they take traffic; a worker at 0 never scales up on CPU.
@@ -221,12 +233,12 @@ def wanted(t: Targets, standby: bool, services: tuple[str, ...]) -> list[Metric]
 
 
 def _lacking(subject: Subject, resource: str, *series: Series) -> Finding | None:
-    need = int(subject.thresholds["minDays"])
+    need = subject.thresholds["minDays"]
     short = next((s for s in series if s.days() < need), None)
     if short is None:
         return None
     return Finding(resource, "", INSUFFICIENT,
-                   f"{short.metric.label} has datapoints on {short.days()} of the {need} days the rules need"
+                   f"{short.metric.label} has datapoints on {short.days()} of the {need:g} days the rules need"
                    + ("" if short.points else " (no datapoints at all)"))
 
 
@@ -285,8 +297,12 @@ def service(subject: Subject, name: str) -> Finding:
         return Finding(resource, "", NO_CHANGE, f"p95 CPU {_pct(cpu)}, memory {_pct(memory)}: between {low:g} % and "
                                                 f"{t['serviceHighPercent']:g} %", evidence)
     smaller = smaller_task(s.cpu, s.memory)
+    projected = smaller and max(cpu * s.cpu / smaller[0], memory * s.memory / smaller[1])
+    if smaller is not None and projected >= t["serviceHighPercent"]:
+        return Finding(resource, "service-smaller", NO_CHANGE, f"p95 CPU {_pct(cpu)} and memory {_pct(memory)}: "
+                       f"{smaller[0]} CPU / {smaller[1]} MiB would run at about {_pct(projected)}, over "
+                       f"{t['serviceHighPercent']:g} %", evidence)
     if smaller is not None:
-        projected = max(cpu * s.cpu / smaller[0], memory * s.memory / smaller[1])
         return resized("service-smaller", smaller,
                        f"p95 CPU {_pct(cpu)} and memory {_pct(memory)} under {low:g} %: {size} -> {smaller[0]} CPU / "
                        f"{smaller[1]} MiB (p95 about {_pct(projected)} there)")
@@ -353,25 +369,36 @@ def database(subject: Subject) -> Finding:
                                                   "(regions/catalog.py): no neighbour to propose", evidence)
     free_share = 100 * free / (gib * GIB)
     connection_share = 100 * connections / d.max_connections
-    if connection_share >= t["databaseConnectionsPercent"] or cpu >= t["databaseCpuHighPercent"]:
+    measured = (f"p95 CPU {_pct(cpu)}, lowest free memory {_pct(free_share)} of {gib} GiB, peak connections "
+                f"{connections:g} of max_connections {d.max_connections} ({_pct(connection_share)})")
+    if cpu >= t["databaseCpuHighPercent"] or free_share < t["databaseFreeMemoryLowPercent"]:
         step, rule = 1, "database-larger"
-        why = (f"peak connections {connections:g} of max_connections {d.max_connections} ({_pct(connection_share)}), "
-               f"p95 CPU {_pct(cpu)}")
+    elif connection_share >= t["databaseConnectionsPercent"]:
+        # max_connections is the services' budget (regions/tuning.py), not the class's: no class raises it.
+        return Finding("database", "database-connections", NO_CHANGE,
+                       f"{measured}: near the budget the services can open at their peak (each service's max, twice "
+                       "while a deployment rolls, x processes x database.poolSize, + 20), which no class changes; "
+                       "nothing is made smaller while it is", evidence)
     elif cpu < t["databaseCpuLowPercent"] and free_share > t["databaseFreeMemoryPercent"]:
         step, rule = -1, "database-smaller"
-        why = (f"p95 CPU {_pct(cpu)} under {t['databaseCpuLowPercent']:g} % and at least {_pct(free_share)} of its "
-               f"{gib} GiB always free")
     else:
-        return Finding("database", "", NO_CHANGE, f"p95 CPU {_pct(cpu)}, lowest free memory {_pct(free_share)}, peak "
-                                                  f"connections {_pct(connection_share)} of max_connections", evidence)
+        return Finding("database", "", NO_CHANGE, measured, evidence)
     proposed = db_class_neighbour(d.instance_class, step)
     if proposed is None:
         end = "largest" if step > 0 else "smallest"
-        return Finding("database", rule, NO_CHANGE, f"{why}; {d.instance_class} is the {end} class of its family",
+        return Finding("database", rule, NO_CHANGE, f"{measured}; {d.instance_class} is the {end} class of its family",
                        evidence)
+    new_gib = db_class_memory_gib(proposed)
+    # The same bytes in use on the other class: what stays free there.
+    free_after = 100 * (free / GIB - gib + new_gib) / new_gib
+    if step < 0 and free_after < t["databaseFreeMemoryAfterPercent"]:
+        floor = t["databaseFreeMemoryAfterPercent"]
+        return Finding("database", rule, NO_CHANGE, f"{measured}; {proposed} would keep only {_pct(free_after)} of "
+                                                    f"its {new_gib} GiB free (under {floor:g} %)", evidence)
+    why = f"{measured}: {d.instance_class} -> {proposed} (about {_pct(free_after)} of its {new_gib} GiB free there)"
     before = scaled_memory_mib(d.max_connections, gib * GIB)
-    after = scaled_memory_mib(d.max_connections, db_class_memory_gib(proposed) * GIB)
-    finding = Finding("database", rule, CHANGE, f"{why}: {d.instance_class} -> {proposed}", evidence,
+    after = scaled_memory_mib(d.max_connections, new_gib * GIB)
+    finding = Finding("database", rule, CHANGE, why, evidence,
                       subject.changes({"database.instanceClass": proposed}), (("database", RDS_INSTANCE),))
     finding.parameters = [{"name": k, "current_mib": round(before[k], 1), "proposed_mib": round(after[k], 1)}
                           for k in before]
@@ -429,10 +456,14 @@ def cache(subject: Subject) -> Finding:
     if proposed is None or not old_gib or not new_gib:
         return Finding("cache", "cache-smaller", NO_CHANGE, f"{measured_on}; no smaller node type of {c.node_type}'s "
                                                             "kind is known", evidence)
+    projected = memory * old_gib / new_gib
+    if projected >= t["cacheMemoryHighPercent"]:
+        return Finding("cache", "cache-smaller", NO_CHANGE, f"{measured_on}; {proposed} ({new_gib:g} GiB) would peak "
+                       f"at about {_pct(projected)}, over {t['cacheMemoryHighPercent']:g} %", evidence)
     return Finding("cache", "cache-smaller", CHANGE,
                    f"{measured_on}, under {t['cacheMemoryLowPercent']:g} % and {t['cacheCpuLowPercent']:g} %: "
-                   f"{c.node_type} ({old_gib:g} GiB) -> {proposed} ({new_gib:g} GiB, peak about "
-                   f"{_pct(memory * old_gib / new_gib)} there)",
+                   f"{c.node_type} ({old_gib:g} GiB) -> {proposed} ({new_gib:g} GiB, peak about {_pct(projected)} "
+                   "there)",
                    evidence, subject.changes({"cache.nodeType": proposed}), (("cache", CACHE_GROUP),))
 
 

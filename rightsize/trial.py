@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -11,23 +12,31 @@ from pathlib import Path
 from typing import Any
 
 from drills import reconcile
+from drills.outputs import InputError
 from regions.settings import SettingsError, load_settings
-from regions.stackfile import StackFileError, read_stack_file, stack_file_name
+from regions.stackfile import StackFileError, read_stack_file
 from rightsize.rules import CHANGE, NO_CHANGE, Finding
 from synth.cost import estimate, usage_of
 from synth.engine import evaluate
 
 
 def stack_of(file: str) -> str:
-    """`Pulumi.primary.yaml` -> `primary`."""
-    return file[len("Pulumi."):-len(".yaml")]
+    """`Pulumi.primary.yaml` -> `primary`; "" for a name of another form."""
+    match = re.fullmatch(r"Pulumi\.(.+)\.yaml", file)
+    return match.group(1) if match else ""
 
 
 @contextmanager
 def scratch(project_dir: Path, settings: list[dict[str, Any]]) -> Iterator[Path]:
     """A copy of the project's stack files with `settings` written by the same writer `--write` uses; everything
     else in the project (Pulumi.yaml, state files the settings name) is linked, not copied."""
-    with tempfile.TemporaryDirectory(prefix="rightsize-") as name:
+    # Beside the project, so that a path the settings give relative to it (../infra/terraform.tfstate) still resolves.
+    try:
+        scratch_dir = tempfile.TemporaryDirectory(prefix=f".{project_dir.name}-rightsize-", dir=project_dir.parent)
+    except OSError as exc:
+        raise InputError(f"{project_dir.parent}: cannot hold a scratch copy of the stack files "
+                         f"({exc.strerror})") from None
+    with scratch_dir as name:
         copy = Path(name)
         for entry in project_dir.iterdir():
             if entry.name.startswith("Pulumi.") and entry.name.endswith(".yaml") and entry.name != "Pulumi.yaml":
@@ -46,11 +55,17 @@ def validate(project_dir: Path, files: list[str]) -> None:
         load_settings(raw, stack_of(file), project_dir, secret_keys=secret_keys)
 
 
-def costs(project_dir: Path, files: list[str]) -> dict[str, dict[str, Any]]:
-    """synth's cost object of each stack file, by file."""
+def costs(project_dir: Path, files: list[str]) -> dict[str, dict[str, Any] | str]:
+    """synth's cost object of each stack file, by file, or why synth cannot price it offline (an S3 Terraform
+    state, a backup without its primary's file beside it)."""
     cache: dict = {}
-    return {file: estimate(evaluate(stack_of(file), project_dir, cache), usage_of(project_dir, stack_of(file)))
-            for file in files if (project_dir / stack_file_name(stack_of(file))).is_file()}
+    found: dict[str, dict[str, Any] | str] = {}
+    for file in files:
+        try:
+            found[file] = estimate(evaluate(stack_of(file), project_dir, cache), usage_of(project_dir, stack_of(file)))
+        except (SettingsError, StackFileError) as exc:
+            found[file] = f"not priced: {exc}"
+    return found
 
 
 def settle(findings: list[Finding], project_dir: Path, files: list[str]) -> dict[str, dict[str, Any]]:
@@ -65,20 +80,31 @@ def settle(findings: list[Finding], project_dir: Path, files: list[str]) -> dict
                 f.reason += f"; not proposed: the stack files would not validate ({exc})"
     before = costs(project_dir, files)
     settings = [c.setting() for f in findings for c in f.changes]
+    after = before
     if settings:
         with scratch(project_dir, settings) as copy:
+            try:
+                validate(copy, files)
+            except (SettingsError, StackFileError) as exc:
+                raise InputError(f"the recommendations together would leave stack files that do not validate ({exc}); "
+                                 "nothing written") from None
             after = costs(copy, files)
-    else:
-        after = before
-    items = {(when, file): {(i["resource"], i["type"]): i["monthly_usd"] for i in cost["items"]}
-             for when, found in (("before", before), ("after", after)) for file, cost in found.items()}
+
+    def items(cost: dict[str, Any] | str) -> dict[tuple[str, str], float | None]:
+        return {} if isinstance(cost, str) else {(i["resource"], i["type"]): i["monthly_usd"] for i in cost["items"]}
+
     for f in (f for f in findings if f.status == CHANGE):
-        deltas = [(items["before", file].get(item), items["after", file].get(item))
-                  for file in before for item in f.cost_items]
+        deltas = [(items(before[file]).get(item), items(after[file]).get(item))
+                  for file in files for item in f.cost_items]
         known = all(None not in pair for pair in deltas)
-        f.monthly_saving_usd = round(sum((b or 0) - (a or 0) for b, a in deltas), 2) if known else None
-    return {file: {"before": before[file]["monthly_usd"], "after": after[file]["monthly_usd"],
-                   "saving": round(before[file]["monthly_usd"] - after[file]["monthly_usd"], 2)
-                   if before[file]["complete"] and after[file]["complete"] else None,
-                   "complete": before[file]["complete"] and after[file]["complete"]}
-            for file in before}
+        f.monthly_saving_usd = round(sum(b - a for b, a in deltas), 2) if known else None
+    return {file: _totals(before[file], after[file]) for file in files}
+
+
+def _totals(before: dict[str, Any] | str, after: dict[str, Any] | str) -> dict[str, Any]:
+    if isinstance(before, str) or isinstance(after, str):
+        return {"before": None, "after": None, "saving": None, "complete": False,
+                "error": before if isinstance(before, str) else after}
+    complete = before["complete"] and after["complete"]
+    return {"before": before["monthly_usd"], "after": after["monthly_usd"], "complete": complete,
+            "saving": round(before["monthly_usd"] - after["monthly_usd"], 2) if complete else None}

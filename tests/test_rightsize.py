@@ -268,6 +268,9 @@ def test_growth_ignores_storage_that_autoscaling_added():
     (["--days", "30", "--period", "120"], "--period 120: a window starting 30 days ago takes a multiple of 300"),
     (["--threshold", "cpuLow=3"], "--threshold cpuLow=3: unknown threshold 'cpuLow'"),
     (["--threshold", "serviceLowPercent=abc"], "'abc' is not a number from 1 to 100"),
+    (["--threshold", "minDays=7.5"], "'7.5' is not a whole number from 1 to 455"),
+    (["--threshold", "serviceLowPercent=85"], "serviceLowPercent 85 must stay under serviceHighPercent 80"),
+    (["--stack-file", "README.md"], "--stack-file README.md: a stack file is named Pulumi.<stack>.yaml"),
 ])
 def test_bad_options_are_one_line_and_exit_2(world, argv, message):
     code, out, err = _run("--outputs", str(world["outputs"]["primary"]), *argv)
@@ -302,6 +305,10 @@ def test_no_credentials_exit_2_and_an_aws_error_exit_3_naming_the_call(world, mo
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     code, _, err = _run(*args)
     assert (code, err.count("\n")) == (2, 1) and "rightsize: no AWS credentials: set AWS_PROFILE" in err
+    # A standby reads no metrics: it needs none.
+    code, _, err = _run("--outputs", str(world["outputs"]["backup"]),
+                        "--stack-file", str(world["project"] / "Pulumi.backup.yaml"), *ARGS)
+    assert code == 0, err
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "sandbox")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "sandbox")
     outputs = json.loads(world["outputs"]["primary"].read_text())
@@ -367,13 +374,55 @@ def test_a_busy_service_with_room_to_scale_out_is_left_to_autoscaling(project):
     assert "autoscaling has room (at most 6 of 10 tasks ran)" in api.reason
 
 
-def test_connections_near_max_connections_ask_for_the_next_class(project):
-    subject = _subject(project(), {"database.connections": 700})
-    found = rules.database(subject)
+def test_memory_pressure_asks_for_the_next_class_in_both_files(project):
+    found = rules.database(_subject(project(), {"database.free_memory": 1 * GIB, "database.cpu": 20}))
     assert found.rule == "database-larger"
     assert {(c.file, c.proposed) for c in found.changes} == {("Pulumi.primary.yaml", "db.r6g.xlarge"),
                                                              ("Pulumi.backup.yaml", "db.r6g.xlarge")}
-    assert f"of max_connections {subject.settings.database.max_connections}" in found.reason
+
+
+def test_connections_near_max_connections_are_said_but_no_class_raises_them(project):
+    # max_connections is the services' budget (820 here), not the class's: a larger class would not help.
+    subject = _subject(project(), {"database.connections": 700, "database.free_memory": 8 * GIB, "database.cpu": 5})
+    found = rules.database(subject)
+    assert (found.rule, found.status, found.changes) == ("database-connections", "no change", [])
+    assert f"peak connections 700 of max_connections {subject.settings.database.max_connections}" in found.reason
+
+
+def test_a_smaller_class_must_keep_memory_free(project):
+    directory = project(primary={"trading-platform:database.instanceClass": "db.r6g.xlarge"},
+                        backup={"trading-platform:database.instanceClass": "db.r6g.xlarge"})
+    # 17 of 32 GiB free (53 %) passes the first test, but db.r6g.large would keep 1 of its 16 GiB free.
+    found = rules.database(_subject(directory, {"database.free_memory": 17 * GIB, "database.cpu": 5}))
+    assert (found.status, found.changes) == ("no change", [])
+    assert "db.r6g.large would keep only 6.2 % of its 16 GiB free" in found.reason
+    roomy = rules.database(_subject(directory, {"database.free_memory": 28 * GIB, "database.cpu": 5}))
+    assert roomy.rule == "database-smaller" and "about 75.0 % of its 16 GiB free there" in roomy.reason
+
+
+def test_a_smaller_size_that_would_run_hot_is_not_proposed(project):
+    subject = _subject(project(), {"service api.cpu": 55, "service api.memory": 20})
+    subject.thresholds["serviceLowPercent"] = 60
+    found = rules.service(subject, "api")
+    assert (found.status, found.changes) == ("no change", [])
+    assert "512 CPU / 1024 MiB would run at about 110.0 %, over 80 %" in found.reason
+
+
+def test_a_change_settles_beside_a_project_whose_terraform_state_is_outside_it(project, tmp_path):
+    """A scratch copy in /tmp would lose a state path relative to the project (../infra/...)."""
+    outside = tmp_path.parent / f"{tmp_path.name}-infra"
+    outside.mkdir()
+    shutil.copy(REPO / "tests" / "fixtures" / "terraform" / "vpc-state.json", outside / "vpc.json")
+    directory = project(primary={"trading-platform:network": {
+        "source": "terraform", "flowLogRetentionDays": 90,
+        "terraformState": {"backend": "local", "path": f"../{outside.name}/vpc.json"}}})
+    finding = rules.Finding("service api", "service-smaller", "change", "idle", changes=[
+        rules.Change("Pulumi.primary.yaml", f"trading-platform:services.api.{k}", old, new)
+        for k, old, new in (("cpu", 1024, 512), ("memory", 2048, 1024))], cost_items=(("api", rules.ECS_SERVICE),))
+    costs = trial.settle([finding], directory, ["Pulumi.primary.yaml", "Pulumi.backup.yaml"])
+    assert finding.status == "change" and finding.monthly_saving_usd > 0
+    assert costs["Pulumi.primary.yaml"]["saving"] == finding.monthly_saving_usd
+    assert not list(directory.parent.glob(f".{directory.name}-rightsize-*"))
 
 
 def test_the_smallest_class_of_a_family_is_said_not_guessed(project):
