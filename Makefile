@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # apt-get needs root: sudo when not root.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: venv postgres synth test lint bench clean drill-sandbox graphs
+.PHONY: venv postgres synth test lint bench clean drill-sandbox rightsize-sandbox graphs
 
 venv: $(VENV)/.installed
 
@@ -43,6 +43,9 @@ clean:
 
 drill-sandbox: venv postgres  ## region-evacuation end to end: moto, loopback endpoints, two PostgreSQL servers
 	$(PY) -m drills.sandbox
+
+rightsize-sandbox: venv  ## right-sizing end to end on moto: recommendations, --write, then synth --cost
+	$(VENV)/bin/python -m rightsize.sandbox
 
 graphs: venv  ## architecture graphs of both stacks into docs/ (.svg too where graphviz is installed)
 	$(PY) -m synth --graph docs/architecture.mmd > /dev/null

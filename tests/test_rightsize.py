@@ -21,76 +21,12 @@ from regions.stackfile import read_stack_file
 from rightsize import rules, trial
 from rightsize.__main__ import main
 from rightsize.metrics import Series, growth_per_day, metric
+from rightsize.sandbox import BACKUP, PERIOD, PRIMARY, project_copy, put, seed
 from synth.__main__ import main as synth_main
 from synth.engine import REPO
 
-PRIMARY, BACKUP = "us-east-1", "us-west-2"
 GIB = 1024 ** 3
-# One datapoint every three hours for 14 days, read back in hourly periods: moto computes GetMetricData period by
-# period over every datapoint it holds, so a real 300-second read of a fine series would take minutes here.
-STEP = timedelta(hours=3)
-ARGS = ["--period", "3600", "--format", "json"]
-
-
-def _put(cw: Any, namespace: str, name: str, dimensions: dict[str, str], value: Any, days: float = 14,
-         unit: str = "Percent") -> None:
-    """A datapoint every STEP over the last `days`; `value` is a number or a function of the days since the first."""
-    now = datetime.now(UTC)
-    count = int(timedelta(days=days) / STEP)
-    data = [{"MetricName": name, "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
-             "Timestamp": now - (count - i) * STEP, "Unit": unit,
-             "Value": float(value(i * STEP / timedelta(days=1)) if callable(value) else value)} for i in range(count)]
-    for first in range(0, len(data), 500):
-        cw.put_metric_data(Namespace=namespace, MetricData=data[first:first + 500])
-
-
-def _service(cw: Any, outputs: dict, name: str, cpu: float, memory: float, tasks: int, days: float = 14) -> None:
-    d = {"ClusterName": outputs["ecs_cluster_name"], "ServiceName": outputs["ecs_services"][name]}
-    _put(cw, "AWS/ECS", "CPUUtilization", d, cpu, days)
-    _put(cw, "AWS/ECS", "MemoryUtilization", d, memory, days)
-    _put(cw, "ECS/ContainerInsights", "RunningTaskCount", d, tasks, days, unit="Count")
-    # Container Insights: what the running tasks reserve, the size the percentages are of (the stack file's).
-    cpu_units, mib = {"api": (1024, 2048), "web": (256, 512), "worker": (1024, 2048), "beat": (256, 512)}[name]
-    _put(cw, "ECS/ContainerInsights", "CpuReserved", d, tasks * cpu_units, days, unit="None")
-    _put(cw, "ECS/ContainerInsights", "MemoryReserved", d, tasks * mib, days, unit="Megabytes")
-
-
-def _world(moto: MotoServer, outputs: dict) -> None:
-    """An over-provisioned api, database and cache; a busy web at its maximum; a worker never measured; a beat
-    measured on 3 days; storage used up at 2.5 GiB a day."""
-    cw = moto.client("cloudwatch", PRIMARY)
-    _service(cw, outputs, "api", cpu=12, memory=25, tasks=2)
-    _service(cw, outputs, "web", cpu=91, memory=40, tasks=10)
-    _service(cw, outputs, "beat", cpu=5, memory=10, tasks=1, days=3)
-    db = {"DBInstanceIdentifier": outputs["db_instance_identifier"]}
-    _put(cw, "AWS/RDS", "CPUUtilization", db, lambda day: 8 + (day % 1) * 10)
-    _put(cw, "AWS/RDS", "FreeableMemory", db, 24 * GIB, unit="Bytes")
-    _put(cw, "AWS/RDS", "DatabaseConnections", db, 120, unit="Count")
-    _put(cw, "AWS/RDS", "ReadIOPS", db, 300, unit="Count/Second")
-    _put(cw, "AWS/RDS", "WriteIOPS", db, 200, unit="Count/Second")
-    _put(cw, "AWS/RDS", "FreeStorageSpace", db, lambda day: (80 - 2.5 * day) * GIB, unit="Bytes")
-    for member in outputs["cache_member_clusters"]:
-        node = {"CacheClusterId": member, "CacheNodeId": "0001"}
-        _put(cw, "AWS/ElastiCache", "CPUUtilization", node, 6)
-        _put(cw, "AWS/ElastiCache", "EngineCPUUtilization", node, 4)
-        _put(cw, "AWS/ElastiCache", "DatabaseMemoryUsagePercentage", node, 11)
-        _put(cw, "AWS/ElastiCache", "CurrConnections", node, 180, unit="Count")
-    _put(cw, "AWS/ApplicationELB", "RequestCount", {"LoadBalancer": outputs["alb_arn_suffix"]}, 9000, unit="Count")
-    moto.client("rds", PRIMARY).create_db_instance(
-        DBInstanceIdentifier=outputs["db_instance_identifier"], DBInstanceClass="db.r6g.xlarge", Engine="postgres",
-        AllocatedStorage=100, MasterUsername="trading_admin", MasterUserPassword="not-a-secret-0")
-
-
-def _project(directory: Path) -> Path:
-    """This repository's stack files, comments kept, with the database one class larger in both."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for name in ("Pulumi.yaml", "Pulumi.primary.yaml", "Pulumi.backup.yaml"):
-        shutil.copy(REPO / name, directory / name)
-    reconcile.write(directory, [{"file": f"Pulumi.{s}.yaml", "key": "trading-platform:database.instanceClass",
-                                 "value": "db.r6g.xlarge"} for s in ("primary", "backup")])
-    return directory
-
-
+ARGS = ["--period", str(PERIOD), "--format", "json"]
 def _run(*argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -109,8 +45,8 @@ def world(tmp_path_factory, evaluations):
         for stack in ("primary", "backup"):
             files[stack] = directory / f"{stack}-outputs.json"
             files[stack].write_text(json.dumps(evaluations[stack].outputs))
-        _world(server, evaluations["primary"].outputs)
-        project = _project(directory / "project")
+        seed(server, evaluations["primary"].outputs)
+        project = project_copy(directory / "project")
         code, out, err = _run("--outputs", str(files["primary"]), "--stack-file", str(project / "Pulumi.primary.yaml"),
                               *ARGS)
         assert code == 0, err
@@ -200,7 +136,7 @@ def test_the_savings_add_up_to_the_totals(world):
 
 
 def test_write_leaves_stack_files_that_validate_keep_their_comments_and_price_as_reported(world, tmp_path):
-    project = _project(tmp_path / "project")
+    project = project_copy(tmp_path / "project")
     code, out, err = _run("--outputs", str(world["outputs"]["primary"]), "--stack-file",
                           str(project / "Pulumi.primary.yaml"), "--write", *ARGS)
     assert code == 0, err
@@ -230,13 +166,13 @@ def test_write_leaves_stack_files_that_validate_keep_their_comments_and_price_as
 
 
 def test_the_standby_follows_the_active_and_its_own_metrics_size_nothing(world, tmp_path):
-    project = _project(tmp_path / "project")
+    project = project_copy(tmp_path / "project")
     # The active's file says 512/1024; the standby's still 1024/2048.
     reconcile.write(project, [{"file": "Pulumi.primary.yaml", "key": f"trading-platform:services.api.{k}", "value": v}
                               for k, v in (("cpu", 512), ("memory", 1024))])
     # An idle standby: its own metrics would shrink everything if they were read.
     cw = world["server"].client("cloudwatch", BACKUP)
-    _put(cw, "AWS/ECS", "CPUUtilization", {"ClusterName": "trading-platform-production", "ServiceName": "web"}, 1)
+    put(cw, "AWS/ECS", "CPUUtilization", {"ClusterName": "trading-platform-production", "ServiceName": "web"}, 1)
     code, out, err = _run("--outputs", str(world["outputs"]["backup"]), "--stack-file",
                           str(project / "Pulumi.backup.yaml"), *ARGS)
     assert code == 0, err
