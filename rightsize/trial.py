@@ -39,7 +39,7 @@ def scratch(project_dir: Path, settings: list[dict[str, Any]]) -> Iterator[Path]
     with scratch_dir as name:
         copy = Path(name)
         for entry in project_dir.iterdir():
-            if entry.name.startswith("Pulumi.") and entry.name.endswith(".yaml") and entry.name != "Pulumi.yaml":
+            if stack_of(entry.name):
                 shutil.copyfile(entry, copy / entry.name)
             else:
                 (copy / entry.name).symlink_to(entry.resolve())
