@@ -382,3 +382,12 @@ def test_a_change_the_stack_files_refuse_is_not_proposed_and_says_why(project):
 def test_a_cache_measured_on_too_few_days_is_insufficient(project):
     found = rules.cache(_subject(project(), {}, days=5))
     assert found.status == "insufficient data" and "on 5 of the 7 days" in found.reason
+
+
+def test_the_stacks_export_what_the_metrics_are_named_by(evaluations):
+    for stack, nodes in (("primary", 2), ("backup", 1)):
+        outputs = evaluations[stack].outputs
+        group = outputs["cache_replication_group_id"]
+        assert outputs["cache_member_clusters"] == [f"{group}-{n:03d}" for n in range(1, nodes + 1)]
+        alb = next(r for r in evaluations[stack].resources if r.type == "aws:lb/loadBalancer:LoadBalancer")
+        assert outputs["alb_arn_suffix"] == alb.state["arnSuffix"] and outputs["alb_arn_suffix"].startswith("app/")
