@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -66,3 +67,27 @@ def moto():
     server = MotoServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def fake_pulumi(tmp_path, monkeypatch) -> Callable[[dict[str, Path]], Path]:
+    """A stand-in `pulumi` on PATH (there is no Pulumi CLI on these machines): `stack output ... -s NAME` prints the
+    outputs file given for NAME, any other stack fails as the CLI does. Returns the file its arguments are logged to."""
+
+    def install(stacks: dict[str, Path]) -> Path:
+        bin_dir, calls = tmp_path / "bin", tmp_path / "calls.txt"
+        bin_dir.mkdir(exist_ok=True)
+        cases = "".join(f'  *"-s {name}") cat {path} ;;\n' for name, path in stacks.items())
+        script = bin_dir / "pulumi"
+        script.write_text(f"""#!/bin/sh
+echo "$@" >> {calls}
+for last; do :; done
+case "$*" in
+{cases}  *) echo "error: no stack named '${{last##*/}}'" >&2; exit 255 ;;
+esac
+""")
+        script.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+        return calls
+
+    return install

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import json
-import os
 import shutil
 import time
 
@@ -574,24 +573,9 @@ def test_journal_is_never_half_written(world, tmp_path):
 
 
 @pytest.fixture
-def pulumi_cli(tmp_path, monkeypatch):
-    """A stand-in `pulumi` on PATH answering `stack output` for org/primary and org/backup as the CLI would
-    (there is no Pulumi CLI on these machines); it logs its arguments to the returned file."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    calls = tmp_path / "calls.txt"
-    script = bin_dir / "pulumi"
-    script.write_text(f"""#!/bin/sh
-echo "$@" >> {calls}
-case "$*" in
-  *"-s org/primary"*) cat {tmp_path / 'primary.json'} ;;
-  *"-s org/backup"*) cat {tmp_path / 'backup.json'} ;;
-  *) echo "error: no stack named '$7'" >&2; exit 255 ;;
-esac
-""")
-    script.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    return calls
+def pulumi_cli(tmp_path, fake_pulumi):
+    """`pulumi stack output` for org/primary and org/backup; the file its arguments are logged to."""
+    return fake_pulumi({f"org/{role}": tmp_path / f"{role}.json" for role in ("primary", "backup")})
 
 
 def test_outputs_from_the_pulumi_cli(outputs, pulumi_cli, capsys):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -394,23 +393,13 @@ def test_the_stacks_export_what_the_metrics_are_named_by(evaluations):
         assert outputs["alb_arn_suffix"] == alb.state["arnSuffix"] and outputs["alb_arn_suffix"].startswith("app/")
 
 
-def test_outputs_through_the_pulumi_cli_and_the_stack_file_beside_pulumi_yaml(world, tmp_path, monkeypatch):
+def test_outputs_through_the_pulumi_cli_and_the_stack_file_beside_pulumi_yaml(world, tmp_path, monkeypatch,
+                                                                              fake_pulumi):
     """`--stack NAME` runs `pulumi stack output --json -s NAME` (no secrets needed) and finds Pulumi.<name>.yaml
     beside the nearest Pulumi.yaml, from the working directory up."""
     project = project_copy(tmp_path / "project")
     (project / "sub").mkdir()
-    calls, bin_dir = tmp_path / "calls.txt", tmp_path / "bin"
-    bin_dir.mkdir()
-    script = bin_dir / "pulumi"
-    script.write_text(f"""#!/bin/sh
-echo "$@" >> {calls}
-case "$*" in
-  *"-s org/trading-platform/primary") cat {world['outputs']['primary']} ;;
-  *) echo "error: no stack named 'nope'" >&2; exit 255 ;;
-esac
-""")
-    script.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    calls = fake_pulumi({"org/trading-platform/primary": world["outputs"]["primary"]})
     monkeypatch.chdir(project / "sub")
     code, out, err = _run("--stack", "org/trading-platform/primary", *ARGS)
     assert code == 0, err
