@@ -154,6 +154,11 @@ class ServicesSettings:
     def __getitem__(self, name: str) -> ServiceSettings:
         return next(s for s in self.services if s.name == name)
 
+    @property
+    def sized_by_peer(self) -> bool:
+        """Another region serves, or nothing runs here: what this region runs once active is the active's to size."""
+        return self.standby or self.idle
+
     def running(self, name: str) -> Capacity:
         if self.idle:
             return NOTHING_RUNS

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     targets = inputs.targets(document, source)
     stacks = inputs.stacks(inputs.stack_file(args.stack_file, args.stack, targets.role, Path.cwd()), targets, source)
     settings = stacks.settings
-    standby = settings.services.standby or settings.services.idle
+    standby = settings.services.sized_by_peer
     start, end = window(datetime.now(UTC), args.days, period)
     wanted = rules.wanted(targets, standby, tuple(s.name for s in settings.services.services))
     if wanted:

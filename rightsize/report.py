@@ -26,7 +26,7 @@ def document(*, stacks: Any, window: tuple[datetime, datetime], days: int, perio
     saving = [c["saving"] for c in costs.values()]
     return {
         "stack": stacks.file[len("Pulumi."):-len(".yaml")], "stack_file": stacks.file, "region": s.region.name,
-        "active_region": s.active_region, "standby": s.services.standby or s.services.idle,
+        "active_region": s.active_region, "standby": s.services.sized_by_peer,
         "window": {"start": window[0].isoformat(), "end": window[1].isoformat(), "days": days,
                    "period_seconds": period},
         "thresholds": thresholds,

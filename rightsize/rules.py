@@ -170,7 +170,7 @@ class Subject:
 
     @property
     def standby(self) -> bool:
-        return self.settings.services.standby or self.settings.services.idle
+        return self.settings.services.sized_by_peer
 
     def changes(self, values: dict[str, Any]) -> list[Change]:
         """Changes to this stack file, and the same to the standby's while this one is active (the keys it shares)."""
