@@ -34,6 +34,8 @@ from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
 from components.pair import images as pair_images
 from components.pair import pair, shared_secrets, zone_id
+from components.probe import ReplicationProbe, ReplicationProbeArgs
+from components.probe import dashboard_widgets as probe_widgets
 from components.replication import BucketReplication, BucketReplicationArgs
 from components.rotation import PasswordRotation, PasswordRotationArgs, RestartOnNewSecret, RestartOnNewSecretArgs
 from components.secrets import (
@@ -46,7 +48,7 @@ from components.storage import ALB_LOG_PREFIX, BackupBucket, BackupBucketArgs, L
 from regions.catalog import SERVICE_PORTS, SERVICES
 from regions.roles import roles, writer_arn
 from regions.settings import check_zone_ids, from_pulumi
-from regions.workloads import WORKLOADS
+from regions.workloads import PROBE_IMAGE, WORKLOADS
 
 # The engine runs the program in the project directory, beside the stack files.
 settings = from_pulumi(Path.cwd())
@@ -268,7 +270,39 @@ monitoring = Monitoring("monitoring", MonitoringArgs(
     db_is_replica=role.database == "replica",
     # ElastiCache names a replication group's nodes <group>-001, -002, ...
     cache_node_ids=[f"{settings.resource_prefix}-{n:03d}" for n in range(1, settings.cache.nodes + 1)],
+    extra_widgets=probe_widgets(settings.environment, settings.active_region, region.name,
+                                settings.probe.max_replication_age_seconds) if settings.probe.enabled else (),
 ), opts=aws_opts)
+# --- the replication probe: heartbeats through the database, reported to CloudWatch in both regions
+probe = ReplicationProbe("replication-probe", ReplicationProbeArgs(
+    environment=settings.environment,
+    region=region.name,
+    peer_region=region.peer,
+    writer_region=settings.active_region,
+    settings=settings.probe,
+    # Nothing runs against a detached former writer (it is writable, and it is not the writer).
+    running=role.database != "detached",
+    family=f"{settings.resource_prefix}-replication-probe",
+    service_name="replication-probe",
+    cluster_arn=cluster.cluster.arn,
+    cluster_name=cluster.cluster.name,
+    image=images.refs[PROBE_IMAGE],
+    repository_arn=images.repository_arns[PROBE_IMAGE],
+    subnet_ids=network.private_subnet_ids,
+    security_group_id=security_groups.app.id,
+    database_host=database.instance.address,
+    database_port=POSTGRES_PORT,
+    database_name=settings.database.name,
+    # In this region: the secret in the primary, its replica in the backup.
+    database_secret_arn=pulumi.Output.from_input(shared_secret_arns).apply(lambda arns: arns["database-credentials"]),
+    database_secret_key_arns=[secrets.shared_key_arn],
+    kms_key_arn=key.arn,
+    log_group_name=f"/{prefix}/ecs/replication-probe",
+    log_retention_days=settings.services.log_retention_days,
+    alarm_topic_arn=monitoring.topic.arn,
+    alarm_name_prefix=settings.resource_prefix,
+    depends_on=[cluster.capacity_providers],
+), opts=aws_opts) if settings.probe.enabled else None
 # The primary owns the switch, in the peer region: the backup needs nothing of it, so no reference cycle.
 switch = FailoverSwitch("failover-switch", FailoverSwitchArgs(
     region=region.peer, alarm_name=f"{settings.resource_prefix}-failover-switch",
@@ -343,3 +377,5 @@ pulumi.export("ecs_services", {name: service.service.name for name, service in s
 # The capacity when this region is the active one (a drill raises the standby to it), and when it is the standby.
 pulumi.export("ecs_capacity", {s.name: asdict(s.active) for s in settings.services.services})
 pulumi.export("ecs_standby_capacity", {s.name: asdict(s.standby) for s in settings.services.services})
+# Where the replication probe publishes (both regions) and what alarms on it; null while probe.enabled is false.
+pulumi.export("replication_probe", probe.description if probe else None)

@@ -31,9 +31,11 @@ def task_volume_paths(workload: Workload, exec_enabled: bool) -> tuple[str, ...]
     return workload.writable_paths + (EXEC_AGENT_PATHS if exec_enabled else ())
 
 
-def container_definitions(name: str, workload: Workload, image: pulumi.Input[str], environment: Mapping[str, str],
-                          secrets: pulumi.Input[list[dict]], log_group: pulumi.Input[str], region: str,
-                          log_level: str, exec_enabled: bool) -> list[dict[str, Any]]:
+def container_definitions(name: str, workload: Workload, image: pulumi.Input[str],
+                          environment: Mapping[str, pulumi.Input[str]], secrets: pulumi.Input[list[dict]] | None,
+                          log_group: pulumi.Input[str], region: str, log_level: str,
+                          exec_enabled: bool) -> list[dict[str, Any]]:
+    """`secrets` None: the container gets none injected (the replication probe reads its own at runtime)."""
     logs = {"logDriver": "awslogs", "options": {"awslogs-group": log_group, "awslogs-region": region,
                                                 "awslogs-stream-prefix": name}}
 
@@ -48,7 +50,7 @@ def container_definitions(name: str, workload: Workload, image: pulumi.Input[str
         "readonlyRootFilesystem": True,
         "mountPoints": mounts(task_volume_paths(workload, exec_enabled)),
         "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
-        "secrets": secrets,
+        **({"secrets": secrets} if secrets is not None else {}),
         "logConfiguration": logs,
         "linuxParameters": {"initProcessEnabled": True},
         "stopTimeout": workload.stop_timeout,

@@ -14,10 +14,12 @@ import pulumi_aws as aws
 
 from components.iam import policy_document
 
-# Calls that cannot be scoped to a resource: GetMetricStatistics has no resource type; DescribeAlarms returns
+# Calls that cannot be scoped to a resource: GetMetricStatistics and GetMetricData (the replication probe's
+# metrics) have no resource type; DescribeAlarms returns
 # composite alarms (a stop alarm may be one) only when allowed on "*"; the drill lists automated backups
 # without an identifier; Application Auto Scaling names scalable targets by generated ids.
-UNSCOPED = ("cloudwatch:GetMetricStatistics", "cloudwatch:DescribeAlarms", "rds:DescribeDBInstanceAutomatedBackups",
+UNSCOPED = ("cloudwatch:GetMetricStatistics", "cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms",
+            "rds:DescribeDBInstanceAutomatedBackups",
             "application-autoscaling:DescribeScalableTargets", "application-autoscaling:RegisterScalableTarget")
 
 

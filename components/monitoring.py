@@ -51,6 +51,8 @@ class MonitoringArgs:
     db_is_replica: bool
     # Every node of the replication group: after a Multi-AZ failover any of them may be the primary.
     cache_node_ids: Sequence[str]
+    # Graphs of metrics alarmed on elsewhere (the replication probe's, components/probe.py), after the alarms'.
+    extra_widgets: Sequence[dict] = ()
 
 
 def alarm_specs(args: MonitoringArgs) -> list[AlarmSpec]:
@@ -178,5 +180,5 @@ class Monitoring(pulumi.ComponentResource):
                                                       return_data=True)]}),
                 opts=child)
         CW.Dashboard(name, dashboard_name=args.dashboard_name, dashboard_body=pulumi.Output.json_dumps(
-            {"widgets": [_widget(spec, args.region) for spec in specs]}), opts=child)
+            {"widgets": [*(_widget(spec, args.region) for spec in specs), *args.extra_widgets]}), opts=child)
         self.register_outputs({"alarm_topic_arn": self.topic.arn})

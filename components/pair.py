@@ -21,7 +21,6 @@ from components.registry import Images, ImagesArgs, ReplicatedImages, Replicated
 from components.secrets import SHARED_SECRETS, SharedSecrets, SharedSecretsArgs, replica_arn
 from regions.model import StackSettings
 from regions.settings import check_peer_region
-from regions.workloads import IMAGES
 
 
 @dataclass
@@ -61,6 +60,8 @@ class Secrets:
     redis_auth_token: pulumi.Output[str]
     # The keys the services decrypt them with: the primary's in us-east-1, its replica key in us-west-2.
     key_arns: list[pulumi.Input[str]]
+    # The one key encrypting the shared secrets in this region: the primary's stack key, or its replica key.
+    shared_key_arn: pulumi.Input[str]
     # The master user a writer is created with (the primary only: it creates the first password).
     credentials: WriterCredentials | None
     # The primary's key in the peer region, for the secrets' and the images' replicas (the primary only).
@@ -87,6 +88,7 @@ def shared_secrets(side: Pair) -> Secrets:
         # The backup stack's services decrypt the replicas with it.
         pulumi.export("replica_key_arn", replica_key.arn)
         return Secrets(arns=owner.arns, redis_auth_token=owner.redis_auth_token, key_arns=[side.key_arn],
+                       shared_key_arn=side.key_arn,
                        credentials=WriterCredentials(username=s.database.username, db_name=s.database.name,
                                                      password=owner.db_password),
                        replica_key=replica_key, owner=owner,
@@ -95,7 +97,9 @@ def shared_secrets(side: Pair) -> Secrets:
         lambda found: {name: replica_arn(found[name], region.name) for name in SHARED_SECRETS if name in found})
     token = pulumi.Output.secret(aws.secretsmanager.get_secret_version_output(
         secret_id=arns.apply(lambda found: found["redis-auth-token"]), opts=side.invoke_opts).secret_string)
-    return Secrets(arns=arns, redis_auth_token=token, key_arns=[side.key_arn, side.from_primary("replica_key_arn")],
+    replica_key_arn = side.from_primary("replica_key_arn")
+    return Secrets(arns=arns, redis_auth_token=token, key_arns=[side.key_arn, replica_key_arn],
+                   shared_key_arn=replica_key_arn,
                    credentials=None, replica_key=None, owner=None,
                    database_credentials_arn=side.from_primary("secret_arns").apply(
                        lambda found: found["database-credentials"]))
@@ -123,4 +127,4 @@ def images(side: Pair, secrets: Secrets) -> Images | ReplicatedImages:
         return built
     return ReplicatedImages("images", ReplicatedImagesArgs(
         source_refs=side.from_primary("image_refs"), source_region=s.region.peer, region=s.region.name,
-        account_id=side.account_id, repository_prefix=s.name_prefix, images=IMAGES), opts=side.opts)
+        account_id=side.account_id, repository_prefix=s.name_prefix, images=s.images.names), opts=side.opts)

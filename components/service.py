@@ -71,6 +71,19 @@ def injected_secrets(workload: Workload, arns: Mapping[str, str]) -> dict[str, t
     return found
 
 
+def image_and_log_statements(repository_arn: pulumi.Input[str], log_group_arn: pulumi.Input[str]) -> list[dict]:
+    """What a task's execution role needs to start it: pull its image from its repository, write its own logs."""
+    return [
+        {"Sid": "PullThisImage", "Effect": "Allow",
+         "Action": ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
+         "Resource": repository_arn},
+        # ECR's token call takes no resource.
+        {"Sid": "EcrLogin", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+        {"Sid": "WriteOwnLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+         "Resource": pulumi.Output.concat(log_group_arn, ":*")},
+    ]
+
+
 class Service(pulumi.ComponentResource):
     service: aws.ecs.Service
 
@@ -88,15 +101,7 @@ class Service(pulumi.ComponentResource):
         used_secret_arns = injected.apply(lambda found: sorted({arn for arn, _ in found.values()}))
 
         execution = service_role(f"{name}-execution", "ecs-tasks.amazonaws.com", self)
-        execution_statements: list[dict] = [
-            {"Sid": "PullThisImage", "Effect": "Allow",
-             "Action": ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
-             "Resource": args.repository_arn},
-            # ECR's token call takes no resource.
-            {"Sid": "EcrLogin", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
-            {"Sid": "WriteOwnLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-             "Resource": pulumi.Output.concat(logs.arn, ":*")},
-        ]
+        execution_statements = image_and_log_statements(args.repository_arn, logs.arn)
         if w.secrets:
             execution_statements += [
                 {"Sid": "ReadOwnSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",

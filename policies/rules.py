@@ -33,6 +33,9 @@ TLS12_POLICIES = re.compile(r"ELBSecurityPolicy-(TLS13-1-[23]-|FS-1-2-|TLS-1-2-)
 WORLD = ("0.0.0.0/0", "::/0")
 SECRET_NAME = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL)", re.IGNORECASE)
 SECRET_VALUE = re.compile(r"(AKIA[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY-----|[A-Za-z0-9+/=_-]{40,})")
+# A Secrets Manager secret's ARN names a secret without holding it: a task that reads its secret itself, with its
+# task role (the replication probe, which reads the password again after a rotation), is given the ARN.
+SECRET_REFERENCE = re.compile(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+")
 
 
 def _given(value: object) -> str:
@@ -150,6 +153,8 @@ def _container_environment(props: dict) -> list[str]:
     for container in containers:
         for variable in container.get("environment") or []:
             name, value = variable.get("name", ""), str(variable.get("value", ""))
+            if SECRET_REFERENCE.fullmatch(value):
+                continue
             if value and (SECRET_NAME.search(name) or SECRET_VALUE.search(value)):
                 problems.append(f"container {container.get('name')}: {name} looks like a secret in plain environment; "
                                 "inject it through `secrets`")
@@ -165,8 +170,9 @@ ECS_POLICIES = [
               ["aws:ecs/cluster:Cluster"],
               lambda p: [] if any(s.get("name") == "containerInsights" and s.get("value") in ("enabled", "enhanced")
                                   for s in p.get("settings") or []) else ["container insights should be on"]),
-    _resource("ecs-no-secrets-in-environment", "No secret-looking value in a container's plain environment "
-              "(checkov CKV_AWS_45 for Lambda; CKV_SECRET_* secret scanning).", MANDATORY,
+    _resource("ecs-no-secrets-in-environment", "No secret-looking value in a container's plain environment; a "
+              "Secrets Manager ARN, which the task reads with its own role, is a reference, not a secret (checkov "
+              "CKV_AWS_45 for Lambda; CKV_SECRET_* secret scanning).", MANDATORY,
               ["aws:ecs/taskDefinition:TaskDefinition"], _container_environment),
     _resource("ecs-exec-sessions-logged", "ECS Exec sessions are encrypted with a KMS key and logged to an "
               "encrypted destination (checkov CKV_AWS_223, CKV_AWS_224).", MANDATORY,

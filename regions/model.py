@@ -178,7 +178,23 @@ class ImageSource:
 class ImageSettings:
     tag: str | None
     keep: int
+    # What the primary builds or pulls, by image; empty in the backup, which runs the replicated digests.
     sources: dict[str, ImageSource]
+    # The images the pair runs, in both stacks: the application's, and the probe's while it is enabled.
+    names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """The replication probe (components/probe.py): the same in both stack files."""
+
+    enabled: bool
+    # A heartbeat this often (seconds), written by the active region's probe and looked for by the standby's.
+    interval_seconds: float
+    # The standby's alarm: its replica's newest heartbeat is older than this.
+    max_replication_age_seconds: int
+    # The active region's alarm: no heartbeat acknowledged for this many minutes.
+    silent_minutes: int
 
 
 @dataclass(frozen=True)
@@ -250,6 +266,7 @@ class StackSettings:
     budget: BudgetSettings
     drill: DrillSettings
     usage: UsageSettings
+    probe: ProbeSettings
     secrets: AppSecrets
 
     @property

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
@@ -44,6 +45,7 @@ from regions.model import (
     ImageSource,
     MonitoringSettings,
     NetworkSettings,
+    ProbeSettings,
     ServiceSettings,
     ServicesSettings,
     StackSettings,
@@ -54,7 +56,7 @@ from regions.model import (
 from regions.reader import MISSING, PROJECT, Reader, Schema, SettingsError, show
 from regions.stackfile import StackFileError, read_stack_file, stack_file_name
 from regions.tuning import RDS_BYTES_PER_CONNECTION, connection_budget
-from regions.workloads import IMAGES, WORKLOADS, peak_tasks
+from regions.workloads import APP_IMAGES, IMAGES, PROBE_IMAGE, WORKLOADS, peak_tasks
 
 # CloudWatch Logs accepts only these retention periods (days).
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
@@ -114,13 +116,15 @@ SCHEMA: dict[str, Schema | None] = {
                  "api": (*_CAPACITY, "standbyMin", "standbyDesired"),
                  "web": (*_CAPACITY, "standbyMin", "standbyDesired"),
                  "worker": (*_CAPACITY, "spot"), "beat": ("cpu", "memory")},
-    "images": {"tag": None, "keep": None, "api": _IMAGE, "web": _IMAGE},
+    "images": {"tag": None, "keep": None, **{name: _IMAGE for name in IMAGES}},
     "dns": ("createZone",),
     "monitoring": ("alarmEmail", "alb5xxPercent", "p95LatencySeconds", "ecsCpuPercent", "ecsMemoryPercent",
                    "rdsCpuPercent", "rdsFreeStorageGb", "rdsConnections", "replicaLagSeconds", "redisCpuPercent",
                    "redisMemoryPercent"),
     "budget": ("monthlyUsd", "actualPercent", "forecastPercent", "activateCostTags"),
     "drill": ("principals", "requireMfa"),
+    # The replication probe (components/probe.py); the same in both stack files.
+    "probe": ("enabled", "intervalSeconds", "maxReplicationAgeSeconds", "silentMinutes"),
     # Usage the cost estimate cannot read from the resources (monthly figures).
     "usage": ("s3StorageGb", "replicationGbPerMonth", "natGbPerMonth", "albLcu", "wafMillionRequests",
               "logsGbPerMonth", "ecrStorageGb", "backupStorageGb"),
@@ -519,20 +523,39 @@ def _services(reader: Reader, active_region: str, region: RegionInfo, detached: 
 
 
 _ECR_URI = re.compile(r"\d{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/([^@:]+)(@sha256:[0-9a-f]{64})?.*")
+# What an image is built from when its setting is left out: the probe from this repository (relative to the project
+# directory, where the engine runs the program).
+_DEFAULT_SOURCES = {PROBE_IMAGE: ImageSource(context="probe", dockerfile="Dockerfile", uri=None)}
+_EXAMPLE_CONTEXTS = {"api": "../backend", "web": "../frontend"}
 
 
-def _images(reader: Reader, role: Role, region: RegionInfo, repository_prefix: str) -> ImageSettings:
+def _images(reader: Reader, role: Role, region: RegionInfo, repository_prefix: str,
+            probe: ProbeSettings) -> ImageSettings:
+    names = IMAGES if probe.enabled else APP_IMAGES
     if role == "backup":
         if reader.get("images", None) is not None:
             raise reader.fail(reader.key("images"), reader.get("images"), "not set in the backup stack",
                               "is set, but the primary builds the images and ECR replicates them to this region")
-        return ImageSettings(tag=None, keep=0, sources={})
+        return ImageSettings(tag=None, keep=0, sources={}, names=names)
     sources = {}
     for name in IMAGES:
         path = f"images.{name}"
-        allowed = (f"{{context, dockerfile}} to build (e.g. context: ../{'backend' if name == 'api' else 'frontend'}) "
-                   "or {uri} of a pushed image")
+        default = _DEFAULT_SOURCES.get(name)
+        if name not in names:
+            if reader.get(path, None) is not None:
+                raise reader.fail(reader.key(path), reader.get(path), "not set while probe.enabled is false",
+                                  "is set, but no probe runs")
+            continue
+        if default is not None:
+            allowed = (f"{{context, dockerfile}} to build (by default context: {default.context}, dockerfile: "
+                       f"{default.dockerfile}, this repository's) or {{uri}} of a pushed image")
+        else:
+            allowed = (f"{{context, dockerfile}} to build (e.g. context: {_EXAMPLE_CONTEXTS.get(name, '../' + name)}) "
+                       "or {uri} of a pushed image")
         if reader.get(path, None) is None:
+            if default is not None:
+                sources[name] = default
+                continue
             raise reader.fail(reader.key(path), MISSING, allowed)
         uri = reader.get(f"{path}.uri", None)
         context = reader.get(f"{path}.context", None)
@@ -558,7 +581,7 @@ def _images(reader: Reader, role: Role, region: RegionInfo, repository_prefix: s
     if builds:
         # ECR tags are immutable: every build needs a new tag (a release or commit id).
         tag = reader.string("images.tag", _IMAGE_TAG, "a new tag per build, such as a commit id")
-    return ImageSettings(tag=tag, keep=reader.integer("images.keep", 1, 1000, 30), sources=sources)
+    return ImageSettings(tag=tag, keep=reader.integer("images.keep", 1, 1000, 30), sources=sources, names=names)
 
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[a-z]{2,}")
@@ -584,6 +607,34 @@ def _monitoring(reader: Reader, max_connections: int) -> MonitoringSettings:
         redis_cpu_percent=percent("redisCpuPercent", 75),
         redis_memory_percent=percent("redisMemoryPercent", 80),
     )
+
+
+def _probe(reader: Reader, peer: Mapping[str, str], peer_file: str | None) -> ProbeSettings:
+    """The replication probe: one writes in the active region, the other reads in the standby, so both stack files
+    must say the same (the active's interval is what the standby's thresholds are judged against)."""
+    why = "the active region's probe writes the heartbeats the standby's looks for and alarms on"
+
+    def same(path: str, value: Any, default: Any) -> Any:
+        return _same_as_peer(reader, path, value, default, peer, peer_file, why)
+
+    enabled = same("probe.enabled", reader.boolean("probe.enabled", True), True)
+    interval = same("probe.intervalSeconds", reader.number("probe.intervalSeconds", 0.1, 60, 1), 1)
+    # Younger than two heartbeats cannot be told from a heartbeat on its way.
+    shortest = max(1, math.ceil(2 * interval))
+    age_default = max(60, shortest)
+    max_age = same("probe.maxReplicationAgeSeconds",
+                   reader.integer("probe.maxReplicationAgeSeconds", shortest, 86_400, age_default,
+                                  f" (at least twice probe.intervalSeconds {interval:g}; the standby's alarm)"),
+                   age_default)
+    # Each minute the alarm judges must hold a heartbeat or two: at least two intervals of silence.
+    fewest = max(1, math.ceil(2 * interval / 60))
+    silent = same("probe.silentMinutes",
+                  reader.integer("probe.silentMinutes", fewest, 60, max(5, fewest),
+                                 f" (at least two probe.intervalSeconds of {interval:g} s; the active region's "
+                                 "alarm)"),
+                  max(5, fewest))
+    return ProbeSettings(enabled=enabled, interval_seconds=interval, max_replication_age_seconds=max_age,
+                         silent_minutes=silent)
 
 
 def _drill(reader: Reader, role: Role) -> DrillSettings:
@@ -664,7 +715,8 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
     database = _database(reader, role, peer, peer_file, services, former_writer)
     cache = _cache(reader, role, peer, peer_file)
     backups = _backups(reader, f"{project}-{environment}", peer, role)
-    images = _images(reader, role, region, f"{project}/{environment}")
+    probe = _probe(reader, peer, peer_file)
+    images = _images(reader, role, region, f"{project}/{environment}", probe)
     create_zone = reader.boolean("dns.createZone", False)
     if create_zone and role != "primary":
         raise reader.fail(reader.key("dns.createZone"), True, "false in the backup stack (it reads the primary's zone)")
@@ -688,7 +740,8 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
         project=project, stack=stack, stack_file=reader.stack_file, environment=environment, role=role,
         region=region, active_region=active_region, peer_stack=peer_stack, domain=domain, tags=tags,
         network=network, database=database, cache=cache, backups=backups, services=services, images=images,
-        create_zone=create_zone, monitoring=monitoring, budget=budget, drill=drill, usage=usage, secrets=secrets,
+        create_zone=create_zone, monitoring=monitoring, budget=budget, drill=drill, usage=usage, probe=probe,
+        secrets=secrets,
     )
 
 

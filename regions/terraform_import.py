@@ -29,7 +29,7 @@ from regions.catalog import ROLES, SERVICE_PORTS, SERVICES
 from regions.reader import PROJECT
 from regions.stackfile import StackFileError, read_stack_file
 from regions.textfile import UnreadableFile, read_text
-from regions.workloads import IMAGES, WORKLOADS
+from regions.workloads import APP_IMAGES, WORKLOADS
 
 # The program's explicit provider (__main__.py): every AWS resource goes through it. Imported on the default
 # provider instead, each resource would be replaced by the next `pulumi up` (a change of provider is one).
@@ -227,10 +227,11 @@ KINDS: dict[str, Kind] = {
            roles=PRIMARY),
         _t("connection-secret", None, "connection"),
     )),
+    # The guide's Terraform has the application's repositories; the replication probe's is the program's own.
     "aws_ecr_repository": Kind("aws:ecr/repository:Repository", "name",
-                               tuple(_t("images", f"images-{image}", roles=PRIMARY) for image in IMAGES)),
+                               tuple(_t("images", f"images-{image}", roles=PRIMARY) for image in APP_IMAGES)),
     "aws_ecr_lifecycle_policy": Kind("aws:ecr/lifecyclePolicy:LifecyclePolicy", "repository",
-                                     tuple(_t("images", f"images-{image}", roles=PRIMARY) for image in IMAGES)),
+                                     tuple(_t("images", f"images-{image}", roles=PRIMARY) for image in APP_IMAGES)),
     "aws_backup_vault": Kind("aws:backup/vault:Vault", "name", (_t("backup-plan", None, "main", "vault"),)),
     "aws_backup_plan": Kind("aws:backup/plan:Plan", "id", (_t("backup-plan", None, "main", "plan", "daily"),)),
     "aws_backup_selection": Kind("aws:backup/selection:Selection", lambda a: f"{a['plan_id']}|{a['id']}",

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# The images the primary builds (worker and beat run the api's).
-IMAGES = ("api", "web")
+# The application's images the primary builds (worker and beat run the api's), from its repositories.
+APP_IMAGES = ("api", "web")
+# The replication probe's, built from this repository's probe/ (components/probe.py).
+PROBE_IMAGE = "probe"
+# Every image the primary builds and ECR replicates to the peer region (the probe's only while it runs).
+IMAGES = (*APP_IMAGES, PROBE_IMAGE)
 # A rolling deployment starts the new tasks before stopping the old (ECS maximumPercent): a service may run
 # twice its count for a while. A singleton never does.
 DEPLOYMENT_MAXIMUM_PERCENT = 200
@@ -86,6 +90,13 @@ WORKLOADS: dict[str, Workload] = {
         port=None, health_path=None, secrets=_BROKER,
         user="1000:1000", writes=(), writable_paths=("/tmp",), scale_on=(), singleton=True),
 }
+
+# The replication probe (components/probe.py): one task per region, never two at once, writing nothing to disk.
+# It is deliberately not in WORKLOADS: autoscaling, the load balancer's targets, the drill's capacities, the
+# connection budget (its one connection is in the reserve) and right-sizing iterate those.
+PROBE_WORKLOAD = Workload(
+    image=PROBE_IMAGE, command=None, port=None, health_path=None, secrets=(),
+    user="10001:10001", writes=(), writable_paths=(), scale_on=(), singleton=True)
 
 
 def peak_tasks(workload: Workload, max_count: int) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from components.probe import MODE_METRICS
 from regions.model import UsageSettings
 from regions.settings import load_settings
 from regions.stackfile import read_stack_file, stack_file_name
@@ -19,6 +20,7 @@ from synth.report import top_component
 
 PRICES = Path(__file__).with_name("prices.yaml")
 GIB = 1024
+SECONDS_PER_HOUR = 3600
 
 
 class PriceTable:
@@ -42,9 +44,13 @@ class PriceTable:
         return self.figures[key]["usd"]
 
 
+def _task_definition(service: Registration, by_id: dict[str, Registration]) -> Registration | None:
+    return by_id.get(service.inputs.get("taskDefinition")) or next(
+        (d for d in by_id.values() if d.state.get("arn") == service.inputs.get("taskDefinition")), None)
+
+
 def _fargate(r: Registration, by_id: dict[str, Registration], price: PriceTable) -> tuple[float | None, str]:
-    definition = by_id.get(r.inputs.get("taskDefinition")) or next(
-        (d for d in by_id.values() if d.state.get("arn") == r.inputs.get("taskDefinition")), None)
+    definition = _task_definition(r, by_id)
     if definition is None:
         return None, "task definition not found"
     vcpu, gb = int(definition.inputs["cpu"]) / 1024, int(definition.inputs["memory"]) / GIB
@@ -115,7 +121,10 @@ def _item(r: Registration, by_id: dict, usage: UsageSettings, price: PriceTable)
         gb = usage.replication_gb_per_month
         return gb * (price("s3.inter-region.gb") + price("s3.rtc.gb")), f"{gb:g} GB replicated with RTC (usage)"
     if t == "aws:ecr/repository:Repository":
-        return usage.ecr_storage_gb / 2 * price("ecr.gb-month"), f"{usage.ecr_storage_gb / 2:g} GB images (usage)"
+        # usage.ecrStorageGb is every repository's images together.
+        repositories = max(1, len([x for x in by_id.values() if x.type == t]))
+        gb = usage.ecr_storage_gb / repositories
+        return gb * price("ecr.gb-month"), f"{gb:g} GB images (usage, shared by {repositories} repositories)"
     if t == "aws:ecr/replicationConfiguration:ReplicationConfiguration":
         # ECR stores the replicas in the peer region: the same images again.
         return (usage.ecr_storage_gb * price("ecr.gb-month"),
@@ -123,6 +132,38 @@ def _item(r: Registration, by_id: dict, usage: UsageSettings, price: PriceTable)
     if t == "aws:backup/vault:Vault":
         return usage.backup_storage_gb * price("backup.rds.gb-month"), f"{usage.backup_storage_gb:g} GB (usage)"
     return None
+
+
+def _probe_environment(service: Registration, by_id: dict[str, Registration]) -> dict[str, str] | None:
+    """The replication probe's contract (components/probe.py) in a service's container, or None for another."""
+    definition = _task_definition(service, by_id)
+    try:
+        containers = json.loads(definition.inputs.get("containerDefinitions") or "[]") if definition else []
+    except (TypeError, json.JSONDecodeError):
+        return None
+    for container in containers:
+        variables = {v.get("name"): v.get("value") for v in container.get("environment") or []}
+        if variables.get("PROBE_MODE") in MODE_METRICS:
+            return variables
+    return None
+
+
+def _probe_cloudwatch(r: Registration, by_id: dict[str, Registration], price: PriceTable) -> tuple[float, str] | None:
+    """What a running probe costs in CloudWatch: its metrics, each stored in both regions it publishes to, and one
+    PutMetricData request (all its metrics) per heartbeat to each of them. Its alarm is priced with the alarms."""
+    variables = _probe_environment(r, by_id)
+    if variables is None:
+        return None
+    tasks = r.inputs.get("desiredCount", 0)
+    regions = len({variables.get("PROBE_REGION"), variables.get("PROBE_PEER_REGION")} - {None})
+    metrics = len(MODE_METRICS[variables["PROBE_MODE"]]) * regions
+    interval = float(variables.get("PROBE_INTERVAL_SECONDS") or 1)
+    requests = tasks * regions * price.hours * SECONDS_PER_HOUR / interval
+    usd = (tasks and metrics * price("cloudwatch.custom-metric-month")) + requests / 1000 * price(
+        "cloudwatch.thousand-requests")
+    return usd, (f"{variables['PROBE_MODE']}: {metrics if tasks else 0} custom metrics "
+                 f"({len(MODE_METRICS[variables['PROBE_MODE']])} in each of {regions} regions) + {requests:,.0f} "
+                 f"PutMetricData requests ({tasks} task, one every {interval:g} s to each region)")
 
 
 def estimate(evaluation: Evaluation, usage: UsageSettings) -> dict[str, Any]:
@@ -138,6 +179,12 @@ def estimate(evaluation: Evaluation, usage: UsageSettings) -> dict[str, Any]:
             top = top_component(r, by_urn)
             items.append({"resource": r.name, "type": r.type, "component": top.name if top else r.name,
                           "monthly_usd": None if usd is None else round(usd, 2), "basis": basis})
+        probe = _probe_cloudwatch(r, by_id, price) if r.custom and r.type == "aws:ecs/service:Service" else None
+        if probe is not None:
+            top = top_component(r, by_urn)
+            items.append({"resource": f"{r.name} metrics", "type": "aws:cloudwatch:PutMetricData",
+                          "component": top.name if top else r.name, "monthly_usd": round(probe[0], 2),
+                          "basis": probe[1]})
     items.append({"resource": "log ingestion", "type": "aws:cloudwatch/logGroup:LogGroup",
                   "component": "log ingestion",
                   "monthly_usd": round(usage.logs_gb_per_month * price("logs.ingest.gb"), 2),

@@ -107,6 +107,8 @@ _RULES: tuple[tuple[str, str, str, str | None, bool], ...] = (
     ("aws:secretsmanager/*", "aws:elasticache/*", "*", "holds the address of", False),
     ("*", "aws:secretsmanager/*", "*", "reads secrets from", False),
     ("*", "aws:rds/instance:*", "secret:*", "connects to", False),
+    # A task given the database's host in its environment (the replication probe) connects to it.
+    ("aws:ecs/taskDefinition:*", "aws:rds/instance:*", "*.environment*", "connects to", False),
     ("*", "aws:elasticache/*", "secret:*", "connects to", False),
     ("*", "aws:ecr/*", "*", "pulls images from", False),
     ("aws:ecs/service:*", "aws:ecs/cluster:*", "*", "runs on", False),

@@ -80,9 +80,12 @@ def test_links_across_the_regions(named):
     assert has(named, "backup/alb", "validates its certificate with", "primary/alb", cross=True)
     # The switch (its alarm in us-west-2, owned by the primary) fails the primary's record over.
     assert has(named, "primary/failover-switch", "forces failover of", "primary/failover")
+    # The backup's replication probe reads the replica of the primary's database-credentials secret, as its
+    # services do.
+    assert has(named, "backup/replication-probe", "reads secrets from", "primary/shared-secrets", cross=True)
     crossing = {(e[0], e[1], e[3], e[4]) for e in named if e[5]}
     assert all(e[0] != e[3] for e in named if e[5])  # only between the stacks here
-    assert len(crossing) == 12
+    assert len(crossing) == 13
 
 
 def test_no_plumbing_no_self_edges_and_a_readable_count(pair, named):

@@ -45,7 +45,8 @@ def policy(stack, name):
 def test_ecr_repositories_scan_are_immutable_and_encrypted(evaluations):
     primary = evaluations["primary"]
     repositories = {r.inputs["name"]: r for r in primary.of_type("aws:ecr/repository:Repository")}
-    assert set(repositories) == {"trading-platform/production/api", "trading-platform/production/web"}
+    assert set(repositories) == {"trading-platform/production/api", "trading-platform/production/web",
+                                 "trading-platform/production/probe"}
     key = primary.named("aws:kms/key:Key", "stack-key").state["arn"]
     for repository in repositories.values():
         assert repository.inputs["imageTagMutability"] == "IMMUTABLE"
@@ -147,11 +148,14 @@ def test_changed_sources_under_the_same_release_tag_push_a_new_tag(project, tmp_
 
 
 def test_image_uris_from_settings_are_deployed_without_a_build(project):
-    # One in the primary's ECR under the replicated prefix, one in another registry.
+    # One in the primary's ECR under the replicated prefix, one in another registry; the replication probe's too
+    # (else it is built from this repository, which needs images.tag).
     api = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/trading-platform/production/api@{DIGEST}"
     web = f"ghcr.io/example/web@{DIGEST}"
+    probe = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/trading-platform/production/probe@{DIGEST}"
     cache: dict = {}
-    evaluate("backup", project(primary={f"{NS}:images": {"api": {"uri": api}, "web": {"uri": web}}}), cache)
+    evaluate("backup", project(primary={f"{NS}:images": {"api": {"uri": api}, "web": {"uri": web},
+                                                         "probe": {"uri": probe}}}), cache)
     primary, backup = cache["primary"], cache["backup"]
     assert not primary.of_type("docker:index/image:Image")
     assert {s: container(primary, s)["image"] for s in ("api", "web", "worker", "beat")} == {
@@ -159,6 +163,8 @@ def test_image_uris_from_settings_are_deployed_without_a_build(project):
     replica = api.replace(".us-east-1.", ".us-west-2.")
     assert {s: container(backup, s)["image"] for s in ("api", "web", "worker", "beat")} == {
         "api": replica, "web": web, "worker": replica, "beat": replica}
+    assert container(primary, "replication-probe")["image"] == probe
+    assert container(backup, "replication-probe")["image"] == probe.replace(".us-east-1.", ".us-west-2.")
 
 
 @pytest.mark.parametrize("uri", [

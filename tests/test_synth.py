@@ -49,14 +49,16 @@ def test_evaluation_is_deterministic(evaluations):
 # replication, the password rotation (and the forwarding of its events to the backup's region), the zone,
 # ACM's validation record (the same for both regions) and the account-wide tag
 # activation, the S3 replication rule and the failover switch; the backup's reference, replica backups, drill role
-# and replica-lag alarm.
+# and replica-lag alarm. The replication probe's alarms follow activeRegion: the active region's watches its
+# heartbeats, the standby's its replication age.
 PRIMARY_OWNS = ("network-nat-1", "network-nat-2", "network-private-2", "network-public-2", "network-isolated-2",
                 "replica-key", "shared-secrets", "images", "database-password", "security-groups-rotation",
                 "security-groups-db-from-rotation", "security-groups-endpoints-from-rotation",
                 "security-groups-rotation-to-db", "security-groups-rotation-to-endpoints", "password-restarts-forward",
                 "backups-replication", "failover-switch", "failover-serving", "failover-health",
-                "zone", "alb-certificate-validation", "cost-")
-BACKUP_OWNS = ("primary", "database", "images", "drill-operator", "monitoring-rds-replica-lag")
+                "zone", "alb-certificate-validation", "cost-", "replication-probe-heartbeat-silent")
+BACKUP_OWNS = ("primary", "database", "images", "drill-operator", "monitoring-rds-replica-lag",
+               "replication-probe-replication-age")
 
 
 def _owned(name: str, prefixes: tuple[str, ...]) -> bool:
