@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import math
 import secrets
 import socket
@@ -24,9 +25,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from drills import phases, reconcile, report
+from drills import phases, reconcile, report, status
 from drills.endpoints import parse_endpoints
 from drills.heartbeat import TABLE as HEARTBEAT_TABLE
 from drills.heartbeat import DatabaseError, Record, heartbeat_path
@@ -34,13 +36,16 @@ from drills.journal import RESUMABLE, Journal, iso, now, open_journals
 from drills.outputs import InputError, StackOutputs, from_file, from_stack, parse
 from drills.preflight import run_checks
 from drills.retire import delete_retired
-from drills.runner import ABORTED, execute, heartbeat_needed, promoted, rollback, start_heartbeat
+from drills.runner import ABORTED, execute, heartbeat_needed, promoted, rollback, start_heartbeat, writes_ended
 from drills.scenarios import BUILDERS, PROMOTING, RETURNING, SCENARIOS, Context
 
 USAGE, PREFLIGHT_FAILED = 2, 3
 # What `run` records and `resume` and `abort` reuse.
 JOURNALED = ("hold", "probe_url", "probe_timeout", "probe_interval", "max_lag", "accept_data_loss", "wait_timeout",
-             "stop_alarm", "promotion_keeps_source_link", "db_probe", "db_probe_interval", "db_ca_bundle")
+             "stop_alarm", "promotion_keeps_source_link", "db_probe", "db_probe_interval", "db_ca_bundle",
+             "replication_probe")
+# How far before the drill the replication probe's metrics are read: the writer's acknowledgements before it.
+MEASURE_LEAD = 300
 
 
 def say(text: str) -> None:
@@ -88,13 +93,19 @@ def _not_negative(text: str) -> float:
 def _tuning(parser: argparse.ArgumentParser) -> None:
     _lag_options(parser, 300, False)
     parser.add_argument("--journal-dir", type=Path, default=Path(".drills"))
-    probe = parser.add_argument_group("database probe (region-evacuation)")
-    probe.add_argument("--db-probe", action=argparse.BooleanOptionalAction, default=True,
-                       help="write a heartbeat row a second to the writer until the fence and measure the RPO "
-                            "through the database (default on; an evacuation turns it off, with a warning, when the "
-                            "writer's region is unreachable; a writer that cannot be reached otherwise fails the "
-                            "preflight; a failback needs it)")
-    probe.add_argument("--db-probe-interval", type=_positive, default=1.0, metavar="SECONDS")
+    measuring = parser.add_argument_group("measuring the data loss (region-evacuation, failback)")
+    measuring.add_argument("--replication-probe", action=argparse.BooleanOptionalAction, default=True,
+                           help="measure the lag and the RPO from the replication probe's metrics (stack output "
+                                "replication_probe), read from CloudWatch in the region users go to: no connection "
+                                "to a database, and it works with the writer's region down (default: on)")
+    probe = parser.add_argument_group("the drill's own database probe (needs a network path to both databases)")
+    probe.add_argument("--db-probe", action=argparse.BooleanOptionalAction, default=False,
+                       help="instead of the replication probe's metrics, write a heartbeat row a second to the writer "
+                            "from here until the fence and read the databases directly (default: off; an evacuation "
+                            "turns it off, with a warning, when the writer's region is unreachable; a writer that "
+                            "cannot be reached otherwise fails the preflight)")
+    probe.add_argument("--db-probe-interval", type=_positive, default=1.0, metavar="SECONDS",
+                       help="seconds between heartbeats (default 1)")
     probe.add_argument("--db-probe-lead", type=_not_negative, default=5.0, metavar="SECONDS",
                        help="heartbeats before the first step, for a baseline (default 5)")
     probe.add_argument("--db-ca-bundle", metavar="PEM",
@@ -136,14 +147,19 @@ def _context(primary: StackOutputs, backup: StackOutputs, options: dict, drill_i
     scenario = options.get("scenario") or PROMOTING[0]
     returning = scenario in RETURNING
     assert primary.failover_switch is not None, "the primary's outputs are parsed with their switch"
-    return Context(source=backup if returning else primary, target=primary if returning else backup,
+    target = primary if returning else backup
+    db_probe = bool(options.get("db_probe")) and scenario in PROMOTING
+    # The drill's own probe measures when asked for; else the probe in the stacks, where they run one.
+    metrics = bool(options.get("replication_probe")) and scenario in PROMOTING and not db_probe
+    return Context(source=backup if returning else primary, target=target,
+                   replication=target.replication_probe if metrics else None,
                    switch=primary.failover_switch, switch_to_target=0 if returning else 1, no_loss=returning,
                    drill_id=drill_id,
                    probe_url=options.get("probe_url") or f"https://{primary.app_domain}/api/health",
                    **{k: options[k] for k in ("hold", "probe_timeout", "probe_interval", "max_lag", "wait_timeout",
                                               "promotion_keeps_source_link", "db_probe_interval", "db_ca_bundle")
                       if k in options},
-                   db_probe=bool(options.get("db_probe")) and scenario in PROMOTING,
+                   db_probe=db_probe,
                    accept_data_loss=bool(options.get("accept_data_loss")),
                    stop_alarms=tuple(options.get("stop_alarm", ())),
                    endpoints=parse_endpoints(options.get("endpoint_url", ())))
@@ -207,15 +223,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         found = f"found {args.confirm!r}" if args.confirm else "not given"
         raise InputError(f"--confirm must be the region users go to, {ctx.target.region} ({found}); "
                          "nothing was called")
-    if args.scenario in RETURNING and not ctx.db_probe:
+    if args.scenario in RETURNING and not ctx.measures:
         raise InputError("a failback promotes only once the heartbeat shows that nothing would be lost: run it with "
-                         "the database probe (drop --no-db-probe); nothing was called")
+                         "the replication probe (the stacks' replication_probe output; drop --no-replication-probe) "
+                         "or the database probe (--db-probe); nothing was called")
     already = open_journals(args.journal_dir)
     if already:
         raise InputError(f"a drill is in progress ({already[0]}): resume or abort it first")
     ctx.drill_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+    ctx.since = time.time() - MEASURE_LEAD
     passed, evidence = _preflight(ctx, args.journal_dir)
-    if args.scenario in RETURNING and not ctx.db_probe:
+    if args.scenario in RETURNING and not ctx.measures:
         say("[FAIL] database-probe: a failback needs it (it promotes only once nothing would be lost), and the "
             f"writer's region {ctx.source.region} did not answer")
         passed = False
@@ -245,7 +263,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "probe_url": ctx.probe_url, "options": {k: options[k] for k in JOURNALED},
         "stacks": {"primary": args.primary_stack, "backup": args.backup_stack},
         "outputs": {"primary": primary.to_dict(), "backup": backup.to_dict()},
-        "preflight": evidence, "probes": [],
+        "preflight": evidence, "probes": [], "measure_since": ctx.since,
         "heartbeat_record": ctx.heartbeat_record.path.name if ctx.heartbeat_record else None,
         "steps": [{"name": s.name, "description": s.description, "calls": s.calls, "status": "pending",
                    "fault": s.fault, "best_effort": s.best_effort} for s in steps],
@@ -265,7 +283,10 @@ def _from_journal(args: argparse.Namespace) -> tuple[Journal, Context]:
     if data.get("heartbeat_record"):
         # Beside the journal, wherever the journal is now.
         ctx.heartbeat_record = Record(heartbeat_path(args.journal.parent, data["id"]))
-    expected = [step.name for step in BUILDERS[data["scenario"]](ctx)]
+    ctx.since = data.get("measure_since") or 0
+    steps = BUILDERS[data["scenario"]](ctx)
+    ctx.writes_ended_at = writes_ended(journal, steps)
+    expected = [step.name for step in steps]
     if [step["name"] for step in data["steps"]] != expected:
         raise InputError(f"{args.journal}: its steps are not {data['scenario']}'s ({', '.join(expected)}): a journal "
                          "of an earlier version of the drill tool; finish it with that version")
@@ -339,9 +360,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_preflight(args: argparse.Namespace) -> int:
     primary, backup = _load_outputs(args)
     ctx = _context(primary, backup, vars(args))
+    ctx.since = time.time() - MEASURE_LEAD
     passed, _ = _preflight(ctx, args.journal_dir)
-    if ctx.no_loss and not ctx.db_probe:
-        say("[FAIL] database-probe: a failback promotes only once the heartbeat shows nothing would be lost")
+    if ctx.no_loss and not ctx.measures:
+        say("[FAIL] database-probe: a failback promotes only once the heartbeat shows nothing would be lost: the "
+            "replication probe (stack output replication_probe) or --db-probe")
         passed = False
     return 0 if passed else PREFLIGHT_FAILED
 
@@ -399,6 +422,24 @@ def cmd_failback_phase(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    primary, backup = _load_outputs(args)
+    assert primary.failover_switch is not None
+    region = args.region or primary.failover_switch.region
+    endpoint = parse_endpoints(args.endpoint_url).get(region)
+    session = boto3.session.Session()
+    found = status.check(primary, backup, region, lambda service: session.client(
+        service, region_name=region, endpoint_url=endpoint, config=status.CONFIG))
+    if args.format == "json":
+        print(json.dumps(found.document, indent=2))
+    else:
+        for line in found.lines:
+            say(line)
+        say("READY: the standby can take over" if found.ready else
+            "NOT READY: " + "; ".join(found.blockers))
+    return status.READY if found.ready else status.NOT_READY
+
+
 def _journal_command(commands: argparse._SubParsersAction, name: str, text: str,
                      func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
     sub = commands.add_parser(name, help=text)
@@ -439,6 +480,13 @@ def build_parser() -> argparse.ArgumentParser:
                              help="apply the settings to the stack files, keeping comments and key order; a "
                                   "second run changes nothing")
     _failback_commands(commands)
+    state = commands.add_parser("status", help="whether the standby is ready to take over, from one region's APIs "
+                                "alone (exit 0 ready, 3 not ready)", description=status.__doc__)
+    _inputs(state), _aws(state)
+    state.add_argument("--region", help="the only region called (default: the failover switch's, the backup's "
+                                        "region, so it answers with the primary's region down)")
+    state.add_argument("--format", choices=("table", "json"), default="table", help="default: table")
+    state.set_defaults(func=cmd_status)
     return parser
 
 

@@ -3,9 +3,10 @@ evaluated with synth's engine (the SDK's mocks) and what the registered resource
 and the PostgreSQL servers, the way the engine would apply it against the last state.
 
 Emulated: the services' scalable targets and counts (target tracking keeping a count within its bounds),
-the database's deletion protection, a refresh that finds the instance promoted or deleted, and the creation
-of a read replica where the state holds none (which rebuilds that region's PostgreSQL server as a standby of
-the writer). A declared replica over a standalone instance in the state is refused, as the provider cannot
+the replication probe's task (its process started, stopped or restarted in the mode its task definition
+says), the database's deletion protection, a refresh that finds the instance promoted or deleted, and the
+creation of a read replica where the state holds none (which rebuilds that region's PostgreSQL server as a
+standby of the writer). A declared replica over a standalone instance in the state is refused, as the provider cannot
 turn one into the other. Not emulated: everything else the stacks declare.
 """
 
@@ -13,10 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drills.capacity import DIMENSION, NAMESPACE
+from drills.probes import Mode
 from synth.engine import evaluate
 
 if TYPE_CHECKING:
@@ -25,6 +28,8 @@ if TYPE_CHECKING:
 INSTANCE = "aws:rds/instance:Instance"
 TARGET = "aws:appautoscaling/target:Target"
 SERVICE = "aws:ecs/service:Service"
+TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
+PROBE = "trading-platform:services:ReplicationProbe"
 
 
 class Pulumi:
@@ -63,7 +68,9 @@ class Pulumi:
     def up(self, stack: str) -> list[str]:
         evaluation = self._evaluate(stack)
         region = evaluation.region
-        return self._services(evaluation, region) + self._database(stack, evaluation, region)
+        # The database first: a rebuilt replica is there before its probe reads it.
+        return (self._services(evaluation, region) + self._database(stack, evaluation, region)
+                + self._probe(evaluation, region))
 
     def _services(self, evaluation: Any, region: str) -> list[str]:
         scaling = self.world.client("application-autoscaling", region)
@@ -76,6 +83,8 @@ class Pulumi:
             bounds[target.inputs["resourceId"].rsplit("/", 1)[-1]] = (low, high)
         changed = []
         for service in evaluation.of_type(SERVICE):
+            if PROBE in (service.parent or ""):
+                continue  # a process here, not a service of moto's
             name = service.inputs["name"]
             cluster = service.inputs["cluster"].rsplit("/", 1)[-1]
             current = ecs.describe_services(cluster=cluster, services=[name])["services"][0]["desiredCount"]
@@ -88,6 +97,26 @@ class Pulumi:
                 ecs.update_service(cluster=cluster, service=name, desiredCount=desired)
                 changed.append(f"{region} {name}: desired {current} -> {desired}")
         return changed
+
+    def _probe(self, evaluation: Any, region: str) -> list[str]:
+        """The probe's task as ECS would run it after this `up`: its mode from its task definition's environment,
+        none while its service's desired count is 0 (a detached former writer)."""
+        probes = self.world.probes
+        if probes is None:
+            return []
+        running = [s for s in evaluation.of_type(SERVICE) if PROBE in (s.parent or "") and s.inputs["desiredCount"]]
+        (definition,) = [d for d in evaluation.of_type(TASK_DEFINITION) if PROBE in (d.parent or "")] or [None]
+        before = probes.mode(region)
+        if not running or definition is None:
+            probes.stop(region)
+            return [f"{region} replication probe: stopped"] if before else []
+        variables = {v["name"]: v["value"] for container in json.loads(definition.inputs["containerDefinitions"])
+                     for v in container.get("environment", [])}
+        wanted = Mode(variables["PROBE_MODE"], variables["PROBE_WRITER_REGION"])
+        if wanted == before:
+            return []
+        probes.start(region, wanted)
+        return [f"{region} replication probe: {wanted.mode} (writer in {wanted.writer_region})"]
 
     def _database(self, stack: str, evaluation: Any, region: str) -> list[str]:
         inputs, old = self._instance(evaluation).inputs, self.databases[stack]

@@ -13,6 +13,9 @@ from regions.textfile import UnreadableFile, read_text
 SERVICES = ("api", "web", "worker", "beat")
 COUNTS = ("min", "max", "desired")
 SWITCH_KEYS = ("region", "namespace", "metric_name", "alarm_name")
+# The replication probe's metrics, by the keys of its output's `metrics`.
+PROBE_METRICS = ("last_acknowledged_write", "last_acknowledged_seq", "newest_replicated_write",
+                 "newest_replicated_seq", "replication_age")
 
 
 class InputError(Exception):
@@ -33,6 +36,24 @@ class FailoverSwitch:
     @property
     def cloudwatch_dimensions(self) -> list[dict[str, str]]:
         return [{"Name": k, "Value": v} for k, v in self.dimensions.items()]
+
+
+@dataclass(frozen=True)
+class ReplicationProbe:
+    """A stack's `replication_probe`: where the probe inside the VPCs publishes its heartbeats' metrics (to both
+    regions, so either region's CloudWatch answers for both)."""
+
+    namespace: str
+    # Key (PROBE_METRICS) -> metric name.
+    metrics: dict[str, str]
+    # Fixed dimensions (Environment); the writer's region is the `writer_dimension` beside them.
+    dimensions: dict[str, str]
+    writer_dimension: str
+    interval_seconds: float
+    max_replication_age_seconds: float
+
+    def dimensions_for(self, writer_region: str) -> list[dict[str, str]]:
+        return [{"Name": k, "Value": v} for k, v in {**self.dimensions, self.writer_dimension: writer_region}.items()]
 
 
 @dataclass(frozen=True)
@@ -57,6 +78,10 @@ class StackOutputs:
     failover_switch: FailoverSwitch | None
     # Secret name -> ARN in this region (reconcile names the rotated one).
     secret_arns: dict[str, str]
+    # None where the stacks run no probe (`probe.enabled: false`, or outputs from before it).
+    replication_probe: ReplicationProbe | None = None
+    # The stack files' activeRegion when this stack was last deployed (None in outputs from before it).
+    active_region: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,8 +92,8 @@ def required(within: dict, key: str, kind: type, source: str, prefix: str = "") 
     if key not in within:
         raise InputError(f"{source}: missing output '{prefix}{key}'")
     value = within[key]
-    if not isinstance(value, kind) or (kind is str and not value):
-        wanted = "non-empty string" if kind is str else kind.__name__
+    if not isinstance(value, kind) or (kind is str and not value) or (kind is not bool and isinstance(value, bool)):
+        wanted = "non-empty string" if kind is str else getattr(kind, "__name__", "number")
         raise InputError(f"{source}: output '{prefix}{key}' must be a {wanted}, found {json.dumps(value)}")
     return value
 
@@ -98,6 +123,24 @@ def parse(document: Any, source: str, expected_role: str) -> StackOutputs:
                              f"found {json.dumps(dimensions)}")
         return FailoverSwitch(dimensions=dict(dimensions), **values)
 
+    def probe() -> ReplicationProbe | None:
+        found = document.get("replication_probe")
+        if found is None:
+            return None
+        found = need("replication_probe", dict)
+        metrics = need("metrics", dict, found, "replication_probe.")
+        names = {k: need(k, str, metrics, "replication_probe.metrics.") for k in PROBE_METRICS}
+        dimensions = need("dimensions", dict, found, "replication_probe.")
+        if not all(isinstance(v, str) for v in dimensions.values()):
+            raise InputError(f"{source}: output 'replication_probe.dimensions' must map names to strings, "
+                             f"found {json.dumps(dimensions)}")
+        numbers = {k: need(k, int | float, found, "replication_probe.")
+                   for k in ("interval_seconds", "max_replication_age_seconds")}
+        return ReplicationProbe(namespace=need("namespace", str, found, "replication_probe."), metrics=names,
+                                dimensions=dict(dimensions),
+                                writer_dimension=need("writer_dimension", str, found, "replication_probe."),
+                                **{k: float(v) for k, v in numbers.items()})
+
     role = need("role", str)
     if role != expected_role:
         raise InputError(f"{source}: output 'role' is '{role}', expected '{expected_role}'")
@@ -115,6 +158,8 @@ def parse(document: Any, source: str, expected_role: str) -> StackOutputs:
         backup_bucket_name=need("backup_bucket_name", str), backup_bucket_arn=need("backup_bucket_arn", str),
         failover_switch=switch() if role == "primary" else None,
         secret_arns=dict(need("secret_arns", dict)),
+        replication_probe=probe(),
+        active_region=need("active_region", str) if "active_region" in document else None,
     )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from drills import heartbeat, switch
+from drills import heartbeat, replication, switch
 from drills.endpoints import unreachable
 from drills.journal import open_journals
 from drills.scenarios import Context
@@ -47,7 +47,7 @@ def _replica(ctx: Context) -> Check:
 def _lag(ctx: Context) -> Check:
     lag = ctx.replica_lag()
     if lag is None:
-        consequence = ("the database probe's heartbeat measures the lag instead" if ctx.db_probe else
+        consequence = ("the heartbeats measure the lag instead" if ctx.measures else
                        "the drill then refuses to promote without --accept-data-loss")
         return Check("replica-lag", True, False,
                      f"no ReplicaLag datapoints in the last 5 minutes ({consequence}); note that an idle PostgreSQL "
@@ -171,6 +171,44 @@ def _database_probe(ctx: Context) -> Check:
                                                                 if wrong else ""))
 
 
+def _age(now: float, reading: replication.Reading | None) -> str:
+    return "none in the last 5 minutes" if reading is None else (
+        f"seq {reading.seq}, written {dt.datetime.fromtimestamp(reading.written_at, dt.UTC):%H:%M:%S}, "
+        f"published {now - reading.at:.0f} s ago")
+
+
+def _replication_probe(ctx: Context) -> Check:
+    """Both halves of the probe publish to the target region: the writer's acknowledgements and the replica's
+    newest heartbeat. The replica's half is this drill's measurement: without it a failback cannot promote and
+    an evacuation's RPO falls back to ReplicaLag's estimate. The writer's half is stale when its region is out,
+    which an evacuation is for."""
+    probe, source, target = ctx.replication, ctx.source.region, ctx.target.region
+    assert probe is not None
+    now = time.time()
+    cloudwatch = ctx.client("cloudwatch", target)
+    acked = replication.acknowledged(cloudwatch, probe, source, now - 300, now, now).newest
+    newest = replication.newest_replicated(cloudwatch, probe, source, now - 300, now)
+    fresh = replication.fresh_within(probe)
+    acked_fresh = acked is not None and now - acked.at <= fresh
+    newest_fresh = newest is not None and now - newest.at <= fresh
+    evidence = (f"{probe.namespace} in {target}, {probe.writer_dimension}={source} (fresh: within {fresh:g} s): "
+                f"{probe.metrics['last_acknowledged_seq']} {_age(now, acked)}; "
+                f"{probe.metrics['newest_replicated_seq']} {_age(now, newest)}")
+    if acked is not None and newest is not None:
+        evidence += f"; {max(0, acked.seq - newest.seq)} heartbeats behind"
+    if not newest_fresh:
+        consequence = ("a failback cannot promote without it" if ctx.no_loss else
+                       "the RPO falls back to ReplicaLag's estimate")
+        evidence += (f"; the probe beside {ctx.target.db_instance_identifier} in {target} is not publishing: "
+                     f"{consequence} (its ECS service, then its log group)")
+    if not acked_fresh:
+        evidence += (f"; the writer's probe in {source} is not publishing to {target}" +
+                     ("" if ctx.no_loss else f" (expected while {source} is out: its last acknowledgement stands)"))
+    # A failback needs both halves; an evacuation needs the replica's and outlives a silent writer.
+    passed = newest_fresh and (acked_fresh or not ctx.no_loss)
+    return Check("replication-probe", passed, ctx.no_loss, evidence)
+
+
 def _alarm_exists(ctx: Context, region: str, name: str) -> bool:
     found = ctx.client("cloudwatch", region).describe_alarms(AlarmNames=[name],
                                                              AlarmTypes=["MetricAlarm", "CompositeAlarm"])
@@ -209,6 +247,8 @@ def run_checks(ctx: Context, journal_dir: Path) -> list[Check]:
     checks = [_run(name, check, primary_side, ctx) for name, (check, primary_side) in CHECKS.items()]
     if ctx.db_probe:
         checks.append(_run("database-probe", _database_probe, False, ctx))
+    if ctx.replication is not None:
+        checks.append(_run("replication-probe", _replication_probe, False, ctx))
     checks += [_run(f"stop-alarm {name}", _stop_alarm(name), True, ctx) for name in ctx.stop_alarms]
     open_ones = open_journals(journal_dir)
     checks.append(Check("no-drill-in-progress", not open_ones, True,

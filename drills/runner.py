@@ -59,11 +59,18 @@ def promoted(journal: Journal) -> bool:
     return bool(detail.get("promote_called") or detail.get("promote_requested_at"))
 
 
-def _from_heartbeat(measured: dict, where: str, gone: dict | None) -> tuple[float, str]:
-    reason = (f"measured through the database: the last heartbeat the old writer acknowledged - the newest on {where}"
-              f"; {measured['rows_missing']} of {measured['acknowledged']} acknowledged rows lost")
-    if measured["at_least"]:
-        reason += f"; none of the drill's heartbeats reached {where}, so at least this much"
+def _from_heartbeat(measured: dict, where: str, gone: dict | None) -> tuple[float | None, str]:
+    if measured.get("method") == "replication-probe":
+        reason = (f"measured through the databases by the replication probe, read from CloudWatch in "
+                  f"{measured['read_in']}: the last heartbeat the old writer acknowledged before the fence - the "
+                  f"newest on {where}; {measured['rows_missing']} acknowledged heartbeats lost")
+        if measured["at_least"]:
+            reason += f"; none of the old writer's heartbeats is on {where}: unknown, not zero"
+    else:
+        reason = (f"measured through the database: the last heartbeat the old writer acknowledged - the newest on "
+                  f"{where}; {measured['rows_missing']} of {measured['acknowledged']} acknowledged rows lost")
+        if measured["at_least"]:
+            reason += f"; none of the drill's heartbeats reached {where}, so at least this much"
     if gone:
         reason += (f"; the old writer stopped answering at {iso(gone['at'])} ({gone['error']}): measured from the "
                    "last write it acknowledged before it went away")
@@ -149,6 +156,15 @@ def _run_step(journal: Journal, step: Step, ctx: Context, say: Say, started: flo
     return True
 
 
+def writes_ended(journal: Journal, steps: list[Step]) -> float | None:
+    """When the step that ends the writes finished (done, or skipped with its region out); None before."""
+    for step in steps:
+        entry = journal.step(step.name)
+        if step.ends_writes and entry["status"] in ("done", "skipped"):
+            return entry.get("ended_at_epoch")
+    return None
+
+
 def heartbeat_needed(journal: Journal, steps: list[Step]) -> bool:
     """Until the step that ends the writes has run (or was skipped)."""
     return any(s.ends_writes and journal.step(s.name)["status"] not in ("done", "skipped") for s in steps)
@@ -185,6 +201,7 @@ def execute(journal: Journal, steps: list[Step], ctx: Context, say: Say) -> int:
                 continue
             ok = _run_step(journal, step, ctx, say, started)
             if step.ends_writes:
+                ctx.writes_ended_at = writes_ended(journal, steps)
                 failure = ctx.stop_heartbeat()
                 if failure:
                     say(f"  database probe: {failure}")

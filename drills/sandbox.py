@@ -43,8 +43,9 @@ from drills import switch
 from drills.capacity import DIMENSION, NAMESPACE, SCALED
 from drills.emulated_pulumi import Pulumi
 from drills.loopback import free_port
-from drills.outputs import FailoverSwitch
+from drills.outputs import FailoverSwitch, ReplicationProbe
 from drills.pgpair import PostgresMissing, PostgresPair, Server
+from drills.probes import Mode, ProbeProcesses
 from synth.engine import REPO
 
 ACCOUNT = "123456789012"
@@ -64,6 +65,13 @@ STANDBY = {"api": _capacity(1, 10, 1), "web": _capacity(1, 10, 1), "worker": _ca
            "beat": _capacity(0, 0, 0)}
 SWITCH = FailoverSwitch(region=BACKUP, namespace="TradingPlatform/Failover", metric_name="SwitchToStandby",
                         dimensions={"Environment": "production"}, alarm_name=f"{IDENTIFIER}-failover-switch")
+# The stacks' replication probe (stack output replication_probe), beating five times a second here.
+PROBE = ReplicationProbe(
+    namespace="TradingPlatform/ReplicationProbe", dimensions={"Environment": "production"},
+    writer_dimension="WriterRegion", interval_seconds=0.2, max_replication_age_seconds=60,
+    metrics={"last_acknowledged_write": "LastAcknowledgedWrite", "last_acknowledged_seq": "LastAcknowledgedSeq",
+             "newest_replicated_write": "NewestReplicatedWrite", "newest_replicated_seq": "NewestReplicatedSeq",
+             "replication_age": "ReplicationAge"})
 # How far back the front looks for the switch, in the alarm's 1-second periods: the alarm keeps its state.
 FRONT_READ_PERIODS = 3600
 
@@ -244,9 +252,9 @@ def _secret_arn(region: str) -> str:
 
 
 def stack_outputs(primary_url: str, backup_url: str, secret_arns: dict[str, str] | None = None,
-                  db_endpoints: dict[str, str] | None = None) -> dict[str, dict]:
+                  db_endpoints: dict[str, str] | None = None, probe: bool = False) -> dict[str, dict]:
     """The two stacks' outputs (docs/contracts.md) as the world has them, by role. Without a world behind them,
-    the secrets' ARNs are made up and the databases' endpoints a closed port."""
+    the secrets' ARNs are made up and the databases' endpoints a closed port, and no replication probe runs."""
     outputs = {}
     for region, role, url in ((PRIMARY, "primary", primary_url), (BACKUP, "backup", backup_url)):
         bucket = f"{IDENTIFIER}-backups-{region}-{ACCOUNT}"
@@ -259,6 +267,7 @@ def stack_outputs(primary_url: str, backup_url: str, secret_arns: dict[str, str]
             "backup_bucket_name": bucket, "backup_bucket_arn": f"arn:aws:s3:::{bucket}",
             "alarm_topic_arn": f"arn:aws:sns:{region}:{ACCOUNT}:alarms", "kms_key_arn": "", "alb_dns_name": url,
             "secret_arns": {"database-credentials": (secret_arns or {}).get(region) or _secret_arn(region)},
+            "active_region": PRIMARY, "replication_probe": asdict(PROBE) if probe else None,
         }
     outputs["primary"]["failover_switch"] = asdict(SWITCH)
     return outputs
@@ -354,6 +363,7 @@ class World:
         self.databases = {PRIMARY: postgres.writer, BACKUP: postgres.standby} if postgres else {}
         self.aws = AwsFront(self.moto, postgres, self.databases) if postgres else None
         self.front: Front | None = None
+        self.probes: ProbeProcesses | None = None
         try:
             self.build()
         except BaseException:
@@ -368,16 +378,26 @@ class World:
                        "password": pair.password if pair else "sandbox-only-password"}
         endpoints = ({PRIMARY: f"127.0.0.1:{pair.writer.port}", BACKUP: f"127.0.0.1:{pair.standby.port}"}
                      if pair else None)
-        self.outputs = stack_outputs(self.regions[PRIMARY].url, self.regions[BACKUP].url,
-                                     _secrets(self.moto, credentials), endpoints)
+        secret_arns = _secrets(self.moto, credentials)
+        self.outputs = stack_outputs(self.regions[PRIMARY].url, self.regions[BACKUP].url, secret_arns, endpoints,
+                                     probe=pair is not None)
         build_world(self.moto, self.outputs)
+        if pair:
+            # As the stacks deploy them: the writer's beside us-east-1's writer, the reader beside the replica.
+            self.probes = ProbeProcesses(PROBE, "production", pair, self.databases, secret_arns,
+                                         self.moto.environment(), self.moto.url, self.directory / "probe-logs")
+            self.probes.start(PRIMARY, Mode("writer", PRIMARY))
+            self.probes.start(BACKUP, Mode("reader", PRIMARY))
         self.front = Front(self.moto, self.regions[PRIMARY], self.regions[BACKUP])
         self._args = write_outputs(self.directory, self.outputs)
 
+    def outputs_args(self) -> list[str]:
+        """The arguments that read this world's stack outputs."""
+        return list(self._args)
+
     def args(self) -> list[str]:
-        """The drill's arguments for this world's outputs: with its databases' certificate, or without the
-        database probe in a world without databases."""
-        return self._args + (["--db-ca-bundle", str(self.postgres.ca_bundle)] if self.postgres else ["--no-db-probe"])
+        """The drill's arguments for this world's outputs, with its databases' certificate for --db-probe."""
+        return self._args + (["--db-ca-bundle", str(self.postgres.ca_bundle)] if self.postgres else [])
 
     def client(self, service: str, region: str) -> Any:
         return _client(self.moto, service, region)
@@ -386,6 +406,8 @@ class World:
         return {**self.moto.environment(), **({"AWS_ENDPOINT_URL": self.aws.url} if self.aws else {})}
 
     def close(self, stop_moto: bool = True) -> None:
+        if self.probes:
+            self.probes.close()
         servers = [*([self.front.server] if self.front else []), *(r.server for r in self.regions.values())]
         for server in servers + ([self.aws.server] if self.aws else []):
             server.shutdown()

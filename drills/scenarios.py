@@ -15,10 +15,10 @@ import boto3
 import botocore.config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from drills import heartbeat, switch
+from drills import heartbeat, replication, switch
 from drills.capacity import Capacities, plan_calls, restore_capacity, set_capacity
 from drills.endpoints import unreachable
-from drills.outputs import SERVICES, FailoverSwitch, StackOutputs
+from drills.outputs import SERVICES, FailoverSwitch, ReplicationProbe, StackOutputs
 from drills.probe import Answer, probe_once, wait_for_region
 from drills.progress import Ticker
 
@@ -73,8 +73,17 @@ class Context:
     # AWS drops the replica's source link when a promotion completes; moto keeps it. Only an emulation
     # may accept the link as done (the sandbox and the tests say so).
     promotion_keeps_source_link: bool = False
-    # The database probe (drills/heartbeat.py): heartbeats on the writer until the fence, looked for on the
-    # replica before the promotion and on the promoted writer after it.
+    # The replication probe inside the VPCs (drills/replication.py): its metrics in the target region measure
+    # the lag and the RPO. The default; None without it (or with --db-probe, which measures instead).
+    replication: ReplicationProbe | None = None
+    # When nothing wrote to the old writer any more (its fence ran or was skipped): the RPO counts the writes
+    # acknowledged before it.
+    writes_ended_at: float | None = None
+    # Where the probe's metrics are read from: a little before the drill began.
+    since: float = 0
+    # The drill's own database probe (drills/heartbeat.py, --db-probe: it needs a network path to both
+    # databases): heartbeats on the writer until the fence, looked for on the replica before the promotion and
+    # on the promoted writer after it.
     db_probe: bool = False
     db_probe_interval: float = 1
     # RDS's CA bundle: the probe then verifies the servers (sslmode=verify-full).
@@ -173,13 +182,47 @@ class Context:
         return heartbeat.behind(self.heartbeat_record.summary(), heartbeat.present(self.database(outputs),
                                                                                   self.drill_id))
 
-    def wait(self, what: str, done: Callable[[], bool], interval: float = 5) -> None:
-        deadline = time.time() + self.wait_timeout
-        ticker = Ticker(self.say, f"waiting for {what}", self.wait_timeout)
+    @property
+    def measures(self) -> bool:
+        """Whether heartbeats measure the lag and the RPO (the probe's metrics, or the drill's own probe)."""
+        return self.db_probe or self.replication is not None
+
+    def probe_lag(self, until: float | None) -> tuple[dict | None, dict | None, bool]:
+        """By the replication probe's metrics in the target region: how far the replica is behind the last
+        heartbeat acknowledged up to `until` (now when None); the writer gone (no acknowledgement published for
+        a while) or None; and whether that last acknowledgement is final."""
+        probe, source = self.replication, self.source.region
+        assert probe is not None
+        now = time.time()
+        cloudwatch = self.client("cloudwatch", self.target.region)
+        acked = replication.acknowledged(cloudwatch, probe, source, self.since, until or now, now)
+        if acked.last is None:
+            return None, None, False
+        newest = replication.newest_replicated(cloudwatch, probe, source, self.since, now)
+        gone = None
+        if acked.newest is not None and now - acked.newest.at > replication.fresh_within(probe):
+            gone = {"at": acked.newest.at, "error": f"no {probe.metrics['last_acknowledged_seq']} from the probe in "
+                                                    f"{source} published to {self.target.region} since then"}
+        return replication.behind(acked.last, newest, self.target.region), gone, acked.final or gone is not None
+
+    def measure_lag(self) -> tuple[dict | None, dict | None, bool]:
+        """(how far behind, the writer gone, final) by whichever heartbeat runs; (None, None, True) without."""
+        if self.db_probe:
+            measured = self.heartbeat_behind(self.target)
+            assert self.heartbeat_record is not None
+            return measured, self.heartbeat_record.summary()["writer_gone"] if measured is not None else None, True
+        if self.replication is not None:
+            return self.probe_lag(self.writes_ended_at)
+        return None, None, True
+
+    def wait(self, what: str, done: Callable[[], bool], interval: float = 5, timeout: float | None = None) -> None:
+        limit = self.wait_timeout if timeout is None else timeout
+        deadline = time.time() + limit
+        ticker = Ticker(self.say, f"waiting for {what}", limit)
         while not done():
             ticker.tick()
             if time.time() > deadline:
-                raise TimeoutError(f"{what}: not done within {self.wait_timeout:g} s")
+                raise TimeoutError(f"{what}: not done within {limit:g} s")
             self.check_stop_conditions()
             time.sleep(min(interval, max(0.0, deadline - time.time())))
 
@@ -272,24 +315,24 @@ def _replica_caught_up(ctx: Context, detail: dict) -> dict:
 
     def caught_up() -> bool:
         detail["replica_lag_seconds"] = ctx.replica_lag()
-        measured = ctx.heartbeat_behind(b) if ctx.db_probe else None
-        gone = ctx.heartbeat_record.summary()["writer_gone"] if measured is not None else None
+        measured, gone, final = ctx.measure_lag()
         if measured is not None:
             detail["heartbeat"], detail["writer_gone"] = measured, gone
         if ctx.no_loss:
-            return _nothing_missing(ctx, measured, gone)
+            return _nothing_missing(ctx, measured, gone) and final
         lag, source = detail["replica_lag_seconds"], "ReplicaLag"
-        if measured is not None:
+        if measured is not None and measured["seconds"] is not None:
+            by = "heartbeat" if ctx.db_probe else "replication probe"
             # Once the probe lost the writer, the application may have written after its last heartbeat: the
             # larger of the two readings then.
-            lag, source = ((measured["seconds"], "heartbeat") if not gone or lag is None or lag <= measured["seconds"]
-                           else (lag, "ReplicaLag, larger than the heartbeat's reading after the writer went away"))
+            lag, source = ((measured["seconds"], by) if not gone or lag is None or lag <= measured["seconds"]
+                           else (lag, f"ReplicaLag, larger than the {by}'s reading after the writer went away"))
         detail["lag_seconds"], detail["lag_source"] = lag, source
         cannot_catch_up = ctx.source.region in ctx.unreachable_regions or gone is not None
         if lag is not None and lag > ctx.max_lag and cannot_catch_up:
             # With its source out the replica cannot catch up: waiting only delays the decision.
             why = (f"{ctx.source.region} is unreachable" if ctx.source.region in ctx.unreachable_regions else
-                   "the old writer stopped answering the database probe")
+                   "the old writer stopped acknowledging heartbeats")
             raise Refused(f"{b.db_instance_identifier} is {lag:g} s behind ({detail['lag_source']}), over --max-lag "
                           f"{ctx.max_lag:g} s, and {why}, so it cannot catch up: `resume --max-lag N` to accept that "
                           "loss, `abort` to undo")
@@ -308,9 +351,9 @@ def _replica_caught_up(ctx: Context, detail: dict) -> dict:
         return {"data_loss_accepted": False, "nothing_missing": True}
     lag = detail["lag_seconds"]
     if lag is None and not ctx.accept_data_loss:
-        raise Refused(f"no ReplicaLag datapoints for {b.db_instance_identifier} in {b.region} and no heartbeat: the "
-                      "data loss is unknown, so not promoting; `resume --accept-data-loss` promotes anyway, "
-                      "`abort` undoes")
+        raise Refused(f"no ReplicaLag datapoints for {b.db_instance_identifier} in {b.region} and no heartbeat "
+                      "reading: the data loss is unknown, so not promoting; `resume --accept-data-loss` promotes "
+                      "anyway, `abort` undoes")
     return {"max_lag_seconds": ctx.max_lag, "data_loss_accepted": lag is None}
 
 
@@ -319,9 +362,10 @@ def _nothing_missing(ctx: Context, measured: dict | None, gone: dict | None) -> 
     measurement, not by assumption."""
     if measured is None:
         raise Refused("a planned switchover promotes only once the heartbeat shows nothing would be lost: run it "
-                      "with the database probe (and at least one acknowledged heartbeat)")
+                      "with the replication probe's metrics or the database probe (and at least one acknowledged "
+                      "heartbeat)")
     if gone is not None:
-        raise Refused(f"the writer stopped answering the database probe ({gone['error']}): a planned switchover "
+        raise Refused(f"the writer stopped acknowledging heartbeats ({gone['error']}): a planned switchover "
                       "needs it; `abort` undoes, or evacuate instead")
     return measured["rows_missing"] == 0 and not measured["at_least"]
 
@@ -371,13 +415,16 @@ def _promote_replica(ctx: Context, detail: dict) -> dict:
         return current["DBInstanceStatus"] == "available" and standalone
 
     ctx.wait("replica promoted to a standalone writer and available", promoted)
-    return {"promote_called": True}
+    # The RPO reads the promoted writer's heartbeats as the probe finds them from this moment on.
+    return {"promote_called": True, "promoted_at": time.time()}
 
 
 def _measure_data_loss(ctx: Context, detail: dict) -> dict:
     """RPO through the database: the last acknowledged heartbeat on the old writer against the newest on the
     promoted one, and the acknowledged rows that are not there. A failed read is recorded, not fatal: the
     evacuation is done by then, and the lag gate's measurement on the replica stands in."""
+    if not ctx.db_probe:
+        return _measure_from_metrics(ctx)
     assert ctx.heartbeat_record is not None
     summary = ctx.heartbeat_record.summary()
     found = {"acknowledged": summary["acknowledged"], "last_acknowledged_id": summary["last_id"],
@@ -387,6 +434,41 @@ def _measure_data_loss(ctx: Context, detail: dict) -> dict:
         return {**found, "measured": ctx.heartbeat_behind(ctx.target), "error": None}
     except (heartbeat.DatabaseError, ClientError, BotoCoreError) as exc:
         return {**found, "measured": None, "error": str(exc)}
+
+
+def _measure_from_metrics(ctx: Context) -> dict:
+    """The same measurement from the probes' metrics in the target region: the last heartbeat acknowledged before
+    the writes ended, against the newest the probe beside the promoted writer publishes after the promotion."""
+    probe, source = ctx.replication, ctx.source.region
+    assert probe is not None
+    cloudwatch = ctx.client("cloudwatch", ctx.target.region)
+    promoted_at = ctx.detail_of("promote-replica").get("promoted_at") or time.time()
+    found: dict[str, Any] = {}
+
+    def published() -> bool:
+        now = time.time()
+        found["newest"] = replication.newest_replicated(cloudwatch, probe, source, promoted_at, now)
+        found["acked"] = replication.acknowledged(cloudwatch, probe, source, ctx.since,
+                                                  ctx.writes_ended_at or promoted_at, now)
+        return found["newest"] is not None and found["acked"].last is not None
+
+    settle = replication.fresh_within(probe) * 2
+    try:
+        ctx.wait(f"the probe's reading of the promoted {ctx.target.db_instance_identifier}", published, interval=1,
+                 timeout=settle)
+    except TimeoutError:
+        acked = found.get("acked")
+        what = ("no acknowledged heartbeat of the old writer" if acked is None or acked.last is None else
+                f"no {probe.metrics['newest_replicated_seq']} published after the promotion")
+        return {"measured": None, "error": f"{what} in {probe.namespace} in {ctx.target.region} within {settle:g} s"}
+    acked: replication.Acknowledged = found["acked"]
+    assert acked.last is not None
+    gone = None
+    if acked.newest is not None and acked.newest.at < (ctx.writes_ended_at or promoted_at):
+        gone = {"at": acked.newest.at, "error": f"its probe's last acknowledgement reached {ctx.target.region} then"}
+    return {"acknowledged": acked.last.seq, "last_acknowledged_id": acked.last.seq,
+            "last_acknowledged_written_at": acked.last.written_at, "writer_gone": gone,
+            "measured": replication.behind(acked.last, found["newest"], ctx.target.region), "error": None}
 
 
 def _fenced(ctx: Context) -> Capacities:
@@ -441,7 +523,13 @@ def dns_failover(ctx: Context) -> list[Step]:
 
 def _heartbeat_reads(ctx: Context, outputs: StackOutputs) -> list[str]:
     if not ctx.db_probe:
-        return []
+        probe = ctx.replication
+        if probe is None:
+            return []
+        names = ", ".join(probe.metrics[k] for k in ("last_acknowledged_seq", "last_acknowledged_write",
+                                                     "newest_replicated_seq", "newest_replicated_write"))
+        return [f"cloudwatch[{ctx.target.region}].get_metric_data({probe.namespace} {names}, "
+                f"{probe.writer_dimension}={ctx.source.region}, Period=1)"]
     return [f"secretsmanager[{outputs.region}].get_secret_value({outputs.secret_arns.get('database-credentials')})",
             f"postgres {outputs.db_endpoint}: SELECT id, written_at FROM {heartbeat.TABLE} "
             f"WHERE drill_id = '{ctx.drill_id}'"]
@@ -455,8 +543,9 @@ def _move_writer(ctx: Context, planned: bool) -> list[Step]:
     p, b = ctx.source, ctx.target
     gate = ("until every acknowledged heartbeat is on it (RPO 0, measured)" if planned else
             f"until it is at most {ctx.max_lag:g} s behind: "
-            + ("measured by the heartbeat, ReplicaLag read beside it" if ctx.db_probe else
-               "by ReplicaLag; with no datapoints, refuse unless --accept-data-loss"))
+            + ("measured by the database probe's heartbeat, ReplicaLag read beside it" if ctx.db_probe else
+               "measured by the replication probe's heartbeats (CloudWatch), ReplicaLag read beside it"
+               if ctx.replication else "by ReplicaLag; with no datapoints, refuse unless --accept-data-loss"))
     switch_on = _switch_on_step(ctx)
     fence = Step(f"fence-{p.role}-writers", f"Scale {p.region}'s api, worker and beat to 0 (scalable targets 0/0): "
                  "nothing writes to the old writer", plan_calls(p, _fenced(ctx)), set_capacity(p, _fenced),
@@ -485,7 +574,7 @@ def _move_writer(ctx: Context, planned: bool) -> list[Step]:
         *([Step("measure-data-loss", f"Read the heartbeats on the promoted {b.db_instance_identifier}: RPO = the "
                 "last acknowledged on the old writer - the newest there, and the acknowledged rows missing (a "
                 "failed read is recorded; the lag gate's reading on the replica stands in)",
-                _heartbeat_reads(ctx, b), _measure_data_loss)] if ctx.db_probe else []),
+                _heartbeat_reads(ctx, b), _measure_data_loss)] if ctx.measures else []),
     ]
 
 

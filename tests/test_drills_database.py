@@ -45,12 +45,18 @@ def world(moto, pair, tmp_path, monkeypatch):
     built.close(stop_moto=False)
 
 
-def run(world, tmp_path, *extra):
+def evacuate(world, tmp_path, *extra):
+    """A region evacuation measured by the replication probes' metrics (the default)."""
     return cli.main(["run", "--scenario", "region-evacuation", "--execute", "--confirm", BACKUP,
                      "--probe-url", world.front.url, "--probe-interval", "0.05", "--probe-timeout", "5",
-                     "--promotion-keeps-source-link", "--db-probe-interval", INTERVAL,
+                     "--promotion-keeps-source-link",
                      "--journal-dir", str(tmp_path / "journals"), "--report-dir", str(tmp_path / "reports"),
                      *world.args(), *extra])
+
+
+def run(world, tmp_path, *extra):
+    """A region evacuation measured by the drill's own database probe."""
+    return evacuate(world, tmp_path, "--db-probe", "--db-probe-interval", INTERVAL, *extra)
 
 
 def report(tmp_path):
@@ -324,7 +330,13 @@ def test_evacuation_and_failback_end_where_they_started(world, pair, tmp_path, c
     # Nothing ran against a detached former writer: the primary's first `up` after the evacuation starts nothing.
     first_up = lines.index("$ pulumi up -s primary")
     output = lines[first_up + 1:next(i for i in range(first_up + 1, len(lines)) if lines[i].startswith("$"))]
-    assert output == [f"  {PRIMARY} web: desired 2 -> 0"]  # api, worker and beat were fenced to 0 already
+    # api, worker and beat were fenced to 0 already; the probe stops (nothing to write to, nothing replicates).
+    assert output == [f"  {PRIMARY} web: desired 2 -> 0", f"  {PRIMARY} replication probe: stopped"]
+    # Each `up` moved the probes with activeRegion: the writer's beside each writer in turn, ending as they began.
+    probes = {region: [line.split(": ", 1)[1] for line in lines if line.strip().startswith(f"{region} replication")]
+              for region in (PRIMARY, BACKUP)}
+    assert probes == {PRIMARY: ["stopped", f"reader (writer in {BACKUP})", f"writer (writer in {PRIMARY})"],
+                      BACKUP: [f"writer (writer in {BACKUP})", "stopped", f"reader (writer in {PRIMARY})"]}
     rds = boto3.client("rds", region_name=BACKUP, endpoint_url=world.moto.url)
     (replica,) = rds.describe_db_instances(DBInstanceIdentifier=IDENTIFIER)["DBInstances"]
     assert replica["ReadReplicaSourceDBInstanceIdentifier"] == f"arn:aws:rds:{PRIMARY}:123456789012:db:{IDENTIFIER}"
@@ -341,6 +353,10 @@ def test_evacuation_and_failback_end_where_they_started(world, pair, tmp_path, c
     assert back["moved"] == {"from": BACKUP, "to": PRIMARY}
     wait = {s["name"]: s for s in back["steps"]}["wait-for-replica-lag"]["detail"]
     assert wait["nothing_missing"] and wait["heartbeat"]["rows_missing"] == 0
+    # Measured by the probes' metrics in us-east-1, the region users went back to.
+    assert wait["heartbeat"]["method"] == "replication-probe" and wait["heartbeat"]["read_in"] == PRIMARY
+    assert back["rpo_reason"].startswith(f"measured through the databases by the replication probe, read from "
+                                         f"CloudWatch in {PRIMARY}")
     # Users are back on the primary's region, which runs the active capacities; the backup its standby's.
     assert world.front.primary_serving()
     ecs = {region: {s["serviceName"]: s["desiredCount"] for s in boto3.client(
@@ -368,7 +384,7 @@ def test_a_rebuild_before_the_retire_is_refused(world, pair, tmp_path, capsys):
 def test_failback_without_the_probe_or_to_the_wrong_region_is_refused_before_anything(world, pair, tmp_path,
                                                                                       capsys):
     common = ["--journal-dir", str(tmp_path / "journals"), *world.args()]
-    assert cli.main(["failback", "run", "--execute", "--confirm", PRIMARY, "--no-db-probe", *common]) == 2
+    assert cli.main(["failback", "run", "--execute", "--confirm", PRIMARY, "--no-replication-probe", *common]) == 2
     assert "a failback promotes only once the heartbeat shows that nothing would be lost" in capsys.readouterr().err
     assert cli.main(["failback", "run", "--execute", "--confirm", BACKUP, *common]) == 2
     assert f"--confirm must be the region users go to, {PRIMARY}" in capsys.readouterr().err
@@ -409,3 +425,72 @@ def test_a_failed_failback_aborts_back_to_us_west_2(world, pair, tmp_path, monke
     assert ecs[BACKUP] == {"api": 2, "web": 2, "worker": 2, "beat": 1}
     assert ecs[PRIMARY] == {"api": 1, "web": 1, "worker": 0, "beat": 0}
     assert not pair.standby.in_recovery() and pair.writer.in_recovery()
+
+
+# --- measured by the replication probes (probe/, as processes), read from CloudWatch: the default
+
+
+def probe_rows(server, region=PRIMARY):
+    """The probe's heartbeats written by `region`'s writer, as a server holds them: {seq: written_at epoch}."""
+    if not server.query("SELECT to_regclass('replication_heartbeat') IS NOT NULL", dbname="trading")[0][0]:
+        return {}
+    return {seq: float(at) for seq, at in server.query(
+        "SELECT seq, extract(epoch FROM written_at) FROM replication_heartbeat WHERE region = %s", region,
+        dbname="trading")}
+
+
+def test_the_probes_measure_an_evacuation_with_no_connection_from_the_drill(world, pair, tmp_path, capsys):
+    assert eventually(lambda: len(probe_rows(pair.standby)) >= 5, timeout=30)
+    assert evacuate(world, tmp_path) == 0
+    out = capsys.readouterr().out
+    assert "[PASS] replication-probe: TradingPlatform/ReplicationProbe in us-west-2" in out
+    summary, markdown = report(tmp_path)
+    assert summary["rpo_seconds"] == 0 and summary["rows_lost"] == 0
+    assert summary["rpo_reason"].startswith("measured through the databases by the replication probe, read from "
+                                            f"CloudWatch in {BACKUP}")
+    loss = {s["name"]: s for s in summary["steps"]}["measure-data-loss"]["detail"]["measured"]
+    # Every heartbeat acknowledged before the fence is on the promoted writer: the truth, read from it.
+    assert loss["last_acknowledged"]["seq"] in probe_rows(pair.standby)
+    assert loss["newest_present"]["seq"] >= loss["last_acknowledged"]["seq"]
+    # The drill connected to no database: neither its own heartbeat table nor a session of its probe.
+    assert heartbeats(pair.writer) == [] and heartbeats(pair.standby) == []
+    assert "rows lost**: 0" in markdown
+
+
+def test_a_cut_stream_then_a_lost_region_loses_exactly_what_the_metrics_say(world, pair, tmp_path):
+    """The replica stops receiving; the writer's probe goes on acknowledging for two seconds; then us-east-1 is
+    lost with its probe. The last acknowledged heartbeat is still known in us-west-2's CloudWatch, and the rows
+    and seconds lost equal the truth counted on the two databases."""
+    assert eventually(lambda: len(probe_rows(pair.standby)) >= 3, timeout=30)
+    pair.cut_stream()
+    time.sleep(2)
+    world.probes.stop(PRIMARY)
+    written, kept = probe_rows(pair.writer), probe_rows(pair.standby)
+    lost = set(written) - set(kept)
+    assert len(lost) >= 5 and max(kept) < min(lost)  # the standby holds a prefix of the writer's heartbeats
+    assert evacuate(world, tmp_path, "--endpoint-url", f"{PRIMARY}=http://127.0.0.1:{free_port()}") == 0
+    summary, _ = report(tmp_path)
+    assert summary["rows_lost"] == len(lost)
+    assert summary["rpo_seconds"] == pytest.approx(written[max(written)] - kept[max(kept)], abs=0.002)
+    steps = {s["name"]: s for s in summary["steps"]}
+    assert steps["fence-primary-writers"]["status"] == "skipped"
+    assert steps["wait-for-replica-lag"]["detail"]["lag_source"] == "replication probe"
+
+
+def test_status_answers_from_us_west_2_alone(world, pair, tmp_path, capsys):
+    assert eventually(lambda: len(probe_rows(pair.standby)) >= 3, timeout=30)
+    dead = ["--endpoint-url", f"{PRIMARY}=http://127.0.0.1:{free_port()}"]
+    assert cli.main(["status", *world.outputs_args(), *dead]) == 0
+    out = capsys.readouterr().out
+    assert "active region      us-east-1" in out and "switch             off" in out
+    assert "READY: the standby can take over" in out
+    # The switch on while the writer is still in us-east-1: users would meet a read-only standby.
+    boto3.client("cloudwatch", region_name=BACKUP, endpoint_url=world.moto.url).put_metric_data(
+        Namespace="TradingPlatform/Failover", MetricData=[{"MetricName": "SwitchToStandby", "Value": 1.0,
+                                                           "Dimensions": [{"Name": "Environment",
+                                                                           "Value": "production"}]}])
+    assert cli.main(["status", "--format", "json", *world.outputs_args(), *dead]) == 3
+    document = json.loads(capsys.readouterr().out)
+    assert document["ready"] is False and document["switch"]["on"] is True
+    assert any("the switch sends users to us-west-2" in why for why in document["not_ready_because"])
+    assert document["replication"]["newest_replicated"]["seq"] >= 3

@@ -147,7 +147,9 @@ def test_alarms_and_dashboard(stack):
     dashboard = stack.named("aws:cloudwatch/dashboard:Dashboard", "monitoring").inputs
     assert dashboard["dashboardName"] == f"trading-platform-production-{stack.region}"
     widgets = json.loads(dashboard["dashboardBody"])["widgets"]
-    assert len(widgets) == len(alarms)  # the same metrics as the alarms
+    # The same metrics as the alarms, then the replication probe's two graphs (its alarms are its own).
+    assert len(widgets) == len(alarms) + 2
+    assert [w["properties"]["metrics"][0][0] for w in widgets[-2:]] == ["TradingPlatform/ReplicationProbe"] * 2
     names = {row[1] for w in widgets for row in w["properties"]["metrics"] if isinstance(row[0], str)}
     assert {"ReplicaLag" in names} == {stack.stack == "backup"}
     assert {"HTTPCode_Target_5XX_Count", "TargetResponseTime", "CPUUtilization", "FreeStorageSpace",
@@ -182,9 +184,10 @@ def test_drill_role_may_mutate_only_the_drills_resources(evaluations):
         for action in actions:
             by_action.setdefault(action, set()).update(resources)
     # Every action that IAM can scope to a resource is scoped. DescribeAlarms returns composite alarms (a stop
-    # alarm may be one) only when allowed on "*"; the drill lists automated backups without an identifier.
+    # alarm may be one) only when allowed on "*"; the drill lists automated backups without an identifier;
+    # GetMetricData (the replication probe's metrics) has no resource type.
     assert {a for a, r in by_action.items() if "*" in r} == {
-        "cloudwatch:GetMetricStatistics", "cloudwatch:DescribeAlarms", "rds:DescribeDBInstanceAutomatedBackups",
+        "cloudwatch:GetMetricStatistics", "cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms", "rds:DescribeDBInstanceAutomatedBackups",
         "application-autoscaling:DescribeScalableTargets", "application-autoscaling:RegisterScalableTarget",
         "cloudwatch:PutMetricData"}
     # The one write on "*" is limited to the failover switch's namespace.
