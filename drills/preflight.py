@@ -195,7 +195,8 @@ def _replication_probe(ctx: Context) -> Check:
                 f"{probe.metrics['last_acknowledged_seq']} {_age(now, acked)}; "
                 f"{probe.metrics['newest_replicated_seq']} {_age(now, newest)}")
     if acked is not None and newest is not None:
-        evidence += f"; {max(0, acked.seq - newest.seq)} heartbeats behind"
+        behind = max(0, acked.seq - newest.seq)
+        evidence += f"; {behind} heartbeat{'' if behind == 1 else 's'} behind"
     if not newest_fresh:
         consequence = ("a failback cannot promote without it" if ctx.no_loss else
                        "the RPO falls back to ReplicaLag's estimate")

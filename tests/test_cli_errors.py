@@ -153,3 +153,27 @@ def test_a_stack_file_that_is_a_directory(tmp_path, capsys):
     assert synth_main(["--project-dir", str(project_dir), "--stack", "backup"]) == 2
     error = one_line(capsys.readouterr().err)
     assert error == f"synth: Pulumi.backup.yaml: a directory, not a stack file ({project_dir})"
+
+
+@pytest.mark.parametrize(("probe", "line"), [
+    ("not an object", "output 'replication_probe' must be a dict, found \"not an object\""),
+    ({"namespace": "N", "metrics": {}, "dimensions": {}, "writer_dimension": "W", "interval_seconds": 1,
+      "max_replication_age_seconds": 60}, "missing output 'replication_probe.metrics.last_acknowledged_write'"),
+    ({**sandbox.asdict(sandbox.PROBE), "interval_seconds": "1"},
+     "output 'replication_probe.interval_seconds' must be a number, found \"1\""),
+    ({**sandbox.asdict(sandbox.PROBE), "dimensions": {"Environment": 3}},
+     "output 'replication_probe.dimensions' must map names to strings, found {\"Environment\": 3}"),
+])
+def test_a_bad_replication_probe_output_is_named(tmp_path, capsys, probe, line):
+    documents = stack_outputs(UNUSED, UNUSED)
+    documents["backup"]["replication_probe"] = probe
+    args = write_outputs(tmp_path, documents)
+    assert drills_cli.main(["status", *args]) == 2
+    assert one_line(capsys.readouterr().err) == f"drills: {tmp_path / 'backup.json'}: {line}"
+
+
+def test_status_with_its_region_out_is_not_ready_in_one_line(outputs, capsys):
+    """A region that does not answer is a reason, not a traceback (and still exit 3, not ready)."""
+    assert drills_cli.main(["status", "--endpoint-url", "us-west-2=http://127.0.0.1:9", *outputs]) == 3
+    out = capsys.readouterr().out
+    assert "Traceback" not in out and out.strip().splitlines()[-1].startswith("NOT READY: us-west-2 did not answer")

@@ -187,7 +187,8 @@ def test_drill_role_may_mutate_only_the_drills_resources(evaluations):
     # alarm may be one) only when allowed on "*"; the drill lists automated backups without an identifier;
     # GetMetricData (the replication probe's metrics) has no resource type.
     assert {a for a, r in by_action.items() if "*" in r} == {
-        "cloudwatch:GetMetricStatistics", "cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms", "rds:DescribeDBInstanceAutomatedBackups",
+        "cloudwatch:GetMetricStatistics", "cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms",
+        "rds:DescribeDBInstanceAutomatedBackups",
         "application-autoscaling:DescribeScalableTargets", "application-autoscaling:RegisterScalableTarget",
         "cloudwatch:PutMetricData"}
     # The one write on "*" is limited to the failover switch's namespace.
