@@ -29,8 +29,10 @@ postgres:
 synth: venv  ## offline synth of both stacks
 	$(PY) -m synth
 
+# Four workers on two cores: the drill tests mostly wait on their PostgreSQL servers and moto; whole files go
+# to one worker, so each module's moto server and fixtures start once.
 test: venv postgres  ## the whole test suite
-	$(PY) -m pytest
+	$(PY) -m pytest -n 4 --dist loadfile
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -39,7 +39,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from drills import switch
+from drills import replication, switch
 from drills.capacity import DIMENSION, NAMESPACE, SCALED
 from drills.emulated_pulumi import Pulumi
 from drills.loopback import free_port
@@ -388,8 +388,19 @@ class World:
                                          self.moto.environment(), self.moto.url, self.directory / "probe-logs")
             self.probes.start(PRIMARY, Mode("writer", PRIMARY))
             self.probes.start(BACKUP, Mode("reader", PRIMARY))
+            # Deployed stacks have been measuring for a while: the drill finds both halves published.
+            self.wait_for_probe(BACKUP, PRIMARY)
         self.front = Front(self.moto, self.regions[PRIMARY], self.regions[BACKUP])
         self._args = write_outputs(self.directory, self.outputs)
+
+    def wait_for_probe(self, region: str, writer_region: str, timeout: float = 60) -> None:
+        """Until the probe beside `region`'s replica has published a reading of `writer_region`'s heartbeats."""
+        cloudwatch = self.client("cloudwatch", region)
+        deadline = time.time() + timeout
+        while replication.newest_replicated(cloudwatch, PROBE, writer_region, time.time() - 5, time.time()) is None:
+            if time.time() > deadline:
+                raise RuntimeError(f"the replication probe in {region} published nothing within {timeout:g} s")
+            time.sleep(0.2)
 
     def outputs_args(self) -> list[str]:
         """The arguments that read this world's stack outputs."""
@@ -477,6 +488,8 @@ class RoundTrip:
         """Reconcile the evacuation (rebuilding us-east-1's replica), fail back, reconcile that (rebuilding
         us-west-2's); 0 when both stack files end as they started."""
         self.reconcile()
+        # As an operator waits for the rebuilt replica to catch up: its probe's first readings.
+        self.world.wait_for_probe(PRIMARY, BACKUP)
         self.say("\n== failback preflight\n")
         if self.drills("failback", "preflight", "--journal-dir", str(self.journals), *self.world.args()):
             return 3

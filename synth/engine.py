@@ -157,6 +157,10 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+            # Collect what it left now, then exempt the survivors (the SDK's and pulumi_aws's modules, loaded
+            # once) from later collections: each later one scans only what was made since.
+            gc.collect()
+            gc.freeze()
 
 
 async def _resolve(value: Any) -> Any:

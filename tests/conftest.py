@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from drills.sandbox import MotoServer
+from drills.pgpair import PostgresPair
+from drills.sandbox import MotoServer, World
 from synth.engine import REPO, Evaluation, evaluate
 
 STACKS = ("primary", "backup")
@@ -91,3 +92,22 @@ esac
         return calls
 
     return install
+
+
+@pytest.fixture
+def pair():
+    """Two PostgreSQL servers on loopback, a writer and its streaming standby."""
+    with PostgresPair() as started:
+        yield started
+
+
+@pytest.fixture
+def world(moto, pair, tmp_path, monkeypatch):
+    """The two-region world on moto with the pair as its databases, its probes running; the test's cwd."""
+    built = World(tmp_path, moto, postgres=pair)
+    for key, value in built.environment().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    yield built
+    built.close(stop_moto=False)
