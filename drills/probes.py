@@ -6,6 +6,8 @@ emulated `pulumi up`), or killed as a lost region takes its task with it.
 
 from __future__ import annotations
 
+import ctypes
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -14,6 +16,17 @@ from pathlib import Path
 from drills.outputs import ReplicationProbe
 from drills.pgpair import PostgresPair, Server
 from synth.engine import REPO
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the sandbox's process ends, however it ends (a SIGKILL too), so no
+    probe outlives it (Linux's prctl; elsewhere the sandbox's own stop is all there is)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 @dataclass(frozen=True)
@@ -55,7 +68,8 @@ class ProbeProcesses:
         self.logs.mkdir(parents=True, exist_ok=True)
         with (self.logs / f"probe-{region}.log").open("ab") as log:
             process = subprocess.Popen([sys.executable, "-m", "probe"], env=environment, stdout=log,
-                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO)
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO,
+                                       preexec_fn=_die_with_parent)
         self.running[region] = (mode, process)
 
     def stop(self, region: str) -> None:
