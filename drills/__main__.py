@@ -43,7 +43,7 @@ USAGE, PREFLIGHT_FAILED = 2, 3
 # What `run` records and `resume` and `abort` reuse.
 JOURNALED = ("hold", "probe_url", "probe_timeout", "probe_interval", "max_lag", "accept_data_loss", "wait_timeout",
              "stop_alarm", "promotion_keeps_source_link", "db_probe", "db_probe_interval", "db_ca_bundle",
-             "replication_probe")
+             "replication_probe", "snapshot_replica")
 # How far before the drill the replication probe's metrics are read: the writer's acknowledgements before it.
 MEASURE_LEAD = 300
 
@@ -98,6 +98,11 @@ def _tuning(parser: argparse.ArgumentParser) -> None:
                            help="measure the lag and the RPO from the replication probe's metrics (stack output "
                                 "replication_probe), read from CloudWatch in the region users go to: no connection "
                                 "to a database, and it works with the writer's region down (default: on)")
+    measuring.add_argument("--snapshot-replica", action="store_true",
+                           help="region-evacuation: take a manual snapshot of the replica before promoting it (off "
+                                "by default: it sits on the RTO path, and the replica's automated backups cover the "
+                                "moment before the promotion; the preflight fails when the replica has none and "
+                                "this is not given). A failback always takes one, before users move")
     probe = parser.add_argument_group("the drill's own database probe (needs a network path to both databases)")
     probe.add_argument("--db-probe", action=argparse.BooleanOptionalAction, default=False,
                        help="instead of the replication probe's metrics, write a heartbeat row a second to the writer "
@@ -161,6 +166,7 @@ def _context(primary: StackOutputs, backup: StackOutputs, options: dict, drill_i
                       if k in options},
                    db_probe=db_probe,
                    accept_data_loss=bool(options.get("accept_data_loss")),
+                   snapshot_replica=bool(options.get("snapshot_replica")), promotes=scenario in PROMOTING,
                    stop_alarms=tuple(options.get("stop_alarm", ())),
                    endpoints=parse_endpoints(options.get("endpoint_url", ())))
 
@@ -178,10 +184,15 @@ def _print_plan(scenario: str, ctx: Context) -> None:
 
 def _preflight(ctx: Context, journal_dir: Path) -> tuple[bool, list[dict]]:
     checks = run_checks(ctx, journal_dir)
+    marks = []
     for check in checks:
         mark = "PASS" if check.passed else ("FAIL" if check.blocking else "WARN")
+        marks.append(mark)
         say(f"[{mark}] {check.name}: {check.evidence}")
-    return all(c.passed or not c.blocking for c in checks), [c.to_dict() for c in checks]
+    passed = all(c.passed or not c.blocking for c in checks)
+    say(f"preflight: {marks.count('PASS')} passed, {marks.count('WARN')} warnings, {marks.count('FAIL')} failed: "
+        + ("ready" if passed else "not ready"))
+    return passed, [c.to_dict() for c in checks]
 
 
 def _say_reconcile(plan: dict, journal_path: Path) -> None:
@@ -232,6 +243,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise InputError(f"a drill is in progress ({already[0]}): resume or abort it first")
     ctx.drill_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
     ctx.since = time.time() - MEASURE_LEAD
+    ctx.command = ["python", "-m", "drills", *args.argv]
     passed, evidence = _preflight(ctx, args.journal_dir)
     if args.scenario in RETURNING and not ctx.measures:
         say("[FAIL] database-probe: a failback needs it (it promotes only once nothing would be lost), and the "
@@ -361,6 +373,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     primary, backup = _load_outputs(args)
     ctx = _context(primary, backup, vars(args))
     ctx.since = time.time() - MEASURE_LEAD
+    ctx.command = ["python", "-m", "drills", *args.argv]
     passed, _ = _preflight(ctx, args.journal_dir)
     if ctx.no_loss and not ctx.measures:
         say("[FAIL] database-probe: a failback promotes only once the heartbeat shows nothing would be lost: the "
@@ -532,7 +545,10 @@ def _directories(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    # The command as given: a refusal names it with the option that accepts what it refused.
+    args.argv = argv
     try:
         _directories(args)
         return args.func(args)

@@ -8,6 +8,8 @@ blocking. A failback's source is the live writer: there they block.
 from __future__ import annotations
 
 import datetime as dt
+import math
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -48,7 +50,7 @@ def _lag(ctx: Context) -> Check:
     lag = ctx.replica_lag()
     if lag is None:
         consequence = ("the heartbeats measure the lag instead" if ctx.measures else
-                       "the drill then refuses to promote without --accept-data-loss")
+                       "see the data-loss check")
         return Check("replica-lag", True, False,
                      f"no ReplicaLag datapoints in the last 5 minutes ({consequence}); note that an idle PostgreSQL "
                      "replica reports up to 5 minutes of lag, so low traffic reads high")
@@ -210,6 +212,72 @@ def _replication_probe(ctx: Context) -> Check:
     return Check("replication-probe", passed, ctx.no_loss, evidence)
 
 
+def _replica_backups(ctx: Context) -> Check:
+    """An evacuation promotes without a snapshot of its own unless asked: the replica's automated backups must
+    cover the moment before the promotion."""
+    b = ctx.target
+    db = ctx.client("rds", b.region).describe_db_instances(DBInstanceIdentifier=b.db_instance_identifier)[
+        "DBInstances"][0]
+    retention = db.get("BackupRetentionPeriod") or 0
+    if not ctx.promotes or ctx.no_loss or ctx.snapshot_replica:
+        return Check("replica-backups", True, True, f"automated backups kept {retention} days; " + (
+            "a snapshot is taken before the promotion" if ctx.promotes else "nothing is promoted"))
+    return Check("replica-backups", retention > 0, True,
+                 f"{b.db_instance_identifier} keeps automated backups {retention} days: they cover the moment before "
+                 "the promotion, so no snapshot on the RTO path" if retention else
+                 f"{b.db_instance_identifier} has no automated backups (retention 0): nothing would cover the moment "
+                 f"before the promotion; run with a snapshot: {_command(ctx, '--snapshot-replica')}")
+
+
+def _command(ctx: Context, option: str, value: str | None = None) -> str:
+    """The operator's command with `option` (and its value) given, replacing an earlier value of it."""
+    if not ctx.command:
+        return f"the same command with {option}{' ' + value if value else ''}"
+    names = {option, *(("--max-replica-lag",) if option == "--max-lag" else ())}
+    words, skip = [], False
+    for word in ctx.command:
+        if skip:
+            skip = False
+        elif word in names:
+            skip = value is not None
+        elif word.split("=", 1)[0] not in names:
+            words.append(word)
+    return shlex.join([*words, option, *([value] if value is not None else [])])
+
+
+def _data_loss(ctx: Context) -> Check:
+    """What the lag gate will decide on, decided before the first change: an evacuation that could only turn the
+    switch on and then refuse to promote would leave users on a read-only standby."""
+    lag, by, gone = None, "", False
+    if ctx.replication is not None:
+        probe, now = ctx.replication, time.time()
+        cloudwatch = ctx.client("cloudwatch", ctx.target.region)
+        acked = replication.acknowledged(cloudwatch, probe, ctx.source.region, ctx.since, now, now).newest
+        newest = replication.newest_replicated(cloudwatch, probe, ctx.source.region, ctx.since, now)
+        if acked is not None and newest is not None:
+            lag, by = max(0.0, acked.written_at - newest.written_at), "the replication probe"
+            gone = now - acked.at > replication.fresh_within(probe)
+    elif ctx.db_probe:
+        return Check("data-loss", True, True, "measured by the drill's database probe while it runs")
+    if lag is None:
+        lag, by = ctx.replica_lag(), "ReplicaLag"
+    if lag is None:
+        if ctx.accept_data_loss:
+            return Check("data-loss", True, True, "unknown (no heartbeat reading, no ReplicaLag): promoting anyway, "
+                                                  "as --accept-data-loss says (recorded in the reports)")
+        return Check("data-loss", False, True, "unknown: no heartbeat reading and no ReplicaLag datapoints, so the "
+                                               "evacuation would turn the switch on and then refuse to promote. To "
+                                               "promote with an unknown loss: "
+                     + _command(ctx, "--accept-data-loss"))
+    if lag > ctx.max_lag and gone:
+        return Check("data-loss", False, True,
+                     f"{lag:.1f} s behind by {by}, over --max-lag {ctx.max_lag:g} s, and the writer in "
+                     f"{ctx.source.region} stopped publishing acknowledgements, so the replica cannot catch up. To "
+                     f"accept that loss: {_command(ctx, '--max-lag', str(math.ceil(lag)))}")
+    return Check("data-loss", True, True, f"{lag:.1f} s behind by {by} (--max-lag {ctx.max_lag:g} s"
+                                          + ("; the gate waits for it" if lag > ctx.max_lag else "") + ")")
+
+
 def _alarm_exists(ctx: Context, region: str, name: str) -> bool:
     found = ctx.client("cloudwatch", region).describe_alarms(AlarmNames=[name],
                                                              AlarmTypes=["MetricAlarm", "CompositeAlarm"])
@@ -232,6 +300,7 @@ CHECKS: dict[str, tuple[Callable[[Context], Check], bool]] = {
     "replica": (_replica, False), "replica-lag": (_lag, False), "recent-backup": (_recent_backup, False),
     "backup-services": (_services, False), "backup-standby-capacity": (_standby_capacity, False),
     "failover-switch-alarm": (_switch_alarm, False), "failover-switch-off": (_switch_off, False),
+    "replica-backups": (_replica_backups, False),
     "s3-replication": (_replication, True)}
 
 
@@ -250,6 +319,8 @@ def run_checks(ctx: Context, journal_dir: Path) -> list[Check]:
         checks.append(_run("database-probe", _database_probe, False, ctx))
     if ctx.replication is not None:
         checks.append(_run("replication-probe", _replication_probe, False, ctx))
+    if ctx.promotes and not ctx.no_loss:
+        checks.append(_run("data-loss", _data_loss, False, ctx))
     checks += [_run(f"stop-alarm {name}", _stop_alarm(name), True, ctx) for name in ctx.stop_alarms]
     open_ones = open_journals(journal_dir)
     checks.append(Check("no-drill-in-progress", not open_ones, True,

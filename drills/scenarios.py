@@ -68,6 +68,12 @@ class Context:
     max_lag: float = 300
     # Promote even when CloudWatch has no ReplicaLag to tell how much data would be lost.
     accept_data_loss: bool = False
+    # An evacuation's manual snapshot of the replica before promoting it (a failback always takes one).
+    snapshot_replica: bool = False
+    # Whether the scenario promotes the replica (region-evacuation, failback).
+    promotes: bool = True
+    # The command as the operator gave it (the preflight names it, with the option that accepts a refusal).
+    command: list[str] = field(default_factory=list)
     stop_alarms: tuple[str, ...] = ()
     wait_timeout: float = 1800
     # AWS drops the replica's source link when a promotion completes; moto keeps it. Only an emulation
@@ -556,12 +562,17 @@ def _move_writer(ctx: Context, planned: bool) -> list[Step]:
     snapshot = Step("snapshot-replica", f"Snapshot the replica {b.db_instance_identifier} before promoting it",
                     [f"rds[{b.region}].create_db_snapshot(DBSnapshotIdentifier={ctx.snapshot_id}, "
                      f"DBInstanceIdentifier={b.db_instance_identifier})"], _snapshot_replica)
+    # Users move only to a region that serves at full size: Route53 answers with the primary whenever the
+    # SECONDARY is unhealthy, so one restarting standby task would send them back to the fenced primary.
+    serving = Step(f"prepare-{b.role}-serving", f"Raise {b.region}'s api and web to the active capacity and wait "
+                   "until they run it, before users come (read-only until the promotion)",
+                   plan_calls(b, _serving(ctx)), set_capacity(b, _serving), restore_capacity(b))
     # Planned, the slow parts come before users move: the target serves at full size and its replica's
     # snapshot (a first, full one after a rebuild) is taken, so the read-only window is the fence and promotion.
-    before = ([Step(f"prepare-{b.role}-serving", f"Raise {b.region}'s api and web to the active capacity before "
-                    "users come (read-only until the promotion)", plan_calls(b, _serving(ctx)),
-                    set_capacity(b, _serving), restore_capacity(b)), snapshot, switch_on, fence, wait]
-              if planned else [switch_on, fence, wait, snapshot])
+    # An evacuation snapshots only when asked: the replica's automated backups cover the moment before the
+    # promotion without a snapshot on the RTO path.
+    before = ([serving, snapshot, switch_on, fence, wait] if planned else
+              [serving, switch_on, fence, wait, *([snapshot] if ctx.snapshot_replica else [])])
     return [
         *before,
         Step("promote-replica", f"Promote {b.db_instance_identifier} in {b.region} to a standalone writer "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import json
+import shlex
 import shutil
 import time
 
@@ -214,10 +215,20 @@ def test_plan_and_dry_run_show_the_calls_and_change_nothing(world, capsys):
 
 
 def test_preflight_passes_and_fails_with_evidence(world, capsys):
+    # With nothing to measure the data loss by, the preflight refuses and names the command that accepts it.
+    assert cli.main(["preflight", *world.args()]) == 3
+    out = capsys.readouterr().out
+    assert "[PASS] replica-lag: no ReplicaLag datapoints" in out and "up to 5 minutes" in out
+    assert ("[FAIL] data-loss: unknown: no heartbeat reading and no ReplicaLag datapoints, so the evacuation would "
+            "turn the switch on and then refuse to promote. To promote with an unknown loss: python -m drills "
+            f"preflight {' '.join(world.args())} --accept-data-loss") in out
+    assert out.strip().splitlines()[-1] == "preflight: 10 passed, 0 warnings, 1 failed: not ready"
+    replica_lag(world, 3.0)
     assert cli.main(["preflight", *world.args()]) == 0
     out = capsys.readouterr().out
     assert "[PASS] replica:" in out and "replicates from arn:aws:rds:us-east-1:" in out
-    assert "[PASS] replica-lag: no ReplicaLag datapoints" in out and "up to 5 minutes" in out
+    assert "[PASS] data-loss: 3.0 s behind by ReplicaLag (--max-lag 300 s)" in out
+    assert "[PASS] replica-backups: trading-platform-production keeps automated backups" in out
     assert f"[PASS] failover-switch-alarm: {SWITCH.alarm_name} in us-west-2" in out
     assert "[PASS] failover-switch-off: TradingPlatform/Failover SwitchToStandby: no data (off)" in out
     assert "[PASS] backup-standby-capacity" in out and "health" not in out
@@ -285,7 +296,9 @@ def test_region_evacuation_end_to_end(world, tmp_path, aws_calls, capsys):
     snapshots = client(world, "rds", BACKUP).describe_db_snapshots(DBInstanceIdentifier=IDENTIFIER)["DBSnapshots"]
     _, data = journal(tmp_path)
     assert set(statuses(data).values()) == {"done"}
-    assert f"{IDENTIFIER}-drill-{data['id']}".lower() in {s["DBSnapshotIdentifier"] for s in snapshots}
+    # The replica's automated backups cover the moment before the promotion: no snapshot on the RTO path.
+    assert "snapshot-replica" not in statuses(data)
+    assert not [s for s in snapshots if s["DBSnapshotIdentifier"].startswith(f"{IDENTIFIER}-drill-")]
     assert data["rpo_seconds"] == 3.0 and 0 < data["rto_seconds"] < 5
     out = capsys.readouterr().out
     assert 'Pulumi.backup.yaml: trading-platform:activeRegion: "us-west-2"' in out
@@ -301,7 +314,11 @@ def test_the_switch_comes_first_and_the_fence_before_the_promotion(world, tmp_pa
     changes = [i for i, (_, op, _) in enumerate(aws_calls)
                if op in ("PutMetricData", "RegisterScalableTarget", "UpdateService", "CreateDBSnapshot",
                          "PromoteReadReplica")]
-    assert changes[0] == switch_on
+    # Before the switch: only the backup's api and web raised to the active capacity, and running it.
+    before = [aws_calls[i] for i in changes if i < switch_on]
+    assert before and {region for region, _, _ in before} == {BACKUP}
+    assert {p.get("service") or p["ResourceId"].rsplit("/", 1)[-1] for _, _, p in before} == {"api", "web"}
+    assert first(aws_calls, BACKUP, "UpdateService", service="api", desiredCount=2) < switch_on
     promotion = first(aws_calls, BACKUP, "PromoteReadReplica")
     fence = [first(aws_calls, PRIMARY, "RegisterScalableTarget", ResourceId=f"service/{IDENTIFIER}/{s}",
                    MinCapacity=0, MaxCapacity=0) for s in ("api", "worker")]
@@ -339,7 +356,7 @@ def test_an_evacuation_with_us_east_1_unreachable_completes(world, tmp_path, cap
     assert steps["fence-primary-writers"]["status"] == "skipped"
     assert "Could not connect to the endpoint URL" in steps["fence-primary-writers"]["error"]
     assert {n: s["status"] for n, s in steps.items() if n != "fence-primary-writers"} == dict.fromkeys(
-        ["switch-on", "wait-for-replica-lag", "snapshot-replica", "promote-replica", "raise-backup-capacity",
+        ["prepare-backup-serving", "switch-on", "wait-for-replica-lag", "promote-replica", "raise-backup-capacity",
          "probe-until-backup-answers"], "done")
     assert switch_value(world) == 1 and desired(world, BACKUP) == ACTIVE_COUNTS
     assert desired(world, PRIMARY) == ACTIVE_COUNTS  # unreached: as it was
@@ -374,10 +391,11 @@ def test_with_us_east_1_out_a_lag_over_the_limit_is_refused_at_once(world, tmp_p
 
 
 def test_a_resume_once_us_east_1_is_back_fences_what_was_skipped(world, tmp_path, capsys):
-    assert run(world, tmp_path, "--endpoint-url", f"{PRIMARY}=http://127.0.0.1:{free_port()}") == 4  # lag unknown
+    replica_lag(world, 900.0)  # over --max-lag with us-east-1 out: refused at the gate
+    assert run(world, tmp_path, "--endpoint-url", f"{PRIMARY}=http://127.0.0.1:{free_port()}") == 4
     path, data = journal(tmp_path)
     assert statuses(data)["fence-primary-writers"] == "skipped" and desired(world, PRIMARY) == ACTIVE_COUNTS
-    assert cli.main(["resume", "--journal", str(path), "--accept-data-loss",
+    assert cli.main(["resume", "--journal", str(path), "--max-lag", "1000",
                      "--report-dir", str(tmp_path / "reports")]) == 0
     assert set(statuses(json.loads(path.read_text())).values()) == {"done"}
     assert desired(world, PRIMARY) == PRIMARY_FENCED
@@ -389,21 +407,23 @@ def test_measured_rpo_is_the_replica_lag_before_the_promotion(world, tmp_path):
     assert journal(tmp_path)[1]["rpo_seconds"] == 12.0
 
 
-def test_unknown_lag_refuses_the_promotion_until_data_loss_is_accepted(world, tmp_path, capsys):
-    assert run(world, tmp_path) == 4  # moto has no ReplicaLag datapoints
-    path, data = journal(tmp_path)
-    assert data["status"] == "failed"  # open: resume or abort
-    step = {s["name"]: s for s in data["steps"]}["wait-for-replica-lag"]
-    assert step["status"] == "failed" and "no ReplicaLag datapoints" in step["error"]
-    assert "resume --accept-data-loss" in step["error"]
-    assert statuses(data)["promote-replica"] == "pending" and switch_value(world) == 1
-    capsys.readouterr()
-    assert cli.main(["resume", "--journal", str(path), "--accept-data-loss",
-                     "--report-dir", str(tmp_path / "reports")]) == 0
+def test_unknown_lag_is_refused_before_anything_and_the_command_to_accept_it_is_named(world, tmp_path, capsys):
+    """With us-east-1 out, no heartbeat and no ReplicaLag, the evacuation would turn the switch on and then refuse
+    to promote: the preflight decides it first, changes nothing, and names the exact command that accepts it."""
+    dead = ["--endpoint-url", f"{PRIMARY}=http://127.0.0.1:{free_port()}"]
+    assert run(world, tmp_path, *dead) == 3  # moto has no ReplicaLag datapoints
     out = capsys.readouterr().out
-    assert "recorded in the journal: accept_data_loss = True" in out
+    line = next(line for line in out.splitlines() if line.startswith("[FAIL] data-loss: unknown"))
+    command = line.split("To promote with an unknown loss: ")[1]
+    assert command.startswith("python -m drills run --scenario region-evacuation --execute --confirm us-west-2 ")
+    assert command.endswith(" --accept-data-loss") and "preflight failed: nothing was changed" in out
+    assert switch_value(world) is None and not (tmp_path / "journals").exists()
+    assert desired(world, BACKUP) == STANDBY_COUNTS
+    # The named command, as printed, runs the evacuation.
+    assert cli.main(shlex.split(command)[3:]) == 0
+    path, data = journal(tmp_path)
+    out = capsys.readouterr().out
     assert "RPO unknown (" in out and "None" not in out  # said, never `None s`
-    data = json.loads(path.read_text())
     assert data["status"] == "done" and data["options"]["accept_data_loss"] is True
     assert data["rpo_seconds"] is None and "--accept-data-loss" in data["rpo_reason"]
     summary, markdown, page = reports(tmp_path, data)
@@ -421,6 +441,7 @@ def test_replica_lag_over_the_limit_stops_and_abort_returns_to_the_primary(world
         return found
 
     monkeypatch.setattr(cli, "run_checks", checks_then_lag)
+    replica_lag(world, 3.0)
     assert run(world, tmp_path, "--max-replica-lag", "300", "--wait-timeout", "0.5") == 4
     path, data = journal(tmp_path)
     step = {s["name"]: s for s in data["steps"]}["wait-for-replica-lag"]
@@ -464,7 +485,7 @@ def test_moto_killed_mid_run_then_resume_completes(world, tmp_path, monkeypatch,
         return result
 
     monkeypatch.setattr(scenarios, "_snapshot_replica", snapshot_then_crash)
-    assert run(world, tmp_path, "--accept-data-loss") == 4
+    assert run(world, tmp_path, "--accept-data-loss", "--snapshot-replica") == 4
     path, data = journal(tmp_path)
     assert data["status"] == "failed"
     assert statuses(data)["snapshot-replica"] == "done" and statuses(data)["promote-replica"] == "failed"
@@ -607,12 +628,13 @@ def test_a_step_failing_halfway_is_undone_by_abort(world, tmp_path, monkeypatch)
     inside the step restores them, scalable targets included."""
     original = scenarios.Context.wait
 
-    def wait(self, what, done, interval=5):
+    def wait(self, what, done, interval=5, timeout=None):
         if what.startswith(f"services in {PRIMARY}"):
             raise TimeoutError(f"{what}: not done within 0 s")
-        return original(self, what, done, interval)
+        return original(self, what, done, interval, timeout)
 
     monkeypatch.setattr(scenarios.Context, "wait", wait)
+    replica_lag(world, 3.0)
     assert run(world, tmp_path) == 4
     path, data = journal(tmp_path)
     step = {s["name"]: s for s in data["steps"]}["fence-primary-writers"]

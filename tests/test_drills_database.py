@@ -157,7 +157,7 @@ def test_a_resume_from_elsewhere_still_measures(world, pair, tmp_path, monkeypat
         return real(ctx, detail)
 
     monkeypatch.setattr(scenarios, "_snapshot_replica", fails_once)
-    assert run(world, tmp_path, "--db-probe-lead", "1") == 4
+    assert run(world, tmp_path, "--db-probe-lead", "1", "--snapshot-replica") == 4
     (path,) = (tmp_path / "journals").glob("drill-*.json")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
