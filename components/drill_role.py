@@ -13,14 +13,24 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import policy_document
+from regions.workloads import WORKLOADS
 
-# Calls that cannot be scoped to a resource: GetMetricStatistics and GetMetricData (the replication probe's
-# metrics) have no resource type; DescribeAlarms returns
-# composite alarms (a stop alarm may be one) only when allowed on "*"; the drill lists automated backups
-# without an identifier; Application Auto Scaling names scalable targets by generated ids.
+# Calls that take no narrower resource than "*" (Service Authorization Reference): GetMetricStatistics,
+# GetMetricData (the replication probe's metrics) and DescribeScalableTargets define no resource type.
+# DescribeAlarms does (alarm), but CloudWatch returns composite alarms, which a --stop-alarm may be, only to a
+# cloudwatch:DescribeAlarms allowed on "*" (DescribeAlarms, CloudWatch API Reference): scoped, a composite stop
+# alarm would silently never be found.
 UNSCOPED = ("cloudwatch:GetMetricStatistics", "cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms",
-            "rds:DescribeDBInstanceAutomatedBackups",
-            "application-autoscaling:DescribeScalableTargets", "application-autoscaling:RegisterScalableTarget")
+            "application-autoscaling:DescribeScalableTargets")
+# The one namespace and dimension the drill scales (drills/capacity.py), as Application Auto Scaling's
+# condition keys for RegisterScalableTarget name them.
+SCALING_NAMESPACE, SCALING_DIMENSION = "ecs", "ecs:service:DesiredCount"
+# What Application Auto Scaling requires of its callers for ECS services besides ecs:DescribeServices and
+# ecs:UpdateService (granted on the services) and cloudwatch:DescribeAlarms (above): the minimum its user guide
+# gives for "actions on target services and CloudWatch". Scoped to the alarms of the services' target tracking
+# policies, which it names TargetTracking-service/<cluster>/<service>-AlarmHigh-<uuid> and -AlarmLow-<uuid>
+# (PutScalingPolicy's example in its API Reference); the drill itself creates and deletes no alarm.
+TARGET_TRACKING_ALARM_ACTIONS = ("cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms")
 
 
 @dataclass
@@ -66,12 +76,24 @@ class DrillRole(pulumi.ComponentResource):
                 account, cluster, names, secret, key = values
                 prefix = f"{region.region}:{account}"
                 rds = f"arn:aws:rds:{prefix}"
+                scaled = sorted(service for workload, service in names.items()
+                                if workload in WORKLOADS and WORKLOADS[workload].scale_on)
                 return {"services": [f"arn:aws:ecs:{prefix}:service/{cluster}/{service}"
                                      for service in sorted(names.values())],
                         "secrets": [secret], "keys": [key], "instances": [f"{rds}:db:{args.db_identifier}"],
                         "drill_snapshots": [f"{rds}:snapshot:{args.db_identifier}-drill-*"],
                         # Automated snapshots are named rds:<instance>-<date>.
-                        "automated_snapshots": [f"{rds}:snapshot:rds:{args.db_identifier}-*"]}
+                        "automated_snapshots": [f"{rds}:snapshot:rds:{args.db_identifier}-*"],
+                        # The drill lists automated backups without an identifier (drills/preflight.py), so the
+                        # request names no instance: an unfiltered RDS list is authorized on a wildcard of the
+                        # region (DescribeDBInstances' on db:*). The reference gives this action two optional
+                        # types and not which one an unfiltered call names: both, this account's, this region's.
+                        "automated_backups": [f"{rds}:auto-backup:*", f"{rds}:db:*"],
+                        # Scalable targets are named by generated ids: this account's, in this region.
+                        "scalable_targets": [f"arn:aws:application-autoscaling:{prefix}:scalable-target/*"],
+                        "target_tracking_alarms": [
+                            f"arn:aws:cloudwatch:{prefix}:alarm:TargetTracking-service/{cluster}/{service}-*"
+                            for service in scaled]}
             return pulumi.Output.all(args.account_id, region.cluster_name, region.service_names,
                                      region.database_secret_arn, region.secret_key_arn).apply(build)
 
@@ -88,6 +110,15 @@ class DrillRole(pulumi.ComponentResource):
             {"Sid": "ScaleBothRegionsServices", "Effect": "Allow", "Action": "ecs:UpdateService",
              "Resource": joined("services")},
             {"Sid": "Unscopable", "Effect": "Allow", "Action": list(UNSCOPED), "Resource": "*"},
+            # Moves a scaled service's min and max (drills/capacity.py); only ECS desired counts.
+            {"Sid": "BoundTheScaledServices", "Effect": "Allow",
+             "Action": "application-autoscaling:RegisterScalableTarget", "Resource": joined("scalable_targets"),
+             "Condition": {"StringEquals": {"application-autoscaling:service-namespace": SCALING_NAMESPACE,
+                                            "application-autoscaling:scalable-dimension": SCALING_DIMENSION}}},
+            {"Sid": "TheirTargetTrackingAlarms", "Effect": "Allow", "Action": list(TARGET_TRACKING_ALARM_ACTIONS),
+             "Resource": joined("target_tracking_alarms")},
+            {"Sid": "ListTheirAutomatedBackups", "Effect": "Allow",
+             "Action": "rds:DescribeDBInstanceAutomatedBackups", "Resource": joined("automated_backups")},
             # Moving traffic is one metric datapoint in the standby's region.
             {"Sid": "FlipTheFailoverSwitch", "Effect": "Allow", "Action": "cloudwatch:PutMetricData",
              "Resource": "*", "Condition": {"StringEquals": {"cloudwatch:namespace": args.switch_namespace}}},

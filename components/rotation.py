@@ -27,6 +27,19 @@ ROTATION_APPLICATION_VERSION = "1.1.671"
 EXCLUDED_PASSWORD_CHARACTERS = "/@\"' \\"
 # Secrets Manager's own event when a staging label moves: AWSCURRENT on a new version means a new password.
 LABEL_UPDATED = "Secret Label Updated"
+# What a state machine's role needs for Step Functions to deliver its execution logs, on "*" as the Step
+# Functions Developer Guide gives it ("IAM policies for logging to CloudWatch Logs"): CloudWatch Logs' vended
+# log delivery, which Step Functions sets up when the state machine is created or updated, and which it
+# refuses to create the state machine without.
+LOG_DELIVERY_ACTIONS = ("logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
+                        "logs:DeleteLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy",
+                        "logs:DescribeResourcePolicies", "logs:DescribeLogGroups")
+# Step Functions adds each destination to a CloudWatch Logs resource policy (at most 5,120 characters) unless
+# the group's name starts with /aws/vendedlogs/ (Developer Guide, "Avoiding CloudWatch Logs resource policy
+# size restrictions"); the console names them so.
+VENDED_LOG_GROUP_PREFIX = "/aws/vendedlogs/states/"
+# As the services' and the database's logs keep by default (services.logRetentionDays, database.logRetentionDays).
+EXECUTION_LOG_RETENTION_DAYS = 90
 
 
 @dataclass
@@ -108,11 +121,15 @@ class RestartOnNewSecretArgs:
     wait_seconds: int = 0
     # Also send the events to this region's default bus, where the peer stack restarts its services.
     forward_to_region: str | None = None
+    # The stack key, for the execution log group; without it CloudWatch Logs encrypts with its own key.
+    kms_key_arn: pulumi.Input[str] | None = None
+    log_retention_days: int = EXECUTION_LOG_RETENTION_DAYS
 
 
 class RestartOnNewSecret(pulumi.ComponentResource):
     """An EventBridge rule on the secret's new AWSCURRENT version, starting a state machine that forces a new
-    deployment of each service (Step Functions' ECS SDK integration: no code of ours runs)."""
+    deployment of each service (Step Functions' ECS SDK integration: no code of ours runs). Every execution
+    event goes to a log group of its own, without the states' input and output (see _logging)."""
 
     def __init__(self, name: str, args: RestartOnNewSecretArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("trading-platform:security:RestartOnNewSecret", name, None, opts)
@@ -120,14 +137,18 @@ class RestartOnNewSecret(pulumi.ComponentResource):
         service_arns = [pulumi.Output.concat("arn:aws:ecs:", args.region, ":", args.account_id, ":service/",
                                              args.cluster_name, "/", service) for service in args.service_names]
         machine_role = service_role(f"{name}-machine", "states.amazonaws.com", self, source_account=args.account_id)
-        aws.iam.RolePolicy(f"{name}-machine", role=machine_role.id, policy=policy_document([
+        restart_policy = aws.iam.RolePolicy(f"{name}-machine", role=machine_role.id, policy=policy_document([
             {"Sid": "RestartServices", "Effect": "Allow", "Action": "ecs:UpdateService", "Resource": service_arns}]),
             opts=child)
+        logging_configuration, logging_policy = self._logging(name, args, machine_role)
         machine = aws.sfn.StateMachine(
             name, role_arn=machine_role.arn,
             definition=pulumi.Output.all(args.cluster_name, *args.service_names).apply(
                 lambda values: json.dumps(restart_definition(values[0], values[1:], args.wait_seconds))),
-            opts=child)
+            logging_configuration=logging_configuration,
+            # Step Functions checks the role may deliver the logs when it creates the state machine: the
+            # policies first (Pulumi would otherwise create them at the same time, the role being all it reads).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[restart_policy, logging_policy]))
 
         rule = aws.cloudwatch.EventRule(name, description="A new password in the database credentials",
                                         event_pattern=pulumi.Output.json_dumps(new_version_pattern(args.secret_arn)),
@@ -146,6 +167,26 @@ class RestartOnNewSecret(pulumi.ComponentResource):
                                        opts=child)
         aws.iam.RolePolicy(f"{name}-events", role=events_role.id, policy=policy_document(statements), opts=child)
         self.register_outputs({"state_machine_arn": machine.arn})
+
+    def _logging(self, name: str, args: RestartOnNewSecretArgs, machine_role: aws.iam.Role) -> tuple[
+            aws.sfn.StateMachineLoggingConfigurationArgs, aws.iam.RolePolicy]:
+        """Level ALL: an execution is a handful of events once per rotation, and which restart failed or was
+        retried is what the events tell. Without execution data: the input is Secrets Manager's event (the
+        secret's ARN and version ids, never its value) and each state's output the whole ECS service that
+        UpdateService returns (task definition, subnets, security groups): nothing that diagnoses a restart,
+        and no reason to copy it into logs. X-Ray tracing stays off: it would add xray:* on "*" to the role
+        for a machine whose only call is UpdateService, which its logged events already show."""
+        group = aws.cloudwatch.LogGroup(
+            f"{name}-executions", name=pulumi.Output.concat(VENDED_LOG_GROUP_PREFIX, args.cluster_name, "-", name),
+            retention_in_days=args.log_retention_days, kms_key_id=args.kms_key_arn,
+            opts=pulumi.ResourceOptions(parent=self))
+        policy = aws.iam.RolePolicy(f"{name}-machine-logs", role=machine_role.id, policy=policy_document([
+            {"Sid": "DeliverExecutionLogs", "Effect": "Allow", "Action": list(LOG_DELIVERY_ACTIONS),
+             "Resource": "*"}]), opts=pulumi.ResourceOptions(parent=self))
+        # Step Functions takes the log group's ARN with its streams' wildcard; the provider's arn has none.
+        return aws.sfn.StateMachineLoggingConfigurationArgs(
+            level="ALL", include_execution_data=False,
+            log_destination=pulumi.Output.concat(group.arn, ":*")), policy
 
 
 def new_version_pattern(secret_arn: pulumi.Input[str]) -> dict:

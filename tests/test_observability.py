@@ -184,13 +184,11 @@ def test_drill_role_may_mutate_only_the_drills_resources(evaluations):
         for action in actions:
             by_action.setdefault(action, set()).update(resources)
     # Every action that IAM can scope to a resource is scoped. DescribeAlarms returns composite alarms (a stop
-    # alarm may be one) only when allowed on "*"; the drill lists automated backups without an identifier;
-    # GetMetricData (the replication probe's metrics) has no resource type.
+    # alarm may be one) only when allowed on "*"; GetMetricStatistics, GetMetricData (the replication probe's
+    # metrics) and DescribeScalableTargets have no resource type (tests/test_iam_review.py has the others).
     assert {a for a, r in by_action.items() if "*" in r} == {
         "cloudwatch:GetMetricStatistics", "cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms",
-        "rds:DescribeDBInstanceAutomatedBackups",
-        "application-autoscaling:DescribeScalableTargets", "application-autoscaling:RegisterScalableTarget",
-        "cloudwatch:PutMetricData"}
+        "application-autoscaling:DescribeScalableTargets", "cloudwatch:PutMetricData"}
     # The one write on "*" is limited to the failover switch's namespace.
     (put,) = [s for s in statements if s["Action"] == "cloudwatch:PutMetricData"]
     assert put["Condition"] == {"StringEquals": {"cloudwatch:namespace": "TradingPlatform/Failover"}}
@@ -242,8 +240,11 @@ def test_drill_role_grants_what_the_drill_calls(evaluations):
                             ("secretsmanager", "secretsmanager")):
         methods = boto3.session.Session().client(service, region_name="us-west-2").meta.method_to_api_mapping
         called |= {f"{prefix}:{iam_name.get(methods[m], methods[m])}" for m in calls & set(methods)}
-    # kms:Decrypt is Secrets Manager's call on the caller's behalf, for a secret under a customer key.
-    assert called == granted - {"rds:AddTagsToResource", "kms:Decrypt"}
+    # kms:Decrypt is Secrets Manager's call on the caller's behalf, for a secret under a customer key; the alarm
+    # writes are what Application Auto Scaling requires of a RegisterScalableTarget caller for ECS services (its
+    # user guide: "Permissions required for actions on target services and CloudWatch").
+    assert called == granted - {"rds:AddTagsToResource", "kms:Decrypt",
+                                "cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"}
 
 
 def test_drill_principals_and_mfa_come_from_settings(project):
