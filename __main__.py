@@ -78,7 +78,8 @@ else:
         cidr=settings.network.cidr,
         availability_zone_ids=offered_zones.apply(partial(check_zone_ids, settings)),
         az_count=len(settings.network.availability_zone_ids),
-        nat_per_az=settings.network.nat_gateways == "perAz",
+        # The active or the standby shape's (regions/roles.py).
+        nat_per_az=role.shape.nat_per_az,
         flow_log_group_name=f"/{prefix}/vpc-flow-logs",
         flow_log_retention_days=settings.network.flow_log_retention_days,
         kms_key_arn=key.arn,
@@ -110,6 +111,7 @@ database = Database("database", DatabaseArgs(
     role=role.database,
     writer_arn=writer_arn(settings, account_id),
     copies_writer_backups=role.copies_writer_backups,
+    multi_az=role.shape.db_multi_az,
     credentials=secrets.credentials,
 ), opts=aws_opts)
 if secrets.owner:
@@ -130,6 +132,8 @@ cache = Cache("cache", CacheArgs(
     security_group_id=security_groups.cache.id,
     kms_key_arn=key.arn,
     auth_token=secrets.redis_auth_token,
+    node_type=role.shape.cache_node_type,
+    nodes=role.shape.cache_nodes,
 ), opts=aws_opts)
 connection = ConnectionSecret("connection-secret", ConnectionSecretArgs(
     secret_name=f"{prefix}/{region.name}/connection",
@@ -253,7 +257,8 @@ RestartOnNewSecret("password-restarts", RestartOnNewSecretArgs(
     service_names=[services[name].service.name for name in restarted],
     # The replica secret takes a moment to receive the new value.
     wait_seconds=0 if is_primary else 120,
-    forward_to_region=region.peer if is_primary else None), opts=aws_opts)
+    forward_to_region=region.peer if is_primary else None,
+    kms_key_arn=key.arn, log_retention_days=settings.services.log_retention_days), opts=aws_opts)
 
 # --- monitoring, failover, cost
 monitoring = Monitoring("monitoring", MonitoringArgs(
@@ -269,7 +274,7 @@ monitoring = Monitoring("monitoring", MonitoringArgs(
     db_identifier=settings.resource_prefix,
     db_is_replica=role.database == "replica",
     # ElastiCache names a replication group's nodes <group>-001, -002, ...
-    cache_node_ids=[f"{settings.resource_prefix}-{n:03d}" for n in range(1, settings.cache.nodes + 1)],
+    cache_node_ids=[f"{settings.resource_prefix}-{n:03d}" for n in range(1, role.shape.cache_nodes + 1)],
     extra_widgets=probe_widgets(settings.environment, settings.active_region, region.name,
                                 settings.probe.max_replication_age_seconds) if settings.probe.enabled else (),
 ), opts=aws_opts)

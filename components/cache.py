@@ -21,6 +21,11 @@ class CacheArgs:
     security_group_id: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
     auth_token: pulumi.Input[str]
+    # The nodes this region runs now: its active or its standby shape (regions/roles.py). Each is an update in place
+    # of the replication group (IncreaseReplicaCount or DecreaseReplicaCount, ModifyReplicationGroup), never a
+    # replacement.
+    node_type: str
+    nodes: int
 
 
 class Cache(pulumi.ComponentResource):
@@ -37,15 +42,17 @@ class Cache(pulumi.ComponentResource):
             # The cache is also the Celery broker: evicting keys would silently drop queued tasks.
             parameters=[aws.elasticache.ParameterGroupParameterArgs(name="maxmemory-policy", value="noeviction")],
             opts=child)
-        replicated = s.nodes >= 2
+        # ElastiCache allows automatic failover only with 2 or more nodes and Multi-AZ only with automatic failover:
+        # both follow the node count (policies/rules.py checks the pair on every replication group).
+        replicated = args.nodes >= 2
         self.group = aws.elasticache.ReplicationGroup(
             name,
             replication_group_id=args.identifier,
             description=f"{args.identifier}: cache and Celery broker",
             engine=s.engine,
             engine_version=s.engine_version,
-            node_type=s.node_type,
-            num_cache_clusters=s.nodes,
+            node_type=args.node_type,
+            num_cache_clusters=args.nodes,
             port=REDIS_PORT,
             automatic_failover_enabled=replicated,
             multi_az_enabled=replicated,

@@ -38,6 +38,9 @@ class DatabaseArgs:
     # The active writer's ARN: a replica's source, and whose automated backups a non-active region copies.
     writer_arn: pulumi.Input[str]
     copies_writer_backups: bool
+    # Multi-AZ as this region's role runs it: the active shape's, or the standby's for a replica (regions/roles.py).
+    # RDS converts an instance either way in place (ModifyDBInstance MultiAZ), no outage, no replacement.
+    multi_az: bool
     credentials: WriterCredentials | None = None
 
 
@@ -83,7 +86,7 @@ class Database(pulumi.ComponentResource):
             storage_type="gp3",
             storage_encrypted=True,
             kms_key_id=args.kms_key_arn,
-            multi_az=s.multi_az,
+            multi_az=args.multi_az,
             db_subnet_group_name=subnets.name,
             vpc_security_group_ids=[args.security_group_id],
             publicly_accessible=False,

@@ -18,6 +18,8 @@ class NetworkArgs:
     # AZ IDs (use1-az1, ...), as checked against the account; their count is static, so the plan is too.
     availability_zone_ids: pulumi.Input[Sequence[str]]
     az_count: int
+    # A NAT gateway per AZ (`network-nat-<i>`), or one in the first; between the two, gateways are added or removed
+    # and the private routes repointed in place (ReplaceRoute): network-nat-0 and every route keep their names.
     nat_per_az: bool
     flow_log_group_name: str
     flow_log_retention_days: int

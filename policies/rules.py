@@ -109,6 +109,18 @@ def _cache(props: dict) -> list[str]:
     return problems
 
 
+def _failover_constraints(props: dict) -> list[str]:
+    """What ElastiCache refuses (CreateReplicationGroup, ModifyReplicationGroup) and the provider checks at plan
+    time: automatic failover below 2 nodes, Multi-AZ without automatic failover."""
+    problems = []
+    nodes = props.get("numCacheClusters") or 1
+    if props.get("automaticFailoverEnabled") and nodes < 2:
+        problems.append(f"automatic_failover_enabled needs num_cache_clusters of 2 or more, found {_given(nodes)}")
+    if props.get("multiAzEnabled") and not props.get("automaticFailoverEnabled"):
+        problems.append("multi_az_enabled needs automatic_failover_enabled")
+    return problems
+
+
 CACHE_POLICIES = [
     _resource("elasticache-encrypted-authenticated", "ElastiCache encrypts at rest and in transit and requires an "
               "auth token (checkov CKV_AWS_29, CKV_AWS_30, CKV_AWS_31).", MANDATORY, [CACHE], _cache),
@@ -116,6 +128,9 @@ CACHE_POLICIES = [
               "automatically (checkov CKV_AWS_191 family; no exact equivalent).", ADVISORY, [CACHE],
               lambda p: ["automatic_failover_enabled should be true with 2+ nodes"]
               if (p.get("numCacheClusters") or 1) >= 2 and not p.get("automaticFailoverEnabled") else []),
+    _resource("elasticache-failover-constraints", "Automatic failover has 2 or more nodes and Multi-AZ has automatic "
+              "failover, or ElastiCache refuses the group (no checkov equivalent).", MANDATORY, [CACHE],
+              _failover_constraints),
 ]
 
 # --- load balancers

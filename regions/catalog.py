@@ -56,20 +56,35 @@ class RoleProfile:
     """Defaults a stack file may override; the backup is a warm standby, so smaller."""
 
     az_count: int
-    nat_gateways: NatMode
+
+
+@dataclass(frozen=True)
+class RegionShape:
+    """What a region runs beside its services' capacities: its database's Multi-AZ, its NAT gateways and its cache.
+    Whichever region is the activeRegion runs its active shape, the other region its standby shape (regions/roles.py),
+    the way the services run their active or standby capacities."""
+
     db_multi_az: bool
+    nat_gateways: NatMode
     cache_node_type: str
+    # 2 or more: automatic failover and Multi-AZ (ElastiCache allows failover only with 2+ nodes, Multi-AZ only with
+    # failover); 1: neither.
     cache_nodes: int
 
+
+# The region that takes the traffic and writes: a Multi-AZ writer, a NAT gateway per AZ (an AZ outage spares the
+# others), a cache (the Celery broker) that fails over to another AZ. The same whichever region is active.
+ACTIVE_SHAPE = RegionShape(db_multi_az=True, nat_gateways="perAz", cache_node_type="cache.r7g.large", cache_nodes=2)
+# A warm standby: a Single-AZ replica, one NAT gateway, one burstable cache node.
+STANDBY_SHAPE = RegionShape(db_multi_az=False, nat_gateways="single", cache_node_type="cache.t4g.medium",
+                            cache_nodes=1)
 
 # The replica's instance class follows the primary's (a promoted replica must carry the load).
 DEFAULT_DB_INSTANCE_CLASS = "db.r6g.large"
 
 PROFILES: dict[Role, RoleProfile] = {
-    "primary": RoleProfile(az_count=3, nat_gateways="perAz", db_multi_az=True,
-                           cache_node_type="cache.r7g.large", cache_nodes=2),
-    "backup": RoleProfile(az_count=2, nat_gateways="single", db_multi_az=False,
-                          cache_node_type="cache.t4g.medium", cache_nodes=1),
+    "primary": RoleProfile(az_count=3),
+    "backup": RoleProfile(az_count=2),
 }
 
 # Container ports behind the load balancer (the deployment guide: uvicorn on 8000, nginx on 80).

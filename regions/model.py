@@ -46,7 +46,9 @@ class NetworkSettings:
     cidr: str
     # The zones the subnets go in, by AZ ID.
     availability_zone_ids: tuple[str, ...]
+    # `perAz` or `single` while this region is the activeRegion, and while it is not (regions/roles.py picks).
     nat_gateways: str
+    standby_nat_gateways: str
     flow_log_retention_days: int
     # `create` the VPC here, or adopt one from `terraform` state.
     source: str = "create"
@@ -60,7 +62,10 @@ class DatabaseSettings:
     allocated_storage_gb: int
     max_allocated_storage_gb: int
     backup_retention_days: int
+    # The writer's Multi-AZ while this region is the activeRegion (kept by a detached former writer), and its
+    # replica's while another region is (regions/roles.py picks).
     multi_az: bool
+    standby_multi_az: bool
     # While another region is active: this region's instance is the former writer, kept as it is (not a
     # replica) until it is rebuilt as one (regions/roles.py).
     detached: bool
@@ -86,8 +91,12 @@ class DatabaseSettings:
 class CacheSettings:
     engine: str
     engine_version: str
+    # The nodes while this region is the activeRegion, and while it is not (regions/roles.py picks); 2 or more fail
+    # over automatically, Multi-AZ.
     node_type: str
     nodes: int
+    standby_node_type: str
+    standby_nodes: int
     snapshot_retention_days: int
     auth_token_version: int
 

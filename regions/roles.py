@@ -12,6 +12,10 @@ follows from whether it is active:
   and then rebuilt: the next `up` deletes it, leaving that snapshot, and creates the replica under the same
   identifier;
 - the active region runs the services' active capacities and the one Celery beat; the other its standby's;
+- the active region runs its active shape (a Multi-AZ writer, a NAT gateway per AZ, a cache of 2+ nodes that fails
+  over), the other its standby shape (`database.standbyMultiAz`, `network.standbyNatGateways`,
+  `cache.standbyNodeType`/`standbyNodes`), so a failover needs no other setting than `activeRegion`; a detached
+  former writer keeps its Multi-AZ as it is (nothing about it changes until it is retired);
 - the master password rotates only while the primary's region is active: the rotation function lives there,
   and the backup's secret is a read-only replica;
 - the non-active region copies the writer's automated backups into its own region.
@@ -33,12 +37,33 @@ DatabaseRole = Literal["writer", "replica", "detached"]
 
 
 @dataclass(frozen=True)
+class Shape:
+    """What the region runs now beside its services' capacities: its active or its standby shape."""
+
+    db_multi_az: bool
+    nat_gateways: str
+    cache_node_type: str
+    cache_nodes: int
+
+    @property
+    def nat_per_az(self) -> bool:
+        return self.nat_gateways == "perAz"
+
+    @property
+    def cache_fails_over(self) -> bool:
+        """Automatic failover and Multi-AZ, together: ElastiCache allows automatic failover only with 2 or more nodes
+        (CreateReplicationGroup's NumCacheClusters) and Multi-AZ only with automatic failover."""
+        return self.cache_nodes >= 2
+
+
+@dataclass(frozen=True)
 class Roles:
     active: bool
     database: DatabaseRole
     # Where the writer is: this region when active, else the active one.
     writer_region: str
     rotates_password: bool
+    shape: Shape
 
     @property
     def services_standby(self) -> bool:
@@ -53,7 +78,17 @@ def roles(settings: StackSettings) -> Roles:
     active = settings.active_region == settings.region.name
     database: DatabaseRole = "writer" if active else "detached" if settings.database.detached else "replica"
     return Roles(active=active, database=database, writer_region=settings.active_region,
-                 rotates_password=settings.role == "primary" and active)
+                 rotates_password=settings.role == "primary" and active, shape=shape(settings, active, database))
+
+
+def shape(settings: StackSettings, active: bool, database: DatabaseRole) -> Shape:
+    """The active shape while this region is the activeRegion, else the standby shape; a detached former writer keeps
+    the Multi-AZ it had as the writer (an in-place change all the same, but nothing about it changes until retired)."""
+    network, db, cache = settings.network, settings.database, settings.cache
+    return Shape(db_multi_az=db.standby_multi_az if database == "replica" else db.multi_az,
+                 nat_gateways=network.nat_gateways if active else network.standby_nat_gateways,
+                 cache_node_type=cache.node_type if active else cache.standby_node_type,
+                 cache_nodes=cache.nodes if active else cache.standby_nodes)
 
 
 def writer_arn(settings: StackSettings, account_id: pulumi.Input[str]) -> pulumi.Output[str]:

@@ -18,6 +18,7 @@ import pulumi
 
 from regions.addressing import MAX_VPC_PREFIX, MIN_VPC_PREFIX
 from regions.catalog import (
+    ACTIVE_SHAPE,
     CACHE_VERSIONS,
     DEFAULT_DB_INSTANCE_CLASS,
     FARGATE_MEMORY,
@@ -27,8 +28,10 @@ from regions.catalog import (
     ROLES,
     SERVICE_PROFILES,
     SERVICES,
+    STANDBY_SHAPE,
     RegionInfo,
     Role,
+    cache_node_memory_gib,
     db_class_memory_gib,
 )
 from regions.model import (
@@ -101,14 +104,15 @@ SCHEMA: dict[str, Schema | None] = {
     "domain": ("zoneName", "appRecord"),
     "tags": ("costCenter", "owner"),
     "network": {"cidr": None, "azCount": None, "availabilityZoneIds": None, "natGateways": None,
-                "flowLogRetentionDays": None, "source": None,
+                "standbyNatGateways": None, "flowLogRetentionDays": None, "source": None,
                 "terraformState": ("backend", "path", "bucket", "key", "region", "workspace"),
                 "terraformOutputs": tuple(TERRAFORM_OUTPUTS)},
     "database": ("engineVersion", "instanceClass", "allocatedStorageGb", "maxAllocatedStorageGb",
-                 "backupRetentionDays", "multiAz", "detached", "retireWithSnapshot", "logMinDurationMs",
-                 "logRetentionDays", "promoted",
+                 "backupRetentionDays", "multiAz", "standbyMultiAz", "detached", "retireWithSnapshot",
+                 "logMinDurationMs", "logRetentionDays", "promoted",
                  "passwordRotationDays", "name", "username", "poolSize"),
-    "cache": ("engine", "engineVersion", "nodeType", "nodes", "snapshotRetentionDays", "authTokenVersion"),
+    "cache": ("engine", "engineVersion", "nodeType", "nodes", "standbyNodeType", "standbyNodes",
+              "snapshotRetentionDays", "authTokenVersion"),
     "backups": ("vaultName", "dailyRetentionDays", "weeklyRetentionDays", "monthlyRetentionDays",
                 "coldStorageAfterDays", "replicateToPeer"),
     # services.standby and database.promoted are retired (activeRegion decides): known, to be refused by name.
@@ -187,6 +191,16 @@ def _same_as_peer(reader: Reader, path: str, value: Any, default: Any, peer: Map
         if theirs != value:
             raise _mismatch(reader, reader.key(path), value, theirs, default, peer_file, why)
     return value
+
+
+def _active_default(role: Role, peer: Mapping[str, str], path: str, default: Any, valid: Any) -> Any:
+    """A key of the active shape left out: the backup's follows the primary's file (whichever region is active runs
+    alike), the primary's is the catalog's ACTIVE_SHAPE."""
+    if role != "backup":
+        return default
+    section, member = path.split(".")
+    theirs = _peek(peer, f"{PROJECT}:{section}", member)
+    return theirs if theirs is not None and valid(theirs) else default
 
 
 def other_stacks(project_dir: Path, own_file: str) -> list[tuple[str, dict[str, str]]]:
@@ -281,7 +295,8 @@ def check_zone_ids(settings: StackSettings, offered: Sequence[str]) -> tuple[str
     return settings.network.availability_zone_ids
 
 
-def _network(reader: Reader, region: RegionInfo, profile: Any) -> NetworkSettings:
+def _network(reader: Reader, region: RegionInfo, profile: Any, role: Role,
+             peer: Mapping[str, str]) -> NetworkSettings:
     source = reader.choice("network.source", ("create", "terraform"), "create")
     retention = _retention(reader, "network.flowLogRetentionDays", 90)
     if source == "create":
@@ -289,13 +304,20 @@ def _network(reader: Reader, region: RegionInfo, profile: Any) -> NetworkSetting
             if reader.get(f"network.{unused}", None) is not None:
                 raise reader.fail(reader.key(f"network.{unused}"), reader.get(f"network.{unused}"),
                                   "only with network.source terraform", "is set but not used")
-        return NetworkSettings(
-            cidr=_parse_cidr(reader, "network.cidr", region.default_cidr),
-            availability_zone_ids=_zone_ids(reader, region, profile.az_count),
-            nat_gateways=reader.choice("network.natGateways", NAT_MODES, profile.nat_gateways),
-            flow_log_retention_days=retention)
+        cidr = _parse_cidr(reader, "network.cidr", region.default_cidr)
+        zone_ids = _zone_ids(reader, region, profile.az_count)
+        nat = reader.choice("network.natGateways", NAT_MODES,
+                            _active_default(role, peer, "network.natGateways", ACTIVE_SHAPE.nat_gateways,
+                                            lambda v: v in NAT_MODES))
+        standby = reader.choice("network.standbyNatGateways", NAT_MODES, STANDBY_SHAPE.nat_gateways)
+        if standby == "perAz" and nat == "single":
+            raise reader.fail(reader.key("network.standbyNatGateways"), standby,
+                              "single while network.natGateways is single (a standby runs no more than the active "
+                              "region)")
+        return NetworkSettings(cidr=cidr, availability_zone_ids=zone_ids, nat_gateways=nat,
+                               standby_nat_gateways=standby, flow_log_retention_days=retention)
     # The adopted VPC's shape is Terraform's: settings that would shape ours must not linger unnoticed.
-    for unused in ("cidr", "azCount", "availabilityZoneIds", "natGateways"):
+    for unused in ("cidr", "azCount", "availabilityZoneIds", "natGateways", "standbyNatGateways"):
         if reader.get(f"network.{unused}", None) is not None:
             raise reader.fail(reader.key(f"network.{unused}"), reader.get(f"network.{unused}"),
                               "not set when network.source is terraform (the state decides)", "is set but not used")
@@ -322,8 +344,8 @@ def _network(reader: Reader, region: RegionInfo, profile: Any) -> NetworkSetting
                                     "the state bucket's AWS region, e.g. us-east-1", region.name)
         state = TerraformState("s3", None, field("bucket"), field("key"), region_name,
                                reader.get("network.terraformState.workspace", None), outputs)
-    return NetworkSettings(cidr="", availability_zone_ids=(), nat_gateways="", flow_log_retention_days=retention,
-                           source="terraform", terraform=state)
+    return NetworkSettings(cidr="", availability_zone_ids=(), nat_gateways="", standby_nat_gateways="",
+                           flow_log_retention_days=retention, source="terraform", terraform=state)
 
 
 def _former_writer(reader: Reader, active: bool) -> tuple[bool, str | None]:
@@ -345,7 +367,6 @@ def _former_writer(reader: Reader, active: bool) -> tuple[bool, str | None]:
 
 def _database(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: str | None,
               services: ServicesSettings, former_writer: tuple[bool, str | None]) -> DatabaseSettings:
-    profile = PROFILES[role]
     # A replica defaults to the primary's class: once promoted it carries the primary's load.
     class_default = DEFAULT_DB_INSTANCE_CLASS
     if role == "backup":
@@ -358,6 +379,17 @@ def _database(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: st
                               reader.integer("database.poolSize", 1, 50, 5, " (connections per application process)"),
                               5, peer, peer_file, "the replica's max_connections must be at least the writer's")
     max_connections = _max_connections(reader, services, pool_size, instance_class, peer, peer_file)
+    multi_az = _same_as_peer(
+        reader, "database.multiAz",
+        reader.boolean("database.multiAz", _active_default(role, peer, "database.multiAz", ACTIVE_SHAPE.db_multi_az,
+                                                           lambda v: isinstance(v, bool))),
+        ACTIVE_SHAPE.db_multi_az, peer, peer_file,
+        "whichever region is active runs its writer alike; a standby's replica is database.standbyMultiAz")
+    # RDS creates and runs a read replica Multi-AZ if asked (CreateDBInstanceReadReplica, MultiAZ), at twice the price.
+    standby_multi_az = reader.boolean("database.standbyMultiAz", STANDBY_SHAPE.db_multi_az)
+    if standby_multi_az and not multi_az:
+        raise reader.fail(reader.key("database.standbyMultiAz"), True,
+                          "false while database.multiAz is false (a standby runs no more than the active region)")
     return DatabaseSettings(
         engine_version=reader.string("database.engineVersion", _PG_VERSION,
                                      "a PostgreSQL version 13 to 17 as MAJOR or MAJOR.MINOR, e.g. 16.9", "16.9"),
@@ -368,7 +400,8 @@ def _database(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: st
                                                      "allocatedStorageGb)"),
         backup_retention_days=reader.integer("database.backupRetentionDays", 7, 35, 14,
                                              " (at least a week of point-in-time recovery)"),
-        multi_az=reader.boolean("database.multiAz", profile.db_multi_az),
+        multi_az=multi_az,
+        standby_multi_az=standby_multi_az,
         detached=detached,
         retire_snapshot=retire_snapshot,
         log_min_duration_ms=reader.integer("database.logMinDurationMs", -1, 3_600_000, 500,
@@ -405,18 +438,36 @@ def _max_connections(reader: Reader, services: ServicesSettings, pool_size: int,
 
 
 def _cache(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: str | None) -> CacheSettings:
-    profile = PROFILES[role]
     engine = reader.choice("cache.engine", tuple(CACHE_VERSIONS), "valkey")
     versions = tuple(CACHE_VERSIONS[engine])
-    # The primary's cache is also the Celery broker: it must survive a node loss (Multi-AZ failover).
-    min_nodes = 2 if role == "primary" else 1
+    node_type = reader.string("cache.nodeType", _CACHE_NODE, "an ElastiCache node type such as cache.r7g.large",
+                              _active_default(role, peer, "cache.nodeType", ACTIVE_SHAPE.cache_node_type,
+                                              lambda v: isinstance(v, str) and bool(_CACHE_NODE.fullmatch(v))))
+    # Whichever region is active, its cache is also the Celery broker: it must survive a node loss, with automatic
+    # failover to another AZ. ElastiCache refuses automatic failover below 2 nodes (CreateReplicationGroup's
+    # NumCacheClusters) and Multi-AZ without automatic failover: both follow the node count (components/cache.py).
+    nodes = reader.integer("cache.nodes", 2, 6,
+                           _active_default(role, peer, "cache.nodes", ACTIVE_SHAPE.cache_nodes,
+                                           lambda v: isinstance(v, int) and not isinstance(v, bool) and 2 <= v <= 6),
+                           " (the active region's cache needs automatic failover, which ElastiCache allows only "
+                           "with 2 or more nodes; a standby's count is cache.standbyNodes)")
+    standby_type = reader.string("cache.standbyNodeType", _CACHE_NODE,
+                                 "an ElastiCache node type such as cache.t4g.medium", STANDBY_SHAPE.cache_node_type)
+    if cache_node_memory_gib(standby_type) is None:
+        raise reader.fail(reader.key("cache.standbyNodeType"), standby_type,
+                          "a node type of the catalog (regions/catalog.py: cache.t3 and cache.t4g micro to medium, "
+                          "cache.m6g, cache.m7g, cache.r6g and cache.r7g large to 16xlarge), e.g. cache.t4g.medium",
+                          "is not in the node-type catalog")
+    standby_nodes = reader.integer("cache.standbyNodes", 1, nodes, STANDBY_SHAPE.cache_nodes,
+                                   f" (at most cache.nodes {nodes}; 2 or more fail over automatically and run "
+                                   "Multi-AZ, 1 does neither)")
     return CacheSettings(
         engine=engine,
         engine_version=reader.choice("cache.engineVersion", versions, versions[-1]),
-        node_type=reader.string("cache.nodeType", _CACHE_NODE, "an ElastiCache node type such as cache.r7g.large",
-                                profile.cache_node_type),
-        nodes=reader.integer("cache.nodes", min_nodes, 6, profile.cache_nodes,
-                             " (a primary needs two for automatic failover)" if role == "primary" else ""),
+        node_type=node_type,
+        nodes=nodes,
+        standby_node_type=standby_type,
+        standby_nodes=standby_nodes,
         snapshot_retention_days=reader.integer("cache.snapshotRetentionDays", 1, 35, 7),
         # The primary rotates the shared token and the backup's cache follows with the same number.
         auth_token_version=_same_as_peer(
@@ -705,10 +756,15 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
         owner=reader.string("tags.owner", _TAG_VALUE, tag_allowed),
     )
 
-    network = _network(reader, region, profile)
+    network = _network(reader, region, profile, role, peer)
     # The pairing comes first: a stack file that claims the other's role fails on that, not on its values.
     _check_other_stacks(reader, others, role, region, network.cidr if network.source == "create" else None,
                         environment)
+    # An adopted VPC's NAT gateways are Terraform's: nothing to compare with.
+    if network.source == "create" and _peek(peer, f"{PROJECT}:network", "source") in (None, "create"):
+        _same_as_peer(reader, "network.natGateways", network.nat_gateways, ACTIVE_SHAPE.nat_gateways, peer, peer_file,
+                      "whichever region is active serves through the same NAT gateways; a standby's are "
+                      "network.standbyNatGateways")
     active_region = _active_region(reader, region, role, peer, peer_file)
     former_writer = _former_writer(reader, active_region == region.name)
     services = _services(reader, active_region, region, former_writer[0])

@@ -30,11 +30,16 @@ from synth.report import diff, diff_text, findings_text, table, to_json
 DEFAULT_STACKS = ("primary", "backup")
 
 
-def cost_text(costs: dict, stacks: list[str]) -> str:
+def cost_text(costs: dict, stacks: list[str], evaluations: dict | None = None) -> str:
     priced = [s for s in stacks if costs[s] is not None]
     parts = [cost_table(costs[s], s) for s in priced]
     if {"primary", "backup"} <= set(priced):
-        parts.append(standby_share(costs["primary"], costs["backup"]))
+        # The standby is whichever stack's region is not the activeRegion: the primary's after a failover.
+        active = "primary"
+        if evaluations and evaluations["backup"].outputs.get("active_region") == evaluations["backup"].region:
+            active = "backup"
+        standby = "backup" if active == "primary" else "primary"
+        parts.append(standby_share(costs[active], costs[standby], active, standby))
     return "\n\n".join(parts)
 
 
@@ -115,10 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         only = documents[stacks[0]] if len(stacks) == 1 else documents
         print(json.dumps(only, indent=2, default=str))
     elif args.cost:
-        print(cost_text(costs, stacks))
+        print(cost_text(costs, stacks, cache))
     else:
         print("\n\n".join(table(cache[s]) + "\n\n" + findings_text(findings[s]) for s in stacks))
-        print("\n" + cost_text(costs, stacks))
+        print("\n" + cost_text(costs, stacks, cache))
     violations = [(s, f) for s in stacks for f in mandatory(findings[s])]
     if args.check and violations:
         for stack, finding in violations:

@@ -219,12 +219,15 @@ def table(cost: dict[str, Any], stack: str) -> str:
     return "\n".join(lines)
 
 
-def standby_share(primary: dict[str, Any], backup: dict[str, Any]) -> str:
-    if not (primary["complete"] and backup["complete"]):
-        return "standby (backup) share of the primary: unknown, the estimate is incomplete"
-    share = backup["monthly_usd"] / primary["monthly_usd"] if primary["monthly_usd"] else 0
-    return (f"standby (backup) costs {share:.0%} of the primary: {backup['monthly_usd']:,.2f} vs "
-            f"{primary['monthly_usd']:,.2f} USD a month (aim: 35% or less)")
+def standby_share(active: dict[str, Any], standby: dict[str, Any], active_stack: str = "primary",
+                  standby_stack: str = "backup") -> str:
+    """What the region that is not the activeRegion costs (its standby shape and capacities), against the active's:
+    the backup's share of the primary as the files ship, the primary's of the backup after a failover."""
+    if not (active["complete"] and standby["complete"]):
+        return f"standby ({standby_stack}) share of the {active_stack}: unknown, the estimate is incomplete"
+    share = standby["monthly_usd"] / active["monthly_usd"] if active["monthly_usd"] else 0
+    return (f"standby ({standby_stack}) costs {share:.0%} of the {active_stack}: {standby['monthly_usd']:,.2f} vs "
+            f"{active['monthly_usd']:,.2f} USD a month (aim: 35% or less)")
 
 
 def usage_of(project_dir: Path, stack: str) -> UsageSettings:

@@ -192,8 +192,11 @@ def test_an_evacuation_promotes_the_replica_in_place(evaluations, project):
     deletion = ("skipFinalSnapshot", "finalSnapshotIdentifier")
     assert (writer["inputs"]["skipFinalSnapshot"], writer["inputs"]["finalSnapshotIdentifier"]) == (
         False, "trading-platform-production-final")
-    assert ({k: v for k, v in replica["inputs"].items() if k not in ("replicateSourceDb", *deletion)}
-            == {k: v for k, v in writer["inputs"].items() if k not in deletion})
+    # And it runs Multi-AZ, the active shape (RDS converts it in place): Single-AZ was the standby's replica.
+    assert (replica["inputs"]["multiAz"], writer["inputs"]["multiAz"]) == (False, True)
+    shape = ("multiAz", *deletion)
+    assert ({k: v for k, v in replica["inputs"].items() if k not in ("replicateSourceDb", *shape)}
+            == {k: v for k, v in writer["inputs"].items() if k not in shape})
     assert after["outputs"]["db_is_replica"] is False and after["outputs"]["active_region"] == "us-west-2"
 
 
@@ -219,7 +222,7 @@ def test_cache_is_encrypted_authenticated_and_private(stack):
     assert params.inputs["parameters"] == [{"name": "maxmemory-policy", "value": "noeviction"}]
 
 
-def test_primary_cache_fails_over_and_backup_cache_is_smaller(evaluations):
+def test_primary_cache_fails_over_and_the_standby_backup_cache_is_smaller(evaluations):
     (primary,) = evaluations["primary"].of_type(GROUP)
     (backup,) = evaluations["backup"].of_type(GROUP)
     assert primary.inputs["numCacheClusters"] >= 2

@@ -55,6 +55,12 @@ RESOURCE_CASES = [
      {**CACHE_OK, "transitEncryptionEnabled": False, "authTokenWo": None}),
     ("elasticache-automatic-failover", "aws:elasticache/replicationGroup:ReplicationGroup", CACHE_OK,
      {**CACHE_OK, "automaticFailoverEnabled": False}),
+    # What ElastiCache refuses: automatic failover on one node, Multi-AZ without automatic failover.
+    ("elasticache-failover-constraints", "aws:elasticache/replicationGroup:ReplicationGroup",
+     {**CACHE_OK, "multiAzEnabled": True}, {**CACHE_OK, "numCacheClusters": 1}),
+    ("elasticache-failover-constraints", "aws:elasticache/replicationGroup:ReplicationGroup",
+     {**CACHE_OK, "numCacheClusters": 1, "automaticFailoverEnabled": False},
+     {**CACHE_OK, "automaticFailoverEnabled": False, "multiAzEnabled": True}),
     ("alb-https-tls12", "aws:lb/listener:Listener", HTTPS, {**HTTPS, "sslPolicy": "ELBSecurityPolicy-2016-08"}),
     ("alb-https-tls12", "aws:lb/listener:Listener", REDIRECT, {"protocol": "HTTP", "defaultActions": [
         {"type": "forward", "targetGroupArn": "tg"}]}),
@@ -184,7 +190,8 @@ def test_every_policy_is_tested_and_names_a_checkov_equivalent():
     assert all("checkov" in p.description for p in POLICIES)
     levels = {p.name: p.enforcement_level.value for p in POLICIES}
     assert {levels[n] for n in ("rds-storage-encrypted", "rds-not-public", "s3-sse-kms", "s3-public-access-block",
-                                "elasticache-encrypted-authenticated", "no-world-ingress")} == {"mandatory"}
+                                "elasticache-encrypted-authenticated", "elasticache-failover-constraints",
+                                "no-world-ingress")} == {"mandatory"}
 
 
 def test_the_projects_stacks_violate_no_policy(stack):

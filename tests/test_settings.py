@@ -96,7 +96,8 @@ def test_role_profiles_fill_what_a_stack_file_leaves_out(project):
     raw, _ = read_stack_file(project_dir / "Pulumi.backup.yaml")
     settings = load_settings(raw, "backup", project_dir)
     assert settings.network.availability_zone_ids == ("usw2-az1", "usw2-az2")
-    assert settings.network.nat_gateways == "single"
+    # A NAT gateway per AZ once active (the primary's), one while standby.
+    assert (settings.network.nat_gateways, settings.network.standby_nat_gateways) == ("perAz", "single")
     assert settings.network.cidr == "10.20.0.0/16"  # the catalog's default for us-west-2
 
 
