@@ -20,13 +20,19 @@ from synth.engine import REPO
 PR_SET_PDEATHSIG = 1
 
 
+# Looked up here, in the parent: between fork and exec the child may only call it (loading a library there could
+# deadlock on a lock another of the sandbox's threads held at the fork).
+try:
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux: the sandbox's own stop is all there is
+    _PRCTL = None
+
+
 def _die_with_parent() -> None:
     """In the child, before exec: SIGTERM when the sandbox's process ends, however it ends (a SIGKILL too), so no
-    probe outlives it (Linux's prctl; elsewhere the sandbox's own stop is all there is)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
+    probe outlives it."""
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
 @dataclass(frozen=True)

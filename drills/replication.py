@@ -122,8 +122,7 @@ def behind(last: Reading, newest: Reading | None, target_region: str) -> dict[st
     so the reports read either."""
     newest_seq = newest.seq if newest else 0
     return {"method": "replication-probe", "read_in": target_region,
-            "seconds": round(max(0.0, last.written_at - (newest.written_at if newest else 0.0)), 3)
-            if newest else None,
+            "seconds": round(max(0.0, last.written_at - newest.written_at), 3) if newest else None,
             "rows_missing": max(0, last.seq - newest_seq), "acknowledged": last.seq, "at_least": newest is None,
             "newest_present_written_at": newest.written_at if newest else None,
             "last_acknowledged_written_at": last.written_at,
