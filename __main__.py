@@ -33,14 +33,21 @@ from components.load_balancer import LoadBalancer, LoadBalancerArgs, Target
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
 from components.pair import images as pair_images
-from components.pair import pair, shared_secrets, zone_id
+from components.pair import joined_global_datastore, pair, shared_secrets, zone_id
 from components.probe import ReplicationProbe, ReplicationProbeArgs
 from components.probe import dashboard_widgets as probe_widgets
 from components.replication import BucketReplication, BucketReplicationArgs
-from components.rotation import PasswordRotation, PasswordRotationArgs, RestartOnNewSecret, RestartOnNewSecretArgs
+from components.rotation import (
+    FirstValue,
+    PasswordRotation,
+    PasswordRotationArgs,
+    RestartOnNewSecret,
+    RestartOnNewSecretArgs,
+)
 from components.secrets import (
     ConnectionSecret,
     ConnectionSecretArgs,
+    shared_only,
 )
 from components.security_groups import POSTGRES_PORT, SecurityGroups, SecurityGroupsArgs
 from components.service import Service, ServiceArgs
@@ -86,7 +93,7 @@ else:
         account_id=account_id,
     ), opts=aws_opts)
 security_groups = SecurityGroups("security-groups", SecurityGroupsArgs(
-    vpc_id=network.vpc_id, app_ports=SERVICE_PORTS, rotation=is_primary), opts=aws_opts)
+    vpc_id=network.vpc_id, app_ports=SERVICE_PORTS), opts=aws_opts)
 Endpoints("endpoints", EndpointsArgs(
     region=region.name,
     vpc_id=network.vpc_id,
@@ -112,18 +119,23 @@ database = Database("database", DatabaseArgs(
     writer_arn=writer_arn(settings, account_id),
     copies_writer_backups=role.copies_writer_backups,
     multi_az=role.shape.db_multi_az,
+    apply_immediately=role.db_applies_immediately,
     credentials=secrets.credentials,
 ), opts=aws_opts)
+rotation_function_name = f"{settings.resource_prefix}-db-rotation"
+# The primary writes its first value, which needs the writer's address; Secrets Manager rotates it from then on,
+# in the active region.
+password_rotation = PasswordRotation("database-password", PasswordRotationArgs(
+    secret_id=secrets.owner.database_credentials.id if secrets.owner else
+    pulumi.Output.from_input(shared_secret_arns).apply(lambda arns: arns["database-credentials"]),
+    first_value=FirstValue(username=settings.database.username, password=secrets.owner.db_password,
+                           host=database.instance.address, port=POSTGRES_PORT,
+                           db_name=settings.database.name) if secrets.owner else None,
+    every_days=settings.database.password_rotation_days, function_name=rotation_function_name,
+    region=region.name, subnet_ids=network.private_subnet_ids,
+    security_group_id=security_groups.rotation.id, kms_key_arn=key.arn,
+    rotate=role.rotates_password), opts=aws_opts)
 if secrets.owner:
-    # Its first value needs the writer's address; Secrets Manager rotates it from then on.
-    password_rotation = PasswordRotation("database-password", PasswordRotationArgs(
-        secret_id=secrets.owner.database_credentials.id, username=settings.database.username,
-        password=secrets.owner.db_password,
-        host=database.instance.address, port=POSTGRES_PORT, db_name=settings.database.name,
-        every_days=settings.database.password_rotation_days, function_name=f"{settings.resource_prefix}-db-rotation",
-        region=region.name, subnet_ids=network.private_subnet_ids,
-        security_group_id=security_groups.rotation.id, kms_key_arn=key.arn,
-        rotate=role.rotates_password), opts=aws_opts)
     shared_secret_arns = {**shared_secret_arns, "database-credentials": password_rotation.secret_arn}
 cache = Cache("cache", CacheArgs(
     identifier=settings.resource_prefix,
@@ -134,6 +146,7 @@ cache = Cache("cache", CacheArgs(
     auth_token=secrets.redis_auth_token,
     node_type=role.shape.cache_node_type,
     nodes=role.shape.cache_nodes,
+    joins_global_datastore=joined_global_datastore(side),
 ), opts=aws_opts)
 connection = ConnectionSecret("connection-secret", ConnectionSecretArgs(
     secret_name=f"{prefix}/{region.name}/connection",
@@ -249,15 +262,19 @@ for workload_name in SERVICES:
         depends_on=[load_balancer.https, load_balancer.api_rule, cluster.capacity_providers],
     ), opts=aws_opts)
 
-# --- a new master password (Secrets Manager rotates it in the primary) restarts the tasks that read it
+# --- a new master password (Secrets Manager rotates it in the active region) restarts the tasks that read it
 restarted = [name for name in SERVICES if "database-credentials" in WORKLOADS[name].secret_names]
-RestartOnNewSecret("password-restarts", RestartOnNewSecretArgs(
-    secret_arn=secrets.database_credentials_arn,
+# The backup's standby hears of the primary's rotation through forwarded events; its replica secret takes a moment
+# to receive the new value.
+hears_of_peer = not is_primary and not role.active
+password_restarts = RestartOnNewSecret("password-restarts", RestartOnNewSecretArgs(
+    secret_arn=secrets.rotated_credentials_arn,
     region=region.name, account_id=account_id, cluster_name=cluster.cluster.name,
     service_names=[services[name].service.name for name in restarted],
-    # The replica secret takes a moment to receive the new value.
-    wait_seconds=0 if is_primary else 120,
-    forward_to_region=region.peer if is_primary else None,
+    wait_seconds=120 if hears_of_peer else 0,
+    # Only while the secrets replicate (the primary's region active): after an evacuation the backup's copy is
+    # standalone, and nothing in us-east-1 may restart it.
+    forward_to_region=region.peer if is_primary and role.active else None,
     kms_key_arn=key.arn, log_retention_days=settings.services.log_retention_days), opts=aws_opts)
 
 # --- monitoring, failover, cost
@@ -339,15 +356,20 @@ if not is_primary:
         require_mfa=settings.drill.require_mfa,
         regions=[
             RegionResources(region.peer, side.from_primary("ecs_cluster_name"), side.from_primary("ecs_services"),
-                            secrets.database_credentials_arn, side.from_primary("kms_key_arn")),
+                            side.from_primary("secret_arns").apply(lambda arns: arns["database-credentials"]),
+                            side.from_primary("kms_key_arn"),
+                            side.from_primary("secret_arns").apply(shared_only),
+                            side.from_primary("password_restarts"), side.from_primary("db_fence")),
             RegionResources(region.name, cluster.cluster.name,
                             {name: service.service.name for name, service in services.items()},
                             shared_secret_arns.apply(lambda arns: arns["database-credentials"]),
-                            side.from_primary("replica_key_arn")),
+                            side.from_primary("replica_key_arn"), shared_secret_arns.apply(shared_only),
+                            password_restarts.description, security_groups.db_fence),
         ],
         db_identifier=settings.resource_prefix,
         replicated_bucket_arn=side.from_primary("backup_bucket_arn"),
         switch_namespace=SWITCH_NAMESPACE,
+        rotation_function_name=rotation_function_name,
     ), opts=aws_opts)
     pulumi.export("drill_role_arn", drill_role.role.arn)
 
@@ -365,6 +387,8 @@ pulumi.export("redis_primary_endpoint", cache.group.primary_endpoint_address)
 # ElastiCache publishes its metrics per member cluster (`<group>-001`, ...): python -m rightsize reads them.
 pulumi.export("cache_replication_group_id", cache.group.replication_group_id)
 pulumi.export("cache_member_clusters", cache.group.member_clusters)
+# The Global Datastore both caches belong to while cache.globalDatastore (the backup joins it by this id); else null.
+pulumi.export("cache_global_datastore", cache.global_datastore_id)
 pulumi.export("backup_bucket_name", backups.bucket.bucket)
 pulumi.export("backup_bucket_arn", backups.bucket.arn)
 pulumi.export("backup_vault_name", backup_plan.vault.name)
@@ -384,3 +408,5 @@ pulumi.export("ecs_capacity", {s.name: asdict(s.active) for s in settings.servic
 pulumi.export("ecs_standby_capacity", {s.name: asdict(s.standby) for s in settings.services.services})
 # Where the replication probe publishes (both regions) and what alarms on it; null while probe.enabled is false.
 pulumi.export("replication_probe", probe.description if probe else None)
+pulumi.export("password_restarts", password_restarts.description)
+pulumi.export("db_fence", security_groups.db_fence)

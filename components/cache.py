@@ -26,10 +26,15 @@ class CacheArgs:
     # replacement.
     node_type: str
     nodes: int
+    # With cache.globalDatastore: the Global Datastore's id where this group joins it as a secondary (the backup, which
+    # reads it from the primary's outputs: components/pair.py); None where this group creates it (the primary).
+    joins_global_datastore: pulumi.Input[str] | None = None
 
 
 class Cache(pulumi.ComponentResource):
     group: aws.elasticache.ReplicationGroup
+    # The Global Datastore's id (created here or joined) while cache.globalDatastore is true, else None.
+    global_datastore_id: pulumi.Output[str] | None
 
     def __init__(self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("trading-platform:data:Cache", name, None, opts)
@@ -37,29 +42,17 @@ class Cache(pulumi.ComponentResource):
         s = args.settings
         subnets = aws.elasticache.SubnetGroup(name, subnet_ids=args.subnet_ids,
                                               description=f"{args.identifier}: isolated subnets", opts=child)
-        parameters = aws.elasticache.ParameterGroup(
-            name, family=s.parameter_family, description=f"{args.identifier}: broker-safe settings",
-            # The cache is also the Celery broker: evicting keys would silently drop queued tasks.
-            parameters=[aws.elasticache.ParameterGroupParameterArgs(name="maxmemory-policy", value="noeviction")],
-            opts=child)
         # ElastiCache allows automatic failover only with 2 or more nodes and Multi-AZ only with automatic failover:
         # both follow the node count (policies/rules.py checks the pair on every replication group).
         replicated = args.nodes >= 2
-        self.group = aws.elasticache.ReplicationGroup(
-            name,
+        common = dict(
             replication_group_id=args.identifier,
             description=f"{args.identifier}: cache and Celery broker",
-            engine=s.engine,
-            engine_version=s.engine_version,
-            node_type=args.node_type,
             num_cache_clusters=args.nodes,
             port=REDIS_PORT,
             automatic_failover_enabled=replicated,
             multi_az_enabled=replicated,
-            at_rest_encryption_enabled=True,
             kms_key_id=args.kms_key_arn,
-            transit_encryption_enabled=True,
-            transit_encryption_mode="required",
             # Write-only: the token reaches ElastiCache but never the Pulumi state. ROTATE keeps the old
             # token valid beside the new one, so running tasks keep working through a rotation.
             auth_token_wo=args.auth_token,
@@ -67,11 +60,55 @@ class Cache(pulumi.ComponentResource):
             auth_token_update_strategy="ROTATE",
             subnet_group_name=subnets.name,
             security_group_ids=[args.security_group_id],
-            parameter_group_name=parameters.name,
             snapshot_retention_limit=s.snapshot_retention_days,
             snapshot_window="04:00-05:00",
             maintenance_window="sun:06:00-sun:07:00",
-            auto_minor_version_upgrade=True,
-            opts=child,
+            # ElastiCache turns minor upgrades off in a Global Datastore's clusters and refuses them back on: their
+            # versions move together, through the datastore's engine_version below.
+            auto_minor_version_upgrade=not s.global_datastore,
         )
+        self.global_datastore_id = None
+        if args.joins_global_datastore is not None:
+            # A secondary takes its engine, version, node type, parameters and encryption from the Global Datastore
+            # (the provider refuses them beside global_replication_group_id). Joining replaces a standalone group by a
+            # new, empty one under the same id, which ElastiCache creates only once the old one is gone.
+            self.group = aws.elasticache.ReplicationGroup(
+                name, global_replication_group_id=args.joins_global_datastore, **common,
+                opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True))
+            self.global_datastore_id = pulumi.Output.from_input(args.joins_global_datastore)
+        else:
+            parameters = aws.elasticache.ParameterGroup(
+                name, family=s.parameter_family, description=f"{args.identifier}: broker-safe settings",
+                # The cache is also the Celery broker: evicting keys would silently drop queued tasks (a Global
+                # Datastore's secondary gets a copy of these parameters).
+                parameters=[aws.elasticache.ParameterGroupParameterArgs(name="maxmemory-policy", value="noeviction")],
+                opts=child)
+            self.group = aws.elasticache.ReplicationGroup(
+                name,
+                engine=s.engine,
+                engine_version=s.engine_version,
+                node_type=args.node_type,
+                at_rest_encryption_enabled=True,
+                transit_encryption_enabled=True,
+                transit_encryption_mode="required",
+                parameter_group_name=parameters.name,
+                **common,
+                # A Global Datastore's clusters change node type together, through it: ElastiCache rejects a
+                # member's own ModifyReplicationGroup of it.
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["nodeType"]) if s.global_datastore else child,
+            )
+            if s.global_datastore:
+                # The id is AWS's: a prefix of the creating region before this suffix.
+                datastore = aws.elasticache.GlobalReplicationGroup(
+                    name,
+                    global_replication_group_id_suffix=args.identifier,
+                    primary_replication_group_id=self.group.id,
+                    global_replication_group_description=f"{args.identifier}: cache and Celery broker, both regions",
+                    # Set rather than inherited, so that the stack files scale and upgrade every cluster at once (the
+                    # engine too: the provider assumes redis for a version without one).
+                    engine=s.engine,
+                    engine_version=s.engine_version,
+                    cache_node_type=args.node_type,
+                    opts=child)
+                self.global_datastore_id = datastore.global_replication_group_id
         self.register_outputs({"primary_endpoint": self.group.primary_endpoint_address})

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_random as random
 
 from components.iam import service_role
+from regions.catalog import DB_MAINTENANCE_WINDOW
 from regions.model import DatabaseSettings
 from regions.roles import DatabaseRole
 from regions.tuning import postgres_parameters
@@ -41,6 +43,8 @@ class DatabaseArgs:
     # Multi-AZ as this region's role runs it: the active shape's, or the standby's for a replica (regions/roles.py).
     # RDS converts an instance either way in place (ModifyDBInstance MultiAZ), no outage, no replacement.
     multi_az: bool
+    # Whether RDS applies a change at the `up` or queues it for the maintenance window (regions/roles.py).
+    apply_immediately: bool
     credentials: WriterCredentials | None = None
 
 
@@ -73,6 +77,12 @@ class Database(pulumi.ComponentResource):
         replica = args.role == "replica"
         # A former writer being retired: no deletion protection, and the final snapshot it leaves is named.
         retiring = args.role == "detached" and s.retire_snapshot is not None
+        # Otherwise a writer's final snapshot is named per instance: RDS refuses a snapshot name that exists, so a
+        # second writer of this identifier deleted later must not reuse the first's. Drawn once and kept in the state
+        # (no diff in later previews); drawn anew with a new instance: another identifier or storage key, what
+        # replaces it. Every role has it, so that a promotion keeps it.
+        generation = random.RandomId(f"{name}-final-snapshot", byte_length=4,
+                                     keepers={"identifier": args.identifier, "kmsKeyId": args.kms_key_arn}, opts=child)
         self.instance = aws.rds.Instance(
             name,
             identifier=args.identifier,
@@ -94,12 +104,14 @@ class Database(pulumi.ComponentResource):
             backup_retention_period=s.backup_retention_days,
             # After AWS Backup's 02:00 daily job; maintenance after both.
             backup_window="03:00-04:00",
-            maintenance_window="sun:05:00-sun:06:00",
+            maintenance_window=DB_MAINTENANCE_WINDOW,
+            apply_immediately=args.apply_immediately,
             copy_tags_to_snapshot=True,
             deletion_protection=not retiring,
             # RDS refuses a final snapshot when deleting a read replica; a writer always leaves one.
             skip_final_snapshot=replica,
-            final_snapshot_identifier=None if replica else s.retire_snapshot or f"{args.identifier}-final",
+            final_snapshot_identifier=None if replica else s.retire_snapshot or pulumi.Output.concat(
+                args.identifier, "-final-", generation.hex),
             performance_insights_enabled=True,
             performance_insights_kms_key_id=args.kms_key_arn,
             performance_insights_retention_period=7,

@@ -38,9 +38,15 @@ class RegionResources:
     region: str
     cluster_name: pulumi.Input[str]
     service_names: pulumi.Input[Mapping[str, str]]
-    # The database-credentials secret in this region, which the database probe reads, and the key encrypting it.
+    # The database-credentials secret in this region, which the database probe reads, an evacuation points at the
+    # promoted writer and a failback copies, and the key encrypting it.
     database_secret_arn: pulumi.Input[str]
     secret_key_arn: pulumi.Input[str]
+    # The shared secrets in this region (their replicas in the backup's), which an evacuation makes standalone.
+    shared_secret_arns: pulumi.Input[Sequence[str]]
+    # The stack's `password_restarts` and `db_fence` outputs (docs/contracts.md).
+    password_restarts: pulumi.Input[Mapping[str, str]]
+    db_fence: pulumi.Input[Mapping[str, str]]
 
 
 @dataclass
@@ -56,6 +62,8 @@ class DrillRoleArgs:
     replicated_bucket_arn: pulumi.Input[str]
     # The failover switch's metric namespace: the only one the role may write to.
     switch_namespace: str
+    # The password rotation function's name, the same in both regions: re-enabling a rotation invokes it.
+    rotation_function_name: str
 
 
 class DrillRole(pulumi.ComponentResource):
@@ -73,14 +81,18 @@ class DrillRole(pulumi.ComponentResource):
 
         def arns(region: RegionResources) -> pulumi.Output[dict[str, list[str]]]:
             def build(values: list) -> dict[str, list[str]]:
-                account, cluster, names, secret, key = values
+                account, cluster, names, secret, key, shared, restarts, fence = values
                 prefix = f"{region.region}:{account}"
                 rds = f"arn:aws:rds:{prefix}"
                 scaled = sorted(service for workload, service in names.items()
                                 if workload in WORKLOADS and WORKLOADS[workload].scale_on)
                 return {"services": [f"arn:aws:ecs:{prefix}:service/{cluster}/{service}"
                                      for service in sorted(names.values())],
-                        "secrets": [secret], "keys": [key], "instances": [f"{rds}:db:{args.db_identifier}"],
+                        "secrets": [secret], "shared_secrets": list(shared), "keys": [key],
+                        "instances": [f"{rds}:db:{args.db_identifier}"],
+                        "restart_rules": [f"arn:aws:events:{prefix}:rule/{restarts['rule_name']}"],
+                        "db_security_groups": [f"arn:aws:ec2:{prefix}:security-group/{fence['security_group_id']}"],
+                        "rotation_functions": [f"arn:aws:lambda:{prefix}:function:{args.rotation_function_name}"],
                         "drill_snapshots": [f"{rds}:snapshot:{args.db_identifier}-drill-*"],
                         # Automated snapshots are named rds:<instance>-<date>.
                         "automated_snapshots": [f"{rds}:snapshot:rds:{args.db_identifier}-*"],
@@ -95,7 +107,8 @@ class DrillRole(pulumi.ComponentResource):
                             f"arn:aws:cloudwatch:{prefix}:alarm:TargetTracking-service/{cluster}/{service}-*"
                             for service in scaled]}
             return pulumi.Output.all(args.account_id, region.cluster_name, region.service_names,
-                                     region.database_secret_arn, region.secret_key_arn).apply(build)
+                                     region.database_secret_arn, region.secret_key_arn, region.shared_secret_arns,
+                                     region.password_restarts, region.db_fence).apply(build)
 
         by_region = pulumi.Output.all(*(arns(r) for r in args.regions))
 
@@ -139,7 +152,31 @@ class DrillRole(pulumi.ComponentResource):
             # The database probe connects as the database-credentials secret's user, in each database's region.
             {"Sid": "ReadTheDatabaseCredentials", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
              "Resource": joined("secrets")},
-            {"Sid": "DecryptThemThroughSecretsManager", "Effect": "Allow", "Action": "kms:Decrypt",
+            # The evacuation makes the backup's shared secrets standalone (StopReplicationToReplica, called in the
+            # replica's region) and points its database-credentials at the promoted writer; the failback copies the
+            # password back. Rotation stops in the old writer's region (and is re-enabled by an abort, which
+            # invokes the function).
+            {"Sid": "DetachTheSharedSecrets", "Effect": "Allow",
+             "Action": ["secretsmanager:DescribeSecret", "secretsmanager:StopReplicationToReplica"],
+             "Resource": joined("shared_secrets")},
+            {"Sid": "WriteAndRotateTheDatabaseCredentials", "Effect": "Allow",
+             "Action": ["secretsmanager:PutSecretValue", "secretsmanager:CancelRotateSecret",
+                        "secretsmanager:RotateSecret"], "Resource": joined("secrets")},
+            {"Sid": "ReenableTheRotation", "Effect": "Allow", "Action": "lambda:InvokeFunction",
+             "Resource": joined("rotation_functions")},
+            # Restarts heard from the old region's secret stop where they would land.
+            {"Sid": "TheRestartRules", "Effect": "Allow",
+             "Action": ["events:DescribeRule", "events:DisableRule", "events:EnableRule"],
+             "Resource": joined("restart_rules")},
+            # The fence at the database: its ingress from the app tasks revoked (and restored by an abort), and a
+            # reboot that ends the sessions a revoked rule does not (security groups keep tracked connections).
+            {"Sid": "FenceAtTheDatabase", "Effect": "Allow",
+             "Action": ["ec2:RevokeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupIngress"],
+             "Resource": joined("db_security_groups")},
+            {"Sid": "EndTheOldWritersSessions", "Effect": "Allow", "Action": "rds:RebootDBInstance",
+             "Resource": instances},
+            {"Sid": "DecryptThemThroughSecretsManager", "Effect": "Allow",
+             "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
              "Resource": joined("keys"), "Condition": {"StringEquals": {"kms:ViaService": [
                  f"secretsmanager.{r.region}.amazonaws.com" for r in args.regions]}}},
         ]), opts=child)

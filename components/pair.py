@@ -20,6 +20,7 @@ from components.kms import StackKey, StackKeyArgs
 from components.registry import Images, ImagesArgs, ReplicatedImages, ReplicatedImagesArgs
 from components.secrets import SHARED_SECRETS, SharedSecrets, SharedSecretsArgs, replica_arn
 from regions.model import StackSettings
+from regions.roles import roles
 from regions.settings import check_peer_region
 
 
@@ -67,21 +68,24 @@ class Secrets:
     # The primary's key in the peer region, for the secrets' and the images' replicas (the primary only).
     replica_key: StackKey | None
     owner: SharedSecrets | None
-    # The database-credentials secret as the primary region names it: its rotation restarts both regions.
-    database_credentials_arn: pulumi.Output[str]
+    # The database-credentials secret whose new versions restart this region's services: the active region's,
+    # which rotates; the backup's standby hears of the primary's through the events the primary forwards.
+    rotated_credentials_arn: pulumi.Output[str]
 
 
 def shared_secrets(side: Pair) -> Secrets:
-    """The primary creates the shared secrets with replicas in the peer region; the backup reads the replicas."""
+    """The primary creates the shared secrets with replicas in the peer region; the backup reads the replicas, which
+    an evacuation makes standalone (regions/roles.py)."""
     s = side.settings
     region = s.region
+    active = roles(s).active
     if side.is_primary:
         # Primary deploys first, so the replicas cannot use the backup stack's key: they get their own.
         replica_key = StackKey("replica-key", StackKeyArgs(
             alias=f"{s.name_prefix}/replicas", account_id=side.account_id, region=region.peer,
             partition=region.partition, for_logs_and_alarms=False, for_secret_replicas=True), opts=side.opts)
         owner = SharedSecrets("shared-secrets", SharedSecretsArgs(
-            prefix=s.name_prefix, kms_key_arn=side.key_arn, replica_region=region.peer,
+            prefix=s.name_prefix, kms_key_arn=side.key_arn, replica_region=region.peer if active else None,
             replica_kms_key_arn=replica_key.arn, jwt_secret=s.secrets.jwt_secret,
             google_client_id=s.secrets.google_client_id, redis_token_version=s.cache.auth_token_version,
         ), opts=side.opts)
@@ -92,7 +96,7 @@ def shared_secrets(side: Pair) -> Secrets:
                        credentials=WriterCredentials(username=s.database.username, db_name=s.database.name,
                                                      password=owner.db_password),
                        replica_key=replica_key, owner=owner,
-                       database_credentials_arn=owner.database_credentials.arn)
+                       rotated_credentials_arn=owner.database_credentials.arn)
     arns = side.from_primary("secret_arns").apply(
         lambda found: {name: replica_arn(found[name], region.name) for name in SHARED_SECRETS if name in found})
     token = pulumi.Output.secret(aws.secretsmanager.get_secret_version_output(
@@ -101,8 +105,8 @@ def shared_secrets(side: Pair) -> Secrets:
     return Secrets(arns=arns, redis_auth_token=token, key_arns=[side.key_arn, replica_key_arn],
                    shared_key_arn=replica_key_arn,
                    credentials=None, replica_key=None, owner=None,
-                   database_credentials_arn=side.from_primary("secret_arns").apply(
-                       lambda found: found["database-credentials"]))
+                   rotated_credentials_arn=side.from_primary("secret_arns").apply(
+                       lambda found: replica_arn(found["database-credentials"], s.active_region)))
 
 
 def zone_id(side: Pair) -> pulumi.Output[str]:
@@ -111,6 +115,17 @@ def zone_id(side: Pair) -> pulumi.Output[str]:
         return HostedZone("zone", HostedZoneArgs(zone_name=side.settings.domain.zone_name,
                                                  create=side.settings.create_zone), opts=side.opts).zone_id
     return side.from_primary("hosted_zone_id")
+
+
+def joined_global_datastore(side: Pair) -> pulumi.Output[str] | None:
+    """cache.globalDatastore: the primary's cache creates the Global Datastore (components/cache.py), the backup's joins
+    it as a secondary by the id the primary exports. AWS makes that id at creation (a prefix of the creating region
+    before the suffix), so it is read, not derived. It stays the primary's whichever region is active: AWS moves the
+    primary role with FailoverGlobalReplicationGroup, never by creating it again (which would make a new id and wipe
+    the region that joins it)."""
+    if side.is_primary or not side.settings.cache.global_datastore:
+        return None
+    return side.from_primary("cache_global_datastore")
 
 
 def images(side: Pair, secrets: Secrets) -> Images | ReplicatedImages:

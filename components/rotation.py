@@ -2,9 +2,11 @@
 
 RDS cannot manage the master password of an instance that has a cross-region read replica, so Secrets
 Manager rotates it with AWS's single-user PostgreSQL rotation function (from the Serverless Application
-Repository). The new value replicates to the peer region's secret, and the replica receives the password
-change with the WAL: the standby stays usable. ECS reads secrets only when a task starts, so every new
-AWSCURRENT version restarts the services that read it, in both regions.
+Repository), in the active region. While that is the primary's, the new value replicates to the peer region's
+secret, and the replica receives the password change with the WAL: the standby stays usable. After an
+evacuation the backup's copy is standalone and rotates there, against the promoted writer. Both regions deploy
+the function, so an evacuation needs nothing created in a hurry. ECS reads secrets only when a task starts, so
+every new AWSCURRENT version restarts the services that read it, in both regions while they replicate.
 """
 
 from __future__ import annotations
@@ -43,14 +45,21 @@ EXECUTION_LOG_RETENTION_DAYS = 90
 
 
 @dataclass
-class PasswordRotationArgs:
-    secret_id: pulumi.Input[str]
-    # The secret's first value; the rotation function needs the engine, host, port and database in it.
+class FirstValue:
+    """The secret's first value; the rotation function needs the engine, host, port and database in it."""
+
     username: str
     password: pulumi.Input[str]
     host: pulumi.Input[str]
     port: int
     db_name: str
+
+
+@dataclass
+class PasswordRotationArgs:
+    secret_id: pulumi.Input[str]
+    # Written by the stack that creates the secret; None where the value came with the secret (the backup's copy).
+    first_value: FirstValue | None
     every_days: int
     function_name: str
     region: str
@@ -58,7 +67,7 @@ class PasswordRotationArgs:
     security_group_id: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
     # Only while this region's database is the writer: after a failover the old writer's rotation would
-    # replicate a password the promoted database never got.
+    # change a password the promoted database never got.
     rotate: bool = True
 
 
@@ -69,13 +78,7 @@ class PasswordRotation(pulumi.ComponentResource):
     def __init__(self, name: str, args: PasswordRotationArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("trading-platform:security:PasswordRotation", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        # Written once: from then on the rotation function owns the value, and a later `pulumi up` must not
-        # put the first password back.
-        value = pulumi.Output.json_dumps({"engine": "postgres", "host": args.host, "port": args.port,
-                                          "dbname": args.db_name, "username": args.username, "password": args.password})
-        first_value = aws.secretsmanager.SecretVersion(
-            name, secret_id=args.secret_id, secret_string=pulumi.Output.secret(value),
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["secretString"]))
+        first_value = self._first_value(name, args.secret_id, args.first_value) if args.first_value else None
         function = aws.serverlessrepository.CloudFormationStack(
             name, name=args.function_name, application_id=ROTATION_APPLICATION,
             semantic_version=ROTATION_APPLICATION_VERSION,
@@ -92,11 +95,22 @@ class PasswordRotation(pulumi.ComponentResource):
             opts=child)
         if args.rotate:
             self._rotation(name, args, function, first_value)
-        self.secret_arn = first_value.secret_arn
+        self.secret_arn = first_value.secret_arn if first_value else pulumi.Output.from_input(args.secret_id)
         self.register_outputs({"secret_arn": self.secret_arn})
 
+    def _first_value(self, name: str, secret_id: pulumi.Input[str],
+                     first: FirstValue) -> aws.secretsmanager.SecretVersion:
+        # Written once: from then on the rotation function owns the value, and a later `pulumi up` must not
+        # put the first password back.
+        value = pulumi.Output.json_dumps({"engine": "postgres", "host": first.host, "port": first.port,
+                                          "dbname": first.db_name, "username": first.username,
+                                          "password": first.password})
+        return aws.secretsmanager.SecretVersion(
+            name, secret_id=secret_id, secret_string=pulumi.Output.secret(value),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["secretString"]))
+
     def _rotation(self, name: str, args: PasswordRotationArgs, function: aws.serverlessrepository.CloudFormationStack,
-                  first_value: aws.secretsmanager.SecretVersion) -> None:
+                  first_value: aws.secretsmanager.SecretVersion | None) -> None:
         aws.secretsmanager.SecretRotation(
             name, secret_id=args.secret_id,
             rotation_lambda_arn=function.outputs.apply(lambda outputs: outputs["RotationLambdaARN"]),
@@ -105,12 +119,12 @@ class PasswordRotation(pulumi.ComponentResource):
             # The first rotation waits for the schedule: the services that start now read the first password.
             # Secrets Manager still tests the function at once, which needs the first value and the database.
             rotate_immediately=False,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[first_value]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[first_value] if first_value else None))
 
 
 @dataclass
 class RestartOnNewSecretArgs:
-    # The rotated secret, as the primary region names it: its events carry that ARN.
+    # The rotated secret, as the region that rotates it names it: its events carry that ARN.
     secret_arn: pulumi.Input[str]
     region: str
     account_id: pulumi.Input[str]
@@ -166,7 +180,11 @@ class RestartOnNewSecret(pulumi.ComponentResource):
             aws.cloudwatch.EventTarget(f"{name}-forward", rule=rule.name, arn=peer_bus, role_arn=events_role.arn,
                                        opts=child)
         aws.iam.RolePolicy(f"{name}-events", role=events_role.id, policy=policy_document(statements), opts=child)
-        self.register_outputs({"state_machine_arn": machine.arn})
+        # What an evacuation disables in the new active region when it watches the old region's secret
+        # (drills/scenarios.py), and what it reports.
+        self.description = pulumi.Output.all(rule.name, args.secret_arn).apply(
+            lambda values: {"rule_name": values[0], "secret_arn": values[1]})
+        self.register_outputs({"state_machine_arn": machine.arn, "description": self.description})
 
     def _logging(self, name: str, args: RestartOnNewSecretArgs, machine_role: aws.iam.Role) -> tuple[
             aws.sfn.StateMachineLoggingConfigurationArgs, aws.iam.RolePolicy]:

@@ -19,8 +19,11 @@ OPTIONAL_SECRETS = frozenset({"google-client-id"})
 
 def encrypted_secret(name: str, secret_name: str, kms_key_arn: pulumi.Input[str], parent: pulumi.Resource,
                      replicas: list[aws.secretsmanager.SecretReplicaArgs] | None = None) -> aws.secretsmanager.Secret:
+    # Replicas come back after a failback over the standalone copies the evacuation left in the peer region
+    # (drills/scenarios.py): the failback first copied the one value that changed there, the password, here.
     return aws.secretsmanager.Secret(name, name=secret_name, kms_key_id=kms_key_arn, recovery_window_in_days=30,
-                                     replicas=replicas, opts=pulumi.ResourceOptions(parent=parent))
+                                     replicas=replicas, force_overwrite_replica_secret=bool(replicas) or None,
+                                     opts=pulumi.ResourceOptions(parent=parent))
 
 
 def stored_secret(name: str, secret_name: str, kms_key_arn: pulumi.Input[str], value: pulumi.Input[str],
@@ -37,7 +40,9 @@ def stored_secret(name: str, secret_name: str, kms_key_arn: pulumi.Input[str], v
 class SharedSecretsArgs:
     prefix: str
     kms_key_arn: pulumi.Input[str]
-    replica_region: str
+    # None while the peer region is active: its copies are standalone then (an evacuation made them so), and
+    # replicating again would overwrite the password its promoted writer rotates.
+    replica_region: str | None
     replica_kms_key_arn: pulumi.Input[str]
     # secure: config values; a missing JWT secret is generated, a missing Google client id is not passed.
     jwt_secret: str | None
@@ -82,7 +87,8 @@ class SharedSecrets(pulumi.ComponentResource):
         else:
             values["google-client-id"] = args.google_client_id
         replicas = [aws.secretsmanager.SecretReplicaArgs(region=args.replica_region,
-                                                         kms_key_id=args.replica_kms_key_arn)]
+                                                         kms_key_id=args.replica_kms_key_arn)
+                    ] if args.replica_region else []
         self.arns = {key: stored_secret(f"{name}-{key}", f"{args.prefix}/{key}", args.kms_key_arn, value, self,
                                         replicas)
                      for key, value in values.items()}
@@ -91,6 +97,11 @@ class SharedSecrets(pulumi.ComponentResource):
                                                      replicas)
 
         self.register_outputs({"arns": self.arns})
+
+
+def shared_only(arns: dict[str, str]) -> list[str]:
+    """The shared secrets' ARNs among a stack's `secret_arns` (which also hold its region's own)."""
+    return [arns[name] for name in SHARED_SECRETS if name in arns]
 
 
 def replica_arn(arn: str, region: str) -> str:

@@ -20,8 +20,6 @@ class SecurityGroupsArgs:
     vpc_id: pulumi.Input[str]
     # Container ports the load balancer forwards to, by service name.
     app_ports: Mapping[str, int]
-    # A group for the function that rotates the database password (where the writer's secret lives).
-    rotation: bool = False
 
 
 class SecurityGroups(pulumi.ComponentResource):
@@ -30,7 +28,9 @@ class SecurityGroups(pulumi.ComponentResource):
     db: aws.ec2.SecurityGroup
     cache: aws.ec2.SecurityGroup
     endpoints: aws.ec2.SecurityGroup
-    rotation: aws.ec2.SecurityGroup | None
+    rotation: aws.ec2.SecurityGroup
+    # What a drill revokes to fence the old writer at the database (drills/scenarios.py).
+    db_fence: pulumi.Output[dict]
 
     def __init__(self, name: str, args: SecurityGroupsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("trading-platform:network:SecurityGroups", name, None, opts)
@@ -61,14 +61,15 @@ class SecurityGroups(pulumi.ComponentResource):
         self._rule(Egress, "app-to-cache", self.app, REDIS_PORT, peer=self.cache)
         # Tasks call AWS APIs (through the endpoints or NAT) and external HTTPS APIs such as Google OAuth.
         self._rule(Egress, "app-https-out", self.app, HTTPS_PORT, cidr="0.0.0.0/0")
-        self.rotation = None
-        if args.rotation:
-            # The rotation function logs in to the database and calls Secrets Manager through its endpoint.
-            self.rotation = group("rotation", "Password rotation: PostgreSQL and the Secrets Manager endpoint")
-            self._rule(Ingress, "db-from-rotation", self.db, POSTGRES_PORT, peer=self.rotation)
-            self._rule(Ingress, "endpoints-from-rotation", self.endpoints, HTTPS_PORT, peer=self.rotation)
-            self._rule(Egress, "rotation-to-db", self.rotation, POSTGRES_PORT, peer=self.db)
-            self._rule(Egress, "rotation-to-endpoints", self.rotation, HTTPS_PORT, peer=self.endpoints)
+        # The rotation function (deployed in both regions: the active one rotates) logs in to the database and calls
+        # Secrets Manager through its endpoint.
+        self.rotation = group("rotation", "Password rotation: PostgreSQL and the Secrets Manager endpoint")
+        self._rule(Ingress, "db-from-rotation", self.db, POSTGRES_PORT, peer=self.rotation)
+        self._rule(Ingress, "endpoints-from-rotation", self.endpoints, HTTPS_PORT, peer=self.rotation)
+        self._rule(Egress, "rotation-to-db", self.rotation, POSTGRES_PORT, peer=self.db)
+        self._rule(Egress, "rotation-to-endpoints", self.rotation, HTTPS_PORT, peer=self.endpoints)
+        self.db_fence = pulumi.Output.all(self.db.id, self.app.id).apply(
+            lambda ids: {"security_group_id": ids[0], "app_security_group_id": ids[1], "port": POSTGRES_PORT})
 
         self.register_outputs({
             "alb_security_group_id": self.alb.id,

@@ -216,9 +216,14 @@ def _finish(journal: Journal, code: int, report_dir: Path) -> int:
     skipped = [s["name"] for s in data["steps"] if s["status"] == "skipped"]
     if skipped:
         say(f"skipped (best effort, region unreachable): {', '.join(skipped)}")
+    found = report.summary(data)
+    for fence in found["fences"]:
+        say(f"fence {fence['fence']}: {report.held(fence['held'])} ({fence['how']})")
+    if found["broker"]:
+        say(f"broker: {found['broker']}")
     rto = report.seconds(data.get("rto_seconds"), data.get("rto_reason"))
     say(f"RTO {rto}{'' if data.get('rto_seconds') is None else ' (switch to the first answer from where users went)'}, "
-        f"RPO {report.rpo(report.summary(data))}")
+        f"RPO {report.rpo(found)}")
     return code
 
 

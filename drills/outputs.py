@@ -82,6 +82,10 @@ class StackOutputs:
     replication_probe: ReplicationProbe | None = None
     # The stack files' activeRegion when this stack was last deployed (None in outputs from before it).
     active_region: str | None = None
+    # {rule_name, secret_arn}: the rule restarting this region's services on a new password, and whose.
+    password_restarts: dict[str, str] | None = None
+    # {security_group_id, app_security_group_id, port}: what fences the database from the app tasks.
+    db_fence: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,6 +145,13 @@ def parse(document: Any, source: str, expected_role: str) -> StackOutputs:
                                 writer_dimension=need("writer_dimension", str, found, "replication_probe."),
                                 **{k: float(v) for k, v in numbers.items()})
 
+    def optional(key: str, fields: dict[str, type]) -> dict[str, Any] | None:
+        """An output added after the first release: None in outputs from before it, else every field checked."""
+        if document.get(key) is None:
+            return None
+        found = need(key, dict)
+        return {field: need(field, kind, found, f"{key}.") for field, kind in fields.items()}
+
     role = need("role", str)
     if role != expected_role:
         raise InputError(f"{source}: output 'role' is '{role}', expected '{expected_role}'")
@@ -160,6 +171,8 @@ def parse(document: Any, source: str, expected_role: str) -> StackOutputs:
         secret_arns=dict(need("secret_arns", dict)),
         replication_probe=probe(),
         active_region=need("active_region", str) if "active_region" in document else None,
+        password_restarts=optional("password_restarts", {"rule_name": str, "secret_arn": str}),
+        db_fence=optional("db_fence", {"security_group_id": str, "app_security_group_id": str, "port": int}),
     )
 
 

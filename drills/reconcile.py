@@ -18,6 +18,7 @@ from ruamel.yaml.error import YAMLError
 
 from drills import phases
 from drills.outputs import InputError
+from regions.catalog import DB_MAINTENANCE_WINDOW
 
 PROJECT = "trading-platform"
 DATABASE_URN = "urn:pulumi:{stack}::" + PROJECT + "::trading-platform:data:Database$aws:rds/instance:Instance::database"
@@ -56,17 +57,26 @@ def plan(data: dict[str, Any]) -> dict[str, list]:
     refresh = ["# records that the instance no longer replicates; otherwise `up` would call PromoteReadReplica "
                "again, which AWS refuses",
                f"pulumi refresh -s {new} --target '{DATABASE_URN.format(stack=_short(new))}' --yes",
-               f"pulumi up -s {new}"]
+               f"pulumi up -s {new}",
+               # That `up` also makes the promoted replica the active shape's writer, a change RDS queues like any
+               # of a writer's (regions/roles.py); the plan cannot read the stack files' setting, so it says both.
+               f"# it converts the new writer to Multi-AZ (database.multiAz; no outage) at once only with "
+               f"database.applyImmediately: true, else in the maintenance window {DB_MAINTENANCE_WINDOW} UTC; to "
+               f"convert it now: aws rds modify-db-instance --region {regions[writer]} --db-instance-identifier "
+               f"{data['outputs'][writer]['db_instance_identifier']} --multi-az --apply-immediately"]
     # The new writer's stack no longer copies the former writer's automated backups, and leaves the copy
     # running rather than call RDS in a region a failover may have lost: stopped here once both answer.
     stop_copy = (f"aws rds stop-db-instance-automated-backups-replication --source-db-instance-arn "
                  f"'{data['outputs'][former]['db_instance_arn']}' --region {regions[writer]}")
+    # The drill changed the old region outside Pulumi (secrets' replication, rotation, the restart rule, the
+    # database's ingress): the state learns it before `up` declares the region's standby shape.
+    old_up = [f"pulumi refresh -s {old} --yes", f"pulumi up -s {old}"]
     if writer == "backup":
         commands = [f"# these two work while {regions['primary']} is down:", *refresh,
                     f"# only once {regions['primary']} is back, before anything else there:", *_old_region_first(data),
-                    stop_copy, f"pulumi up -s {old}"]
+                    stop_copy, *old_up]
     else:
-        commands = [*refresh, stop_copy, f"pulumi up -s {old}"]
+        commands = [*refresh, stop_copy, *old_up]
     commands += [f"# then rebuild {regions[former]}'s replica (python -m drills failback phase):",
                  *rebuild_commands(former, old)]
     return {"settings": files(phases.switched_to(writer, regions), stacks), "commands": commands}
@@ -88,17 +98,27 @@ def files(settings: list[dict], stacks: dict[str, str]) -> list[dict]:
             for s in settings]
 
 
+def _skipped(data: dict[str, Any], name: str) -> bool:
+    return next((s for s in data["steps"] if s["name"] == name), {}).get("status") == "skipped"
+
+
 def _old_region_first(data: dict[str, Any]) -> list[str]:
-    """What must happen in the old region the moment it answers: its rotation would replicate a password the
-    promoted database never got, and writers the fence could not reach would restart against the old writer
-    (two Celery beats) until `pulumi up` makes it the standby."""
+    """What the evacuation could not do in the old region, to do the moment it answers: writers the fence could not
+    reach would restart against the old writer (two Celery beats) until `pulumi up` makes it the standby, and
+    its rotation would change a password nobody uses any more (the backup's secrets are standalone by then)."""
     p = data["outputs"]["primary"]
     secret = p["secret_arns"].get("database-credentials")
     commands = []
-    if secret:
+    if secret and _skipped(data, "stop-primary-rotation"):
         commands.append(f"aws secretsmanager cancel-rotate-secret --secret-id '{secret}' --region {p['region']}")
-    fence = next((s for s in data["steps"] if s["name"] == "fence-primary-writers"), {})
-    if fence.get("status") == "skipped":
+    fence = p.get("db_fence")
+    if fence and _skipped(data, "fence-primary-database"):
+        commands += [f"aws ec2 revoke-security-group-ingress --region {p['region']} --group-id "
+                     f"{fence['security_group_id']} --protocol tcp --port {fence['port']} --source-group "
+                     f"{fence['app_security_group_id']}",
+                     f"aws rds reboot-db-instance --region {p['region']} --db-instance-identifier "
+                     f"{p['db_instance_identifier']}"]
+    if _skipped(data, "fence-primary-writers"):
         cluster = p["ecs_cluster_name"]
         for service in ("api", "worker"):
             commands.append(f"aws application-autoscaling register-scalable-target --region {p['region']} "

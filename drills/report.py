@@ -7,11 +7,31 @@ import json
 from pathlib import Path
 from typing import Any
 
+from drills import fences
+
 COLOURS = {"done": "#2e7d32", "failed": "#c62828", "undone": "#9e9e9e", "skipped": "#78909c"}
 
 
 def _lag_detail(data: dict[str, Any]) -> dict[str, Any]:
     return next((s.get("detail") or {} for s in data["steps"] if s["name"] == "wait-for-replica-lag"), {})
+
+
+def _moves_the_writer(data: dict[str, Any]) -> bool:
+    return any(s["name"] == "promote-replica" for s in data["steps"])
+
+
+def _broker(data: dict[str, Any]) -> str | None:
+    """What became of the Celery tasks queued in the old region's cache (the broker), when the writer moved."""
+    if not _moves_the_writer(data):
+        return None
+    source = data["outputs"][data.get("source", "primary")]
+    target = data["outputs"][data.get("target", "backup")]
+    if source.get("cache_global_datastore"):
+        return (f"queued Celery tasks replicate with the cache's Global Datastore "
+                f"({source['cache_global_datastore']}): those {source['region']} had sent before the promotion of "
+                f"{target['region']}'s cluster are there, less its replication lag")
+    return (f"queued Celery tasks in {source['region']}'s cache were not moved: those not yet run there are lost "
+            f"(each region has its own broker; cache.globalDatastore: true replicates it)")
 
 
 def summary(data: dict[str, Any]) -> dict[str, Any]:
@@ -40,6 +60,10 @@ def summary(data: dict[str, Any]) -> dict[str, Any]:
         "skipped": [{"name": s["name"], "error": s["error"]} for s in steps if s["status"] == "skipped"],
         "probes": data["probes"], "preflight": data.get("preflight"),
         "reconcile": data.get("reconcile") or {"settings": [], "commands": []},
+        "fences": fences.report(data["steps"], f"fence-{data.get('source', 'primary')}-writers",
+                                f"fence-{data.get('source', 'primary')}-database")
+        if _moves_the_writer(data) else [],
+        "broker": _broker(data),
     }
 
 
@@ -78,6 +102,11 @@ def _markdown(summary: dict[str, Any]) -> str:
         duration = f"{step['duration_seconds']} s" if step["duration_seconds"] is not None else ""
         lines.append(f"| {step['name']}{' (fault)' if step['fault'] else ''} | {step['status']} | "
                      f"{step['started_at'] or ''} | {step['ended_at'] or ''} | {duration} |")
+    if summary["fences"]:
+        lines += ["", "Fences on the old writer:", ""]
+        lines += [f"- {f['fence']}: {held(f['held'])}: {f['what']} ({f['how']})" for f in summary["fences"]]
+    if summary["broker"]:
+        lines += ["", f"Broker: {summary['broker']}."]
     if summary["skipped"]:
         lines += ["", "Skipped (best effort: the primary's region could not be reached):", ""]
         lines += [f"- {s['name']}: {s['error']}" for s in summary["skipped"]]
@@ -92,6 +121,10 @@ def _markdown(summary: dict[str, Any]) -> str:
                   for s in reconcile["settings"]]
         lines += ["", "```sh", *reconcile["commands"], "```"]
     return "\n".join(lines) + "\n"
+
+
+def held(held: bool | None) -> str:
+    return {True: "HELD", False: "NOT HELD", None: "NOT KNOWN"}[held]
 
 
 def _html(summary: dict[str, Any], data: dict[str, Any]) -> str:

@@ -51,7 +51,10 @@ from synth.engine import REPO
 ACCOUNT = "123456789012"
 PRIMARY, BACKUP = "us-east-1", "us-west-2"
 IDENTIFIER = "trading-platform-production"
-SECRET_NAME = "trading-platform/production/database-credentials"
+SECRET_PREFIX = "trading-platform/production"
+# The shared secrets the world holds (the stacks have four; these two are one with the password and one without).
+SHARED = ("database-credentials", "jwt-secret")
+RESTART_RULE = f"{IDENTIFIER}-password-restarts"
 
 
 def _capacity(low: int, high: int, desired: int) -> dict[str, int]:
@@ -207,12 +210,16 @@ def _client(moto: MotoServer, service: str, region: str) -> Any:
                         aws_secret_access_key="sandbox")
 
 
-def _services(moto: MotoServer, region: str, capacities: dict[str, dict[str, int]], cidr: str) -> None:
-    """The cluster, its four services at their desired counts, and the scalable targets of api, web and worker."""
+def _services(moto: MotoServer, region: str, capacities: dict[str, dict[str, int]], cidr: str) -> dict[str, Any]:
+    """The cluster, its four services at their desired counts, and the scalable targets of api, web and worker;
+    the database's security group with its ingress from the tasks'. Returns the stack's `db_fence` output."""
     ec2 = _client(moto, "ec2", region)
     vpc = ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=cidr.replace("/16", "/19"))["Subnet"]["SubnetId"]
     group = ec2.create_security_group(GroupName="app", Description="app", VpcId=vpc)["GroupId"]
+    db = ec2.create_security_group(GroupName="db", Description="db", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=db, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "UserIdGroupPairs": [{"GroupId": group}]}])
     ecs = _client(moto, "ecs", region)
     ecs.create_cluster(clusterName=IDENTIFIER)
     scaling = _client(moto, "application-autoscaling", region)
@@ -229,6 +236,7 @@ def _services(moto: MotoServer, region: str, capacities: dict[str, dict[str, int
             scaling.register_scalable_target(ServiceNamespace=NAMESPACE, ResourceId=f"service/{IDENTIFIER}/{name}",
                                              ScalableDimension=DIMENSION, MinCapacity=capacity["min"],
                                              MaxCapacity=capacity["max"])
+    return {"security_group_id": db, "app_security_group_id": group, "port": 5432}
 
 
 def _bucket(moto: MotoServer, region: str) -> None:
@@ -247,11 +255,11 @@ def _switch_alarm(moto: MotoServer) -> None:
         ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="ignore")
 
 
-def _secret_arn(region: str) -> str:
-    return f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{SECRET_NAME}-a1b2c3"
+def _secret_arns(region: str) -> dict[str, str]:
+    return {name: f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{SECRET_PREFIX}/{name}-a1b2c3" for name in SHARED}
 
 
-def stack_outputs(primary_url: str, backup_url: str, secret_arns: dict[str, str] | None = None,
+def stack_outputs(primary_url: str, backup_url: str, secret_arns: dict[str, dict[str, str]] | None = None,
                   db_endpoints: dict[str, str] | None = None, probe: bool = False) -> dict[str, dict]:
     """The two stacks' outputs (docs/contracts.md) as the world has them, by role. Without a world behind them,
     the secrets' ARNs are made up and the databases' endpoints a closed port, and no replication probe runs."""
@@ -266,7 +274,7 @@ def stack_outputs(primary_url: str, backup_url: str, secret_arns: dict[str, str]
             "ecs_services": {n: n for n in ACTIVE}, "ecs_capacity": ACTIVE, "ecs_standby_capacity": STANDBY,
             "backup_bucket_name": bucket, "backup_bucket_arn": f"arn:aws:s3:::{bucket}",
             "alarm_topic_arn": f"arn:aws:sns:{region}:{ACCOUNT}:alarms", "kms_key_arn": "", "alb_dns_name": url,
-            "secret_arns": {"database-credentials": (secret_arns or {}).get(region) or _secret_arn(region)},
+            "secret_arns": (secret_arns or {}).get(region) or _secret_arns(region),
             "active_region": PRIMARY, "replication_probe": asdict(PROBE) if probe else None,
         }
     outputs["primary"]["failover_switch"] = asdict(SWITCH)
@@ -284,10 +292,11 @@ def write_outputs(directory: Path, outputs: dict[str, dict]) -> list[str]:
 
 
 def build_world(moto: MotoServer, outputs: dict[str, dict]) -> None:
-    """Create in moto what the two stacks would have."""
+    """Create in moto what the two stacks would have, and add to their outputs what names it."""
     for role, running, cidr in (("primary", ACTIVE, "10.10.0.0/16"), ("backup", STANDBY, "10.20.0.0/16")):
-        _services(moto, outputs[role]["region"], running, cidr)
+        outputs[role]["db_fence"] = _services(moto, outputs[role]["region"], running, cidr)
         _bucket(moto, outputs[role]["region"])
+    _restarts(moto, outputs)
     _switch_alarm(moto)
     writer = _client(moto, "rds", PRIMARY).create_db_instance(
         DBInstanceIdentifier=IDENTIFIER, DBInstanceClass="db.r6g.large", Engine="postgres", MultiAZ=True,
@@ -305,26 +314,78 @@ def build_world(moto: MotoServer, outputs: dict[str, dict]) -> None:
                        "Destination": {"Bucket": outputs["backup"]["backup_bucket_arn"]}}]})
 
 
-def _secrets(moto: MotoServer, value: dict[str, object]) -> dict[str, str]:
-    """The database-credentials secret in both regions (the stacks replicate it), by region: its ARN."""
-    return {region: _client(moto, "secretsmanager", region).create_secret(
-        Name=SECRET_NAME, SecretString=json.dumps(value))["ARN"] for region in (PRIMARY, BACKUP)}
+def _secrets(moto: MotoServer, credentials: dict[str, object]) -> dict[str, dict[str, str]]:
+    """The shared secrets, created in us-east-1 with their replicas in us-west-2 as the primary stack makes them:
+    {region: {name: ARN}}."""
+    secrets = _client(moto, "secretsmanager", PRIMARY)
+    values = {"database-credentials": json.dumps(credentials), "jwt-secret": "sandbox-only-jwt-secret"}
+    arns = {name: secrets.create_secret(Name=f"{SECRET_PREFIX}/{name}", SecretString=values[name],
+                                        AddReplicaRegions=[{"Region": BACKUP}])["ARN"] for name in SHARED}
+    return {region: {name: arn.replace(f":{PRIMARY}:", f":{region}:") for name, arn in arns.items()}
+            for region in (PRIMARY, BACKUP)}
+
+
+def _restarts(moto: MotoServer, outputs: dict[str, dict]) -> None:
+    """Each region's rule restarting its services on a new password: the primary's on its secret, forwarding to
+    us-west-2, and the backup's on the same (forwarded) events. Not the rotation itself: moto configures one only
+    by running its function, in Docker."""
+    credentials = outputs["primary"]["secret_arns"]["database-credentials"]
+    pattern = json.dumps({"source": ["aws.secretsmanager"], "detail-type": ["Secret Label Updated"],
+                          "resources": [credentials], "detail": {"labelUpdated": ["AWSCURRENT"]}})
+    for role in ("primary", "backup"):
+        region = outputs[role]["region"]
+        events = _client(moto, "events", region)
+        events.put_rule(Name=RESTART_RULE, EventPattern=pattern, State="ENABLED")
+        if role == "primary":
+            events.put_targets(Rule=RESTART_RULE, Targets=[{
+                "Id": "forward", "Arn": f"arn:aws:events:{BACKUP}:{ACCOUNT}:event-bus/default",
+                "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/password-restarts-events"}])
+        outputs[role]["password_restarts"] = {"rule_name": RESTART_RULE, "secret_arn": credentials}
+
+
+def stop_replication_to_replica(moto: MotoServer, region: str, secret_id: str) -> dict[str, str]:
+    """Secrets Manager's StopReplicationToReplica, which moto lacks, called in the replica's `region`: the replica
+    becomes a standalone secret with the same ARN, value and tags, and its primary stops replicating to it."""
+    replica = _client(moto, "secretsmanager", region)
+    described = replica.describe_secret(SecretId=secret_id)
+    source = described.get("PrimaryRegion")
+    if not source or source == region:
+        raise ValueError(f"{secret_id} is not a replica in {region}")
+    value = replica.get_secret_value(SecretId=secret_id)["SecretString"]
+    _client(moto, "secretsmanager", source).remove_regions_from_replication(
+        SecretId=described["Name"], RemoveReplicaRegions=[region])
+    # moto takes a resource's id from this tag: the suffix AWS keeps.
+    suffix = described["ARN"].rsplit("-", 1)[1]
+    arn = replica.create_secret(Name=described["Name"], SecretString=value,
+                                Tags=[{"Key": "_custom_id_", "Value": suffix}, *described.get("Tags", [])])["ARN"]
+    replica.untag_resource(SecretId=arn, TagKeys=["_custom_id_"])
+    return {"ARN": arn}
 
 
 class AwsFront:
-    """Forwards every AWS call to moto, and where RDS's promotion would promote the replica's engine, promotes
-    the PostgreSQL standby first: moto's promotion changes only its own records."""
+    """Forwards every AWS call to moto, and emulates what moto lacks: where RDS's promotion would promote the
+    replica's engine, it promotes the PostgreSQL standby first (moto's promotion changes only its own records), and
+    it answers Secrets Manager's StopReplicationToReplica."""
 
-    def __init__(self, moto: MotoServer, pair: PostgresPair, databases: dict[str, Server]):
+    def __init__(self, moto: MotoServer, pair: PostgresPair | None, databases: dict[str, Server]):
         target = urllib.parse.urlsplit(moto.url)
 
         class Handler(BaseHTTPRequestHandler):
             def _forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if b"Action=PromoteReadReplica" in body:
-                    # The signature's scope names the region: .../<date>/<region>/rds/aws4_request.
-                    scope = self.headers.get("Authorization", "").split("Credential=")[-1].split("/")
-                    pair.promote(databases[scope[2]])
+                # The signature's scope names the region: .../<date>/<region>/<service>/aws4_request.
+                region = self.headers.get("Authorization", "").split("Credential=")[-1].split("/")[2:3]
+                if self.headers.get("X-Amz-Target") == "secretsmanager.StopReplicationToReplica":
+                    try:
+                        answer = stop_replication_to_replica(moto, region[0], json.loads(body)["SecretId"])
+                    except (ValueError, ClientError) as exc:
+                        error = {"__type": "InvalidRequestException", "message": str(exc)}
+                        _reply(self, 400, json.dumps(error).encode(), region[0])
+                    else:
+                        _reply(self, 200, json.dumps(answer).encode(), region[0])
+                    return
+                if pair and b"Action=PromoteReadReplica" in body:
+                    pair.promote(databases[region[0]])
                 upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
                 try:
                     upstream.request(self.command, self.path, body, dict(self.headers))
@@ -350,9 +411,9 @@ class AwsFront:
 
 
 class World:
-    """moto, the two regions' endpoints and the front, with the stacks' outputs written to `directory`. With
-    a PostgreSQL pair, the outputs' databases are its servers and a promotion promotes its standby: AWS calls
-    then go through `environment()`'s endpoint."""
+    """moto, the two regions' endpoints and the front, with the stacks' outputs written to `directory`. AWS calls go
+    through `environment()`'s endpoint, which emulates what moto lacks (AwsFront). With a PostgreSQL pair, the
+    outputs' databases are its servers and a promotion promotes its standby."""
 
     def __init__(self, directory: Path, moto: MotoServer | None = None, postgres: PostgresPair | None = None):
         self.directory, self.postgres = directory, postgres
@@ -361,7 +422,7 @@ class World:
         self.regions = {PRIMARY: RegionEndpoint(PRIMARY), BACKUP: RegionEndpoint(BACKUP)}
         # Each region's database server: the RDS instance of that region, whatever its role.
         self.databases = {PRIMARY: postgres.writer, BACKUP: postgres.standby} if postgres else {}
-        self.aws = AwsFront(self.moto, postgres, self.databases) if postgres else None
+        self.aws = AwsFront(self.moto, postgres, self.databases)
         self.front: Front | None = None
         self.probes: ProbeProcesses | None = None
         try:
@@ -384,7 +445,8 @@ class World:
         build_world(self.moto, self.outputs)
         if pair:
             # As the stacks deploy them: the writer's beside us-east-1's writer, the reader beside the replica.
-            self.probes = ProbeProcesses(PROBE, "production", pair, self.databases, secret_arns,
+            self.probes = ProbeProcesses(PROBE, "production", pair, self.databases,
+                                         {region: arns["database-credentials"] for region, arns in secret_arns.items()},
                                          self.moto.environment(), self.moto.url, self.directory / "probe-logs")
             self.probes.start(PRIMARY, Mode("writer", PRIMARY))
             self.probes.start(BACKUP, Mode("reader", PRIMARY))
@@ -414,13 +476,13 @@ class World:
         return _client(self.moto, service, region)
 
     def environment(self) -> dict[str, str]:
-        return {**self.moto.environment(), **({"AWS_ENDPOINT_URL": self.aws.url} if self.aws else {})}
+        return {**self.moto.environment(), "AWS_ENDPOINT_URL": self.aws.url}
 
     def close(self, stop_moto: bool = True) -> None:
         if self.probes:
             self.probes.close()
         servers = [*([self.front.server] if self.front else []), *(r.server for r in self.regions.values())]
-        for server in servers + ([self.aws.server] if self.aws else []):
+        for server in [*servers, self.aws.server]:
             server.shutdown()
         if stop_moto:
             self.moto.stop()

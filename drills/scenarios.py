@@ -15,7 +15,7 @@ import boto3
 import botocore.config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from drills import heartbeat, replication, switch
+from drills import fences, handover, heartbeat, replication, switch
 from drills.capacity import Capacities, plan_calls, restore_capacity, set_capacity
 from drills.endpoints import unreachable
 from drills.outputs import SERVICES, FailoverSwitch, ReplicationProbe, StackOutputs
@@ -553,9 +553,17 @@ def _move_writer(ctx: Context, planned: bool) -> list[Step]:
                "measured by the replication probe's heartbeats (CloudWatch), ReplicaLag read beside it"
                if ctx.replication else "by ReplicaLag; with no datapoints, refuse unless --accept-data-loss"))
     switch_on = _switch_on_step(ctx)
-    fence = Step(f"fence-{p.role}-writers", f"Scale {p.region}'s api, worker and beat to 0 (scalable targets 0/0): "
+    fence = Step(fence_step(p), f"Scale {p.region}'s api, worker and beat to 0 (scalable targets 0/0): "
                  "nothing writes to the old writer", plan_calls(p, _fenced(ctx)), set_capacity(p, _fenced),
-                 restore_capacity(p), best_effort=not planned, ends_writes=True)
+                 restore_capacity(p), best_effort=not planned)
+    fence_database = Step(database_fence_step(p), f"Fence {p.db_instance_identifier} in {p.region} at the database: "
+                          "revoke its ingress from the app tasks, and reboot it to end the sessions still open",
+                          fences.database_calls(p), fences.fence_database(p), fences.restore_ingress(p),
+                          best_effort=not planned, ends_writes=True)
+    stop_rotation = Step(f"stop-{p.role}-rotation", f"Stop the password's rotation in {p.region} and the restarts "
+                         "its rule starts (and forwards): the old writer's password holds still",
+                         handover.stop_rotation_calls(p), handover.stop_rotation(p), handover.restore_rotation(p),
+                         best_effort=not planned)
     wait = Step("wait-for-replica-lag", f"Wait on {b.db_instance_identifier} in {b.region} {gate}",
                 [f"cloudwatch[{b.region}].get_metric_statistics(AWS/RDS ReplicaLag, "
                  f"DBInstanceIdentifier={b.db_instance_identifier})"] + _heartbeat_reads(ctx, b), _replica_caught_up)
@@ -571,13 +579,24 @@ def _move_writer(ctx: Context, planned: bool) -> list[Step]:
     # snapshot (a first, full one after a rebuild) is taken, so the read-only window is the fence and promotion.
     # An evacuation snapshots only when asked: the replica's automated backups cover the moment before the
     # promotion without a snapshot on the RTO path.
-    before = ([serving, snapshot, switch_on, fence, wait] if planned else
-              [serving, switch_on, fence, wait, *([snapshot] if ctx.snapshot_replica else [])])
+    # Planned, the password moves before anything else: the target's secret holds the one its replica has.
+    copy = Step(f"copy-credentials-to-{b.role}", f"Copy the database password from {p.region}'s secret to "
+                f"{b.region}'s, pointed at {b.db_instance_identifier}", handover.copy_credentials_calls(p, b),
+                handover.copy_credentials)
+    before = ([stop_rotation, copy, serving, snapshot, switch_on, fence, fence_database, wait] if planned else
+              [serving, switch_on, fence, fence_database, stop_rotation, wait,
+               *([snapshot] if ctx.snapshot_replica else [])])
+    after = [] if planned else [
+        Step(f"detach-{b.role}-secrets", f"Make {b.region}'s shared secrets standalone (called in {b.region}), point "
+             f"its database credentials at the promoted writer, and disable the restarts it heard from "
+             f"{p.region}'s secret: nothing in {p.region} can change them or restart {b.region}'s services",
+             handover.detach_calls(b, p), handover.detach)]
     return [
         *before,
         Step("promote-replica", f"Promote {b.db_instance_identifier} in {b.region} to a standalone writer "
              "(irreversible)", [f"rds[{b.region}].promote_read_replica(DBInstanceIdentifier="
                                 f"{b.db_instance_identifier})"], _promote_replica),
+        *after,
         Step(f"raise-{b.role}-capacity", f"Raise {b.region}'s services to the active capacity (scalable targets "
              "first, so target tracking cannot scale them back); worker and beat start only now, after the fence "
              "and the promotion", plan_calls(b, _active(ctx)), set_capacity(b, _active), restore_capacity(b)),
@@ -587,6 +606,14 @@ def _move_writer(ctx: Context, planned: bool) -> list[Step]:
                 "failed read is recorded; the lag gate's reading on the replica stands in)",
                 _heartbeat_reads(ctx, b), _measure_data_loss)] if ctx.measures else []),
     ]
+
+
+def fence_step(source: StackOutputs) -> str:
+    return f"fence-{source.role}-writers"
+
+
+def database_fence_step(source: StackOutputs) -> str:
+    return f"fence-{source.role}-database"
 
 
 def region_evacuation(ctx: Context) -> list[Step]:

@@ -26,6 +26,7 @@ MANDATORY, ADVISORY = EnforcementLevel.MANDATORY, EnforcementLevel.ADVISORY
 RDS = "aws:rds/instance:Instance"
 BUCKET = "aws:s3/bucket:Bucket"
 CACHE = "aws:elasticache/replicationGroup:ReplicationGroup"
+GLOBAL_DATASTORE = "aws:elasticache/globalReplicationGroup:GlobalReplicationGroup"
 LISTENERS = ("aws:lb/listener:Listener", "aws:alb/listener:Listener")
 BALANCERS = ("aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer")
 COST_TAGS = ("Project", "Environment", "CostCenter", "Owner", "Stack", "Region", "Role", "ManagedBy")
@@ -100,10 +101,13 @@ RDS_POLICIES = [
 
 def _cache(props: dict) -> list[str]:
     problems = []
-    if not props.get("atRestEncryptionEnabled"):
-        problems.append("at_rest_encryption_enabled must be true")
-    if not props.get("transitEncryptionEnabled"):
-        problems.append("transit_encryption_enabled must be true")
+    # A Global Datastore's secondary takes encryption at rest and in transit from the datastore and may set neither
+    # (elasticache-global-datastore-constraints); the datastore's primary, which sets both, is checked here.
+    if not _known(props, "globalReplicationGroupId"):
+        if not props.get("atRestEncryptionEnabled"):
+            problems.append("at_rest_encryption_enabled must be true")
+        if not props.get("transitEncryptionEnabled"):
+            problems.append("transit_encryption_enabled must be true")
     if not (props.get("authToken") or props.get("authTokenWo")):
         problems.append("an auth token is required")
     return problems
@@ -121,6 +125,63 @@ def _failover_constraints(props: dict) -> list[str]:
     return problems
 
 
+# What a Global Datastore's secondary takes from the datastore (ElastiCache infers it from the primary): the provider
+# refuses each of these beside global_replication_group_id.
+INHERITED_BY_SECONDARY = {
+    "nodeType": "node_type", "engine": "engine", "engineVersion": "engine_version",
+    "parameterGroupName": "parameter_group_name", "atRestEncryptionEnabled": "at_rest_encryption_enabled",
+    "transitEncryptionEnabled": "transit_encryption_enabled", "transitEncryptionMode": "transit_encryption_mode",
+    "snapshotName": "snapshot_name", "snapshotArns": "snapshot_arns", "numNodeGroups": "num_node_groups",
+    "securityGroupNames": "security_group_names",
+}
+# Burstable, or smaller than large: node types no Global Datastore runs on.
+NOT_GLOBAL_NODE = re.compile(r"cache\.(t\d[a-z]*\.\w+|\w+\.(micro|small|medium))")
+
+
+def _primary_of(datastore: PolicyResource, group: PolicyResource) -> bool:
+    """Whether `group` is the datastore's primary: by id, or while a preview does not know it, by parent and name."""
+    primary = _known(datastore.props, "primaryReplicationGroupId")
+    if primary:
+        return primary == _known(group.props, "replicationGroupId")
+    same_parent = (datastore.parent.urn if datastore.parent else None) == (group.parent.urn if group.parent else None)
+    return same_parent and datastore.name == group.name
+
+
+def _global_datastore_members(resources: list[PolicyResource]):
+    """(replication group, is a secondary) for each member of a Global Datastore in the stack: one that joins a
+    datastore, or a datastore's primary."""
+    datastores = [r for r in resources if r.resource_type == GLOBAL_DATASTORE]
+    for group in (r for r in resources if r.resource_type == CACHE):
+        if _known(group.props, "globalReplicationGroupId"):
+            yield group, True
+        elif any(_primary_of(datastore, group) for datastore in datastores):
+            yield group, False
+
+
+def _global_datastore_constraints(resources: list[PolicyResource]):
+    """What ElastiCache requires of a Global Datastore's clusters (User Guide, global datastores, "Prerequisites and
+    limitations") and the provider checks at plan time."""
+    for group, secondary in _global_datastore_members(resources):
+        props, problems = group.props, []
+        if secondary:
+            problems += [f"{snake} is the Global Datastore's (the provider refuses it beside "
+                         "global_replication_group_id)" for key, snake in INHERITED_BY_SECONDARY.items()
+                         if props.get(key) is not None]
+        elif NOT_GLOBAL_NODE.fullmatch(_known(props, "nodeType") or ""):
+            problems.append(f"node_type {props.get('nodeType')}: a Global Datastore runs on no burstable node and none "
+                            "smaller than large")
+        if (props.get("numCacheClusters") or 1) < 2:
+            problems.append("num_cache_clusters must be 2 or more: a secondary inherits the primary's automatic "
+                            "failover, which ElastiCache allows only with a replica")
+        if props.get("autoMinorVersionUpgrade"):
+            problems.append("auto_minor_version_upgrade must be false: ElastiCache turns it off in a Global "
+                            "Datastore's clusters and refuses it back on")
+        if props.get("networkType") in ("ipv6", "dual_stack"):
+            problems.append(f"network_type {props.get('networkType')}: Global Datastores support IPv4 only")
+        for message in problems:
+            yield group.urn, f"replication group {_known(props, 'replicationGroupId') or group.name}: {message}"
+
+
 CACHE_POLICIES = [
     _resource("elasticache-encrypted-authenticated", "ElastiCache encrypts at rest and in transit and requires an "
               "auth token (checkov CKV_AWS_29, CKV_AWS_30, CKV_AWS_31).", MANDATORY, [CACHE], _cache),
@@ -131,6 +192,9 @@ CACHE_POLICIES = [
     _resource("elasticache-failover-constraints", "Automatic failover has 2 or more nodes and Multi-AZ has automatic "
               "failover, or ElastiCache refuses the group (no checkov equivalent).", MANDATORY, [CACHE],
               _failover_constraints),
+    _stack("elasticache-global-datastore-constraints", "A Global Datastore's clusters: no burstable or small nodes, 2+ "
+           "nodes each, minor upgrades off, IPv4, and a secondary that sets nothing it inherits, or ElastiCache or "
+           "the provider refuses them (no checkov equivalent).", MANDATORY, _global_datastore_constraints),
 ]
 
 # --- load balancers

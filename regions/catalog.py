@@ -81,6 +81,9 @@ STANDBY_SHAPE = RegionShape(db_multi_az=False, nat_gateways="single", cache_node
 
 # The replica's instance class follows the primary's (a promoted replica must carry the load).
 DEFAULT_DB_INSTANCE_CLASS = "db.r6g.large"
+# RDS's weekly maintenance window (UTC), after AWS Backup's 02:00 job and the 03:00-04:00 backup window: patching,
+# and the changes a database does not apply at once (database.applyImmediately, regions/roles.py).
+DB_MAINTENANCE_WINDOW = "sun:05:00-sun:06:00"
 
 PROFILES: dict[Role, RoleProfile] = {
     "primary": RoleProfile(az_count=3),
@@ -178,6 +181,16 @@ _GENERAL_PURPOSE = {"r6g": "m6g", "r7g": "m7g"}
 def cache_node_memory_gib(node_type: str) -> float | None:
     _, family, size = node_type.split(".")
     return _sizes(_CACHE_NODE_MEMORY_GIB, family).get(size)
+
+
+# The node families a Global Datastore runs on, in size large and above (ElastiCache User Guide, global datastores,
+# "Prerequisites and limitations"): no burstable (t2, t3, t4g) and no previous-generation nodes.
+GLOBAL_DATASTORE_FAMILIES = ("m5", "m6g", "m7g", "m8g", "r5", "r6g", "r6gd", "r7g", "r8g", "c7gn", "c8gn")
+
+
+def supports_global_datastore(node_type: str) -> bool:
+    _, family, size = node_type.split(".")
+    return family in GLOBAL_DATASTORE_FAMILIES and size not in ("micro", "small", "medium")
 
 
 def smaller_cache_node(node_type: str) -> str | None:

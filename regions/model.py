@@ -66,6 +66,9 @@ class DatabaseSettings:
     # replica's while another region is (regions/roles.py picks).
     multi_az: bool
     standby_multi_az: bool
+    # The writer's changes (and a detached former writer's) apply at the `up` (true) or at the maintenance window;
+    # a replica's always at the `up` (regions/roles.py).
+    apply_immediately: bool
     # While another region is active: this region's instance is the former writer, kept as it is (not a
     # replica) until it is rebuilt as one (regions/roles.py).
     detached: bool
@@ -99,6 +102,9 @@ class CacheSettings:
     standby_nodes: int
     snapshot_retention_days: int
     auth_token_version: int
+    # cache.globalDatastore: the primary's group replicates to the backup's across regions (an ElastiCache Global
+    # Datastore), so queued Celery tasks survive an evacuation; the same in both stack files.
+    global_datastore: bool
 
     @property
     def parameter_family(self) -> str:
@@ -248,6 +254,8 @@ class UsageSettings:
     logs_gb_per_month: float
     ecr_storage_gb: float
     backup_storage_gb: float
+    # What the Global Datastore replicates to the other region (the broker's writes), when cache.globalDatastore.
+    global_datastore_gb_per_month: float
 
 
 @dataclass(frozen=True)

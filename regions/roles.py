@@ -16,9 +16,18 @@ follows from whether it is active:
   over), the other its standby shape (`database.standbyMultiAz`, `network.standbyNatGateways`,
   `cache.standbyNodeType`/`standbyNodes`), so a failover needs no other setting than `activeRegion`; a detached
   former writer keeps its Multi-AZ as it is (nothing about it changes until it is retired);
-- the master password rotates only while the primary's region is active: the rotation function lives there,
-  and the backup's secret is a read-only replica;
+- the master password rotates in the active region only. While that is the primary's, the shared secrets replicate
+  to the backup (a read-only copy there, its restarts heard through forwarded events); an evacuation makes the
+  backup's copies standalone (drills/scenarios.py), so while the backup's region is active the primary's secrets
+  have no replicas, the backup rotates its own copy and nothing in us-east-1 restarts anything in us-west-2. A
+  failback copies the password back and the primary replicates over the standalone copies again;
+- the writer's changes (and a detached former writer's) wait for the maintenance window unless
+  `database.applyImmediately`; a replica's apply at the `up`;
 - the non-active region copies the writer's automated backups into its own region.
+
+Not by `activeRegion`: with `cache.globalDatastore` the primary's cache creates the Global Datastore and the backup's
+joins it (components/pair.py), whichever region is active. AWS moves the datastore's primary role with
+FailoverGlobalReplicationGroup (the drill's call), not by creating it again; both shapes run its one node type.
 
 Traffic is not a setting: the failover switch (a metric) moves users, so a failover needs no `pulumi up`
 and no Route53 control-plane call.
@@ -64,6 +73,8 @@ class Roles:
     writer_region: str
     rotates_password: bool
     shape: Shape
+    # ModifyDBInstance's ApplyImmediately (applies_immediately): at the `up`, or queued for the maintenance window.
+    db_applies_immediately: bool
 
     @property
     def services_standby(self) -> bool:
@@ -78,7 +89,16 @@ def roles(settings: StackSettings) -> Roles:
     active = settings.active_region == settings.region.name
     database: DatabaseRole = "writer" if active else "detached" if settings.database.detached else "replica"
     return Roles(active=active, database=database, writer_region=settings.active_region,
-                 rotates_password=settings.role == "primary" and active, shape=shape(settings, active, database))
+                 rotates_password=active, shape=shape(settings, active, database),
+                 db_applies_immediately=applies_immediately(settings, database))
+
+
+def applies_immediately(settings: StackSettings, database: DatabaseRole) -> bool:
+    """Whether RDS applies this region's database changes at the `up` or at its maintenance window. The writer's is
+    `database.applyImmediately` (false: a class change is an outage, at a time chosen for it), and a detached former
+    writer keeps it (nothing about it changes until it is retired). A replica applies at once: nobody writes to it,
+    a reboot only pauses its replay, and a failover must not promote a class its file no longer says."""
+    return database == "replica" or settings.database.apply_immediately
 
 
 def shape(settings: StackSettings, active: bool, database: DatabaseRole) -> Shape:

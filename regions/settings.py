@@ -22,6 +22,7 @@ from regions.catalog import (
     CACHE_VERSIONS,
     DEFAULT_DB_INSTANCE_CLASS,
     FARGATE_MEMORY,
+    GLOBAL_DATASTORE_FAMILIES,
     NAT_MODES,
     PROFILES,
     REGIONS,
@@ -33,6 +34,7 @@ from regions.catalog import (
     Role,
     cache_node_memory_gib,
     db_class_memory_gib,
+    supports_global_datastore,
 )
 from regions.model import (
     NOTHING_RUNS,
@@ -108,11 +110,11 @@ SCHEMA: dict[str, Schema | None] = {
                 "terraformState": ("backend", "path", "bucket", "key", "region", "workspace"),
                 "terraformOutputs": tuple(TERRAFORM_OUTPUTS)},
     "database": ("engineVersion", "instanceClass", "allocatedStorageGb", "maxAllocatedStorageGb",
-                 "backupRetentionDays", "multiAz", "standbyMultiAz", "detached", "retireWithSnapshot",
-                 "logMinDurationMs", "logRetentionDays", "promoted",
+                 "backupRetentionDays", "multiAz", "standbyMultiAz", "applyImmediately", "detached",
+                 "retireWithSnapshot", "logMinDurationMs", "logRetentionDays", "promoted",
                  "passwordRotationDays", "name", "username", "poolSize"),
     "cache": ("engine", "engineVersion", "nodeType", "nodes", "standbyNodeType", "standbyNodes",
-              "snapshotRetentionDays", "authTokenVersion"),
+              "snapshotRetentionDays", "authTokenVersion", "globalDatastore"),
     "backups": ("vaultName", "dailyRetentionDays", "weeklyRetentionDays", "monthlyRetentionDays",
                 "coldStorageAfterDays", "replicateToPeer"),
     # services.standby and database.promoted are retired (activeRegion decides): known, to be refused by name.
@@ -131,7 +133,7 @@ SCHEMA: dict[str, Schema | None] = {
     "probe": ("enabled", "intervalSeconds", "maxReplicationAgeSeconds", "silentMinutes"),
     # Usage the cost estimate cannot read from the resources (monthly figures).
     "usage": ("s3StorageGb", "replicationGbPerMonth", "natGbPerMonth", "albLcu", "wafMillionRequests",
-              "logsGbPerMonth", "ecrStorageGb", "backupStorageGb"),
+              "logsGbPerMonth", "ecrStorageGb", "backupStorageGb", "globalDatastoreGbPerMonth"),
     # secure: values (`pulumi config set --secret`); generated or left for operators when absent.
     "jwtSecret": None,
     "googleClientId": None,
@@ -390,6 +392,11 @@ def _database(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: st
     if standby_multi_az and not multi_az:
         raise reader.fail(reader.key("database.standbyMultiAz"), True,
                           "false while database.multiAz is false (a standby runs no more than the active region)")
+    # The writer's (regions/roles.py): false by default, so that a class change's outage comes in the maintenance
+    # window, not in the middle of trading.
+    apply_immediately = _same_as_peer(reader, "database.applyImmediately",
+                                      reader.boolean("database.applyImmediately", False), False, peer, peer_file,
+                                      "whichever region is active runs its writer alike")
     return DatabaseSettings(
         engine_version=reader.string("database.engineVersion", _PG_VERSION,
                                      "a PostgreSQL version 13 to 17 as MAJOR or MAJOR.MINOR, e.g. 16.9", "16.9"),
@@ -402,6 +409,7 @@ def _database(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: st
                                              " (at least a week of point-in-time recovery)"),
         multi_az=multi_az,
         standby_multi_az=standby_multi_az,
+        apply_immediately=apply_immediately,
         detached=detached,
         retire_snapshot=retire_snapshot,
         log_min_duration_ms=reader.integer("database.logMinDurationMs", -1, 3_600_000, 500,
@@ -461,9 +469,17 @@ def _cache(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: str |
     standby_nodes = reader.integer("cache.standbyNodes", 1, nodes, STANDBY_SHAPE.cache_nodes,
                                    f" (at most cache.nodes {nodes}; 2 or more fail over automatically and run "
                                    "Multi-AZ, 1 does neither)")
+    engine_version = reader.choice("cache.engineVersion", versions, versions[-1])
+    # One stack creates the Global Datastore and the other joins it (components/cache.py): both files say so.
+    global_datastore = _same_as_peer(reader, "cache.globalDatastore", reader.boolean("cache.globalDatastore", False),
+                                     False, peer, peer_file, "the primary creates the Global Datastore, the backup's "
+                                                             "cache joins it")
+    if global_datastore:
+        _global_datastore_cache(reader, role, peer, peer_file, engine, engine_version, node_type, standby_type,
+                                standby_nodes)
     return CacheSettings(
         engine=engine,
-        engine_version=reader.choice("cache.engineVersion", versions, versions[-1]),
+        engine_version=engine_version,
         node_type=node_type,
         nodes=nodes,
         standby_node_type=standby_type,
@@ -475,7 +491,34 @@ def _cache(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: str |
             reader.integer("cache.authTokenVersion", 1, 1_000_000, 1, " (raise it in both stack files to rotate "
                                                                        "the auth token)"),
             1, peer, peer_file, "one version rotates both stacks"),
+        global_datastore=global_datastore,
     )
+
+
+def _global_datastore_cache(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: str | None, engine: str,
+                            version: str, node_type: str, standby_type: str, standby_nodes: int) -> None:
+    """What ElastiCache requires of a Global Datastore's clusters (User Guide, global datastores, "Prerequisites and
+    limitations"): one engine, version and node type in all of them, of a family it supports in size large or above;
+    and a secondary of 2 or more nodes, since it inherits the primary's automatic failover. Either region's cluster is
+    the primary or the secondary by turns (an evacuation promotes us-west-2's), so both shapes must qualify."""
+    why = "every cluster of a Global Datastore runs one engine, version and node type"
+    if not supports_global_datastore(node_type):
+        raise reader.fail(reader.key("cache.nodeType"), node_type,
+                          f"cache.<{'|'.join(GLOBAL_DATASTORE_FAMILIES)}>.<large or larger> while "
+                          "cache.globalDatastore is true", "is a node type Global Datastore does not support")
+    if standby_type != node_type:
+        raise reader.fail(reader.key("cache.standbyNodeType"), standby_type,
+                          f"{show(node_type)}, cache.nodeType, while cache.globalDatastore is true ({why}; burstable "
+                          "nodes are not supported)")
+    if standby_nodes < 2:
+        raise reader.fail(reader.key("cache.standbyNodes"), standby_nodes,
+                          "2 or more while cache.globalDatastore is true (a secondary inherits the primary's automatic "
+                          "failover, and ElastiCache refuses a single-node secondary then)")
+    _same_as_peer(reader, "cache.engine", engine, "valkey", peer, peer_file, why)
+    _same_as_peer(reader, "cache.engineVersion", version, tuple(CACHE_VERSIONS[engine])[-1], peer, peer_file, why)
+    # The backup's nodeType left out is the primary's (_active_default): only one it sets can differ.
+    _same_as_peer(reader, "cache.nodeType", node_type, node_type if role == "primary" else ACTIVE_SHAPE.cache_node_type,
+                  peer, peer_file, why)
 
 
 def _backups(reader: Reader, resource_prefix: str, peer: Mapping[str, str], role: Role) -> BackupSettings:
@@ -789,7 +832,8 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
     drill = _drill(reader, role)
     usage = UsageSettings(*(reader.number(f"usage.{name}", 0, 10_000_000, default) for name, default in (
         ("s3StorageGb", 500), ("replicationGbPerMonth", 300), ("natGbPerMonth", 200), ("albLcu", 1),
-        ("wafMillionRequests", 10), ("logsGbPerMonth", 50), ("ecrStorageGb", 20), ("backupStorageGb", 300))))
+        ("wafMillionRequests", 10), ("logsGbPerMonth", 50), ("ecrStorageGb", 20), ("backupStorageGb", 300),
+        ("globalDatastoreGbPerMonth", 100))))
     secrets = AppSecrets(jwt_secret=reader.secret("jwtSecret"), google_client_id=reader.secret("googleClientId"))
 
     return StackSettings(

@@ -76,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps(doc, indent=2, default=str) if args.format == "json" else report.table(doc))
     for line in written:
         _progress(f"wrote {line}")
+    for line in report.waiting(findings, stacks) if written else []:
+        _progress(line)
     return 0
 
 
@@ -96,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a rule threshold (repeatable; names below)")
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.add_argument("--write", action="store_true",
-                        help="apply the recommendations to the stack files (the standby's follows the active's)")
+                        help="apply the recommendations to the stack files (the standby's follows the active's); "
+                             "a class change the writer queues for its maintenance window is said, with the command "
+                             "that applies it at once")
     args = parser.parse_args(argv)
     try:
         return run(args)

@@ -7,7 +7,10 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from rightsize.rules import CHANGE, Finding
+from regions.catalog import DB_MAINTENANCE_WINDOW
+from regions.roles import roles
+from rightsize.rules import CHANGE, Finding, key
+from rightsize.trial import stack_of
 
 
 def _finding(f: Finding) -> dict[str, Any]:
@@ -89,3 +92,18 @@ def table(doc: dict[str, Any]) -> str:
         lines.append(f"--write applies the {len(changes)} changes to {files} (comments and order kept); then review "
                      "`pulumi preview` per stack")
     return "\n".join(lines)
+
+
+def waiting(findings: list[Finding], stacks: Any) -> list[str]:
+    """The class changes a stack file's database queues for its maintenance window (regions/roles.py: the writer
+    unless database.applyImmediately), with when they happen and how to apply one at once."""
+    lines = []
+    for c in (c for f in findings for c in f.changes if c.key == key("database.instanceClass")):
+        settings = stacks.settings if c.file == stacks.file else stacks.peer
+        if not roles(settings).db_applies_immediately:
+            lines.append(f"{c.file}: {c.current} -> {c.proposed} waits for the maintenance window "
+                         f"{DB_MAINTENANCE_WINDOW} UTC (database.applyImmediately: false), its outage then; to apply "
+                         f"it now, after `pulumi up -s {stack_of(c.file)}`: aws rds modify-db-instance --region "
+                         f"{settings.region.name} --db-instance-identifier {settings.resource_prefix} "
+                         f"--db-instance-class {c.proposed} --apply-immediately")
+    return lines

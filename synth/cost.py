@@ -16,9 +16,11 @@ from regions.model import UsageSettings
 from regions.settings import load_settings
 from regions.stackfile import read_stack_file, stack_file_name
 from synth.engine import Evaluation, Registration
+from synth.mocks import GLOBAL_DATASTORE
 from synth.report import top_component
 
 PRICES = Path(__file__).with_name("prices.yaml")
+CACHE = "aws:elasticache/replicationGroup:ReplicationGroup"
 GIB = 1024
 SECONDS_PER_HOUR = 3600
 
@@ -76,11 +78,15 @@ def _item(r: Registration, by_id: dict, usage: UsageSettings, price: PriceTable)
             return None, f"no price for {i['instanceClass']}"
         return (copies * (hourly * h + i.get("allocatedStorage", 0) * storage),
                 f"{i['instanceClass']} x{copies} x {h} h + {i.get('allocatedStorage', 0)} GB gp3 x{copies}")
-    if t == "aws:elasticache/replicationGroup:ReplicationGroup":
-        hourly = price.optional(f"elasticache.{i['engine']}.{i['nodeType']}.hour")
+    if t == CACHE:
+        # A Global Datastore's secondary sets neither: it runs the datastore's, as AWS reports them.
+        engine, node_type = i.get("engine") or r.state.get("engine"), i.get("nodeType") or r.state.get("nodeType")
+        hourly = price.optional(f"elasticache.{engine}.{node_type}.hour")
         nodes = i.get("numCacheClusters", 1)
-        return (None, f"no price for {i['engine']} {i['nodeType']}") if hourly is None else (
-            nodes * hourly * h, f"{nodes} x {i['nodeType']} ({i['engine']}) x {h} h")
+        joined = i.get("globalReplicationGroupId")
+        return (None, f"no price for {engine} {node_type}") if hourly is None else (
+            nodes * hourly * h, f"{nodes} x {node_type} ({engine}) x {h} h"
+            + (f", joined to Global Datastore {joined}" if joined else ""))
     if t == "aws:ecs/service:Service":
         return _fargate(r, by_id, price)
     if t == "aws:lb/loadBalancer:LoadBalancer":
@@ -166,6 +172,23 @@ def _probe_cloudwatch(r: Registration, by_id: dict[str, Registration], price: Pr
                  f"PutMetricData requests ({tasks} task, one every {interval:g} s to each region)")
 
 
+def _global_datastore_replication(evaluation: Evaluation, by_urn: dict[str, Registration], usage: UsageSettings,
+                                  price: PriceTable) -> dict[str, Any] | None:
+    """What a Global Datastore replicates, as cross-region data transfer out of its primary's region: the activeRegion's
+    (an evacuation promotes the other's cluster, FailoverGlobalReplicationGroup). Its nodes are priced with each
+    replication group; the datastore itself bills nothing more."""
+    members = [r for r in evaluation.resources
+               if r.type == GLOBAL_DATASTORE or (r.type == CACHE and r.inputs.get("globalReplicationGroupId"))]
+    if not members or evaluation.outputs.get("active_region") != evaluation.region:
+        return None
+    top = top_component(members[0], by_urn) or members[0]
+    gb = usage.global_datastore_gb_per_month
+    return {"resource": "cache replication", "type": GLOBAL_DATASTORE, "component": top.name,
+            "monthly_usd": round(gb * price("elasticache.inter-region.gb"), 2),
+            "basis": f"{gb:g} GB replicated to the other region (usage), billed to the Global Datastore's primary: "
+                     "the activeRegion"}
+
+
 def estimate(evaluation: Evaluation, usage: UsageSettings) -> dict[str, Any]:
     """The `cost` object of the synth contract."""
     price = PriceTable(evaluation.region)
@@ -185,6 +208,9 @@ def estimate(evaluation: Evaluation, usage: UsageSettings) -> dict[str, Any]:
             items.append({"resource": f"{r.name} metrics", "type": "aws:cloudwatch:PutMetricData",
                           "component": top.name if top else r.name, "monthly_usd": round(probe[0], 2),
                           "basis": probe[1]})
+    replication = _global_datastore_replication(evaluation, by_urn, usage, price)
+    if replication is not None:
+        items.append(replication)
     items.append({"resource": "log ingestion", "type": "aws:cloudwatch/logGroup:LogGroup",
                   "component": "log ingestion",
                   "monthly_usd": round(usage.logs_gb_per_month * price("logs.ingest.gb"), 2),

@@ -29,7 +29,7 @@ from pulumi.runtime.stack import run_in_stack
 
 from regions.settings import PROJECT, SettingsError, load_settings
 from regions.stackfile import StackFileError, read_stack_file, stack_file_name
-from synth.mocks import AwsMocks, Registration
+from synth.mocks import GLOBAL_DATASTORE, AwsMocks, Registration
 
 REPO = Path(__file__).resolve().parent.parent
 PROGRAM = REPO / "__main__.py"
@@ -224,6 +224,8 @@ def evaluate(stack: str, project_dir: Path = REPO, cache: dict[str, Evaluation] 
                                 "local (the offline synth reads no S3; `pulumi preview` reads it with credentials)",
                                 "cannot be read offline")
     stack_outputs: dict[str, dict[str, Any]] = {}
+    # The peer's Global Datastores by id: what a cache joining one as a secondary inherits (node type, engine).
+    global_datastores: dict[str, dict[str, Any]] = {}
     peer = raw.get(PEER_KEY)
     if peer:
         peer_stack = peer.rsplit("/", 1)[-1]
@@ -231,8 +233,11 @@ def evaluate(stack: str, project_dir: Path = REPO, cache: dict[str, Evaluation] 
             raise SettingsError(stack_file_name(stack), PEER_KEY, peer,
                                 "a name whose last part is another stack of this project with a stack file here",
                                 "names no other stack file")
-        stack_outputs[peer] = evaluate(peer_stack, project_dir, cache, program).outputs
-    mocks = AwsMocks(stack, raw.get("aws:region", ""), stack_outputs)
+        peer_evaluation = evaluate(peer_stack, project_dir, cache, program)
+        stack_outputs[peer] = peer_evaluation.outputs
+        global_datastores = {r.state["globalReplicationGroupId"]: r.state
+                             for r in peer_evaluation.of_type(GLOBAL_DATASTORE)}
+    mocks = AwsMocks(stack, raw.get("aws:region", ""), stack_outputs, global_datastores)
     with _engine_environment(project_dir), _collector_paused():
         # A fresh context per stack: the SDK keeps its settings, config and root in context variables.
         result = contextvars.copy_context().run(_run, stack, raw, secret_keys, mocks, program)

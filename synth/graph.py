@@ -113,6 +113,8 @@ _RULES: tuple[tuple[str, str, str, str | None, bool], ...] = (
     ("*", "aws:ecr/*", "*", "pulls images from", False),
     ("aws:ecs/service:*", "aws:ecs/cluster:*", "*", "runs on", False),
     ("aws:sfn/*", "aws:ecs/service:*", "*", "restarts", False),
+    # The final snapshot name's suffix: plumbing.
+    ("*", "random:index/randomId:*", "*", None, False),
     ("*", "random:*", "*", "takes its password from", False),
 )
 

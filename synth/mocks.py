@@ -20,6 +20,11 @@ from regions.stackfile import StackFileError
 
 ACCOUNT_ID = "123456789012"
 
+GLOBAL_DATASTORE = "aws:elasticache/globalReplicationGroup:GlobalReplicationGroup"
+# ElastiCache prefixes a Global Datastore's id with its creating region's code (ElastiCache User Guide, "Using global
+# datastores (CLI)": the table of regions and their prefixes).
+_GLOBAL_DATASTORE_PREFIX = {"us-east-1": "ldgnf", "us-west-2": "sgaui"}
+
 # Physical id prefixes AWS gives these resources.
 _ID_PREFIX = {
     "aws:ec2/vpc:Vpc": "vpc-",
@@ -45,7 +50,7 @@ _AUTONAMED = {
     "aws:elasticache/subnetGroup:SubnetGroup", "aws:elasticache/parameterGroup:ParameterGroup",
     "aws:s3/bucket:Bucket", "aws:ecs/cluster:Cluster", "aws:lb/loadBalancer:LoadBalancer",
     "aws:lb/targetGroup:TargetGroup", "aws:sns/topic:Topic", "aws:rds/instance:Instance",
-    "aws:elasticache/replicationGroup:ReplicationGroup",
+    "aws:elasticache/replicationGroup:ReplicationGroup", "aws:cloudwatch/eventRule:EventRule",
 }
 # Resources whose id AWS (and the provider) report as their name: type -> the name's input.
 _ID_IS_NAME = {
@@ -69,6 +74,7 @@ _ARN = {
     "aws:s3/bucket:Bucket": "arn:aws:s3:::{id}",
     "aws:rds/instance:Instance": "arn:aws:rds:{region}:{account}:db:{id}",
     "aws:elasticache/replicationGroup:ReplicationGroup": "arn:aws:elasticache:{region}:{account}:replicationgroup:{id}",
+    GLOBAL_DATASTORE: "arn:aws:elasticache::{account}:globalreplicationgroup:{id}",
     "aws:backup/vault:Vault": "arn:aws:backup:{region}:{account}:backup-vault:{id}",
     "aws:secretsmanager/secret:Secret": "arn:aws:secretsmanager:{region}:{account}:secret:{name}-{suffix}",
     "aws:ecr/repository:Repository": "arn:aws:ecr:{region}:{account}:repository/{name}",
@@ -122,11 +128,14 @@ class Registration:
 
 
 class AwsMocks(pulumi.runtime.Mocks):
-    def __init__(self, stack: str, region: str, stack_outputs: dict[str, dict[str, Any]] | None = None):
+    def __init__(self, stack: str, region: str, stack_outputs: dict[str, dict[str, Any]] | None = None,
+                 global_datastores: dict[str, dict[str, Any]] | None = None):
         self.stack = stack
         self.region = region
         # StackReference name -> that stack's outputs.
         self.stack_outputs = stack_outputs or {}
+        # The referenced stacks' Global Datastores (their state) by id.
+        self.global_datastores = global_datastores or {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
         if args.typ == "pulumi:pulumi:StackReference":
@@ -148,6 +157,9 @@ class AwsMocks(pulumi.runtime.Mocks):
         elif args.typ == "aws:kms/key:Key":
             rid = str(uuid.UUID(_digest(self.stack, args.typ, args.name, length=32)))
             state["keyId"] = rid
+        elif args.typ == GLOBAL_DATASTORE:
+            rid = state["globalReplicationGroupId"] = (f"{_GLOBAL_DATASTORE_PREFIX[region]}-"
+                                                       f"{state['globalReplicationGroupIdSuffix']}")
         else:
             rid = _ID_PREFIX.get(args.typ, "") + digest
         module, resource = args.typ.split(":")[1].split("/")[0], args.typ.rsplit(":", 1)[1].lower()
@@ -155,6 +167,11 @@ class AwsMocks(pulumi.runtime.Mocks):
         state.setdefault("arn", template.format(region=region, account=ACCOUNT_ID, id=rid, name=state.get("name"),
                                                 module=module, resource=resource, suffix=digest[:6]))
         state.update(self._computed(args.typ, rid, region, state, digest))
+        joined = self.global_datastores.get(state.get("globalReplicationGroupId"))
+        if joined and args.typ == "aws:elasticache/replicationGroup:ReplicationGroup":
+            # A secondary runs what its Global Datastore runs: CreateReplicationGroup infers it from the primary.
+            state.update(engine=joined["engine"], engineVersion=joined["engineVersion"],
+                         nodeType=joined["cacheNodeType"])
         return state["arn"] if args.typ == "aws:secretsmanager/secret:Secret" else rid, state
 
     @staticmethod
@@ -169,6 +186,8 @@ class AwsMocks(pulumi.runtime.Mocks):
                     "memberClusters": [f"{rid}-{n:03d}" for n in range(1, int(state.get("numCacheClusters", 1)) + 1)]}
         if typ == "random:index/randomPassword:RandomPassword":
             return {"result": f"synth-random-{digest[:24]}"}
+        if typ == "random:index/randomId:RandomId":
+            return {"hex": digest[:2 * int(state["byteLength"])]}
         if typ == "aws:ecr/repository:Repository":
             return {"repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{region}.amazonaws.com/{state['name']}",
                     "registryId": ACCOUNT_ID}

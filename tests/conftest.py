@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,20 +47,21 @@ def _set_path(config: dict[str, Any], path: str, value: Any) -> None:
         parent[last] = value
 
 
+def write_project(directory: Path, **edits: dict[str, Any]) -> Path:
+    """A copy of the project's stack files in `directory` with edits: write_project(d, backup={"key.field": value})."""
+    shutil.copy(REPO / "Pulumi.yaml", directory / "Pulumi.yaml")
+    for stack in STACKS:
+        document = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())
+        for path, value in edits.get(stack, {}).items():
+            _set_path(document["config"], path, value)
+        (directory / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(document))
+    return directory
+
+
 @pytest.fixture
 def project(tmp_path) -> Callable[..., Path]:
     """A copy of the project's stack files with edits: project(backup={"key.field": value}, ...)."""
-
-    def make(**edits: dict[str, Any]) -> Path:
-        shutil.copy(REPO / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
-        for stack in STACKS:
-            document = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())
-            for path, value in edits.get(stack, {}).items():
-                _set_path(document["config"], path, value)
-            (tmp_path / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(document))
-        return tmp_path
-
-    return make
+    return partial(write_project, tmp_path)
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ ROUTE = "aws:ec2/route:Route"
 # What each shape changes in place (pulumi-aws 7 / terraform-provider-aws: none of these is ForceNew; the replication
 # group adds replicas first, modifies, then removes replicas; RDS converts Multi-AZ with ModifyDBInstance).
 CACHE_SHAPE = {"nodeType", "numCacheClusters", "automaticFailoverEnabled", "multiAzEnabled"}
-PROMOTION = {"replicateSourceDb", "multiAz", "skipFinalSnapshot", "finalSnapshotIdentifier"}
+PROMOTION = {"replicateSourceDb", "multiAz", "applyImmediately", "skipFinalSnapshot", "finalSnapshotIdentifier"}
 IDENTIFIER = "trading-platform-production"
 SNAPSHOT = phases.retire_snapshot(IDENTIFIER, "20261130T0100Z-b2")
 # (phase, its settings), as the drill tool writes them: an evacuation to us-west-2, then back, us-west-2 rebuilt.
@@ -137,12 +137,14 @@ def _changed(before, after) -> set[str]:
 def test_from_standby_to_active_the_backups_resources_keep_their_urns(evaluations, after):
     """activeRegion us-east-1 -> us-west-2 for the backup: the same URNs, only inputs change, but for the second NAT
     gateway and its address (added) and what the role itself changes (the replica's alarms and backups copy go,
-    the writer's heartbeat alarm comes)."""
+    the writer's heartbeat alarm and the password's rotation, on the secret the evacuation made standalone,
+    come)."""
     standby, active = evaluations["backup"], after["evacuated"]["stacks"]["backup"]
     old, new = {r.urn: r for r in standby.resources}, {r.urn: r for r in active.resources}
     assert {(new[u].type, new[u].name) for u in new.keys() - old.keys()} == {
         (NAT, "network-nat-1"), (EIP, "network-nat-1"),
-        ("aws:cloudwatch/metricAlarm:MetricAlarm", "replication-probe-heartbeat-silent")}
+        ("aws:cloudwatch/metricAlarm:MetricAlarm", "replication-probe-heartbeat-silent"),
+        ("aws:secretsmanager/secretRotation:SecretRotation", "database-password")}
     assert {(old[u].type, old[u].name) for u in old.keys() - new.keys()} == {
         ("aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication", "database"),
         ("aws:cloudwatch/metricAlarm:MetricAlarm", "monitoring-rds-replica-lag"),

@@ -20,6 +20,7 @@ from synth.report import to_json
 
 NS = "trading-platform"
 INSTANCE = "aws:rds/instance:Instance"
+RANDOM_ID = "random:index/randomId:RandomId"
 GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
 SECRET = "aws:secretsmanager/secret:Secret"
 
@@ -162,7 +163,9 @@ def test_a_replica_can_be_deleted_and_a_writer_leaves_a_final_snapshot(evaluatio
     (writer,) = evaluations["primary"].of_type(INSTANCE)
     (replica,) = evaluations["backup"].of_type(INSTANCE)
     assert writer.inputs["skipFinalSnapshot"] is False
-    assert writer.inputs["finalSnapshotIdentifier"] == "trading-platform-production-final"
+    # Named per instance (tests/test_database_apply.py).
+    (generation,) = evaluations["primary"].of_type(RANDOM_ID)
+    assert writer.inputs["finalSnapshotIdentifier"] == f"trading-platform-production-final-{generation.state['hex']}"
     assert replica.inputs["skipFinalSnapshot"] is True and "finalSnapshotIdentifier" not in replica.inputs
     assert replica.inputs["deletionProtection"] is True
 
@@ -190,11 +193,14 @@ def test_an_evacuation_promotes_the_replica_in_place(evaluations, project):
     assert "replicateSourceDb" not in writer["inputs"]
     # The promoted writer leaves a final snapshot again (only the provider reads these, at deletion).
     deletion = ("skipFinalSnapshot", "finalSnapshotIdentifier")
+    (generation,) = promoted.of_type(RANDOM_ID)
     assert (writer["inputs"]["skipFinalSnapshot"], writer["inputs"]["finalSnapshotIdentifier"]) == (
-        False, "trading-platform-production-final")
+        False, f"trading-platform-production-final-{generation.state['hex']}")
     # And it runs Multi-AZ, the active shape (RDS converts it in place): Single-AZ was the standby's replica.
     assert (replica["inputs"]["multiAz"], writer["inputs"]["multiAz"]) == (False, True)
-    shape = ("multiAz", *deletion)
+    # A writer's changes wait for the maintenance window (database.applyImmediately), a replica's do not.
+    assert (replica["inputs"]["applyImmediately"], writer["inputs"]["applyImmediately"]) == (True, False)
+    shape = ("multiAz", "applyImmediately", *deletion)
     assert ({k: v for k, v in replica["inputs"].items() if k not in ("replicateSourceDb", *shape)}
             == {k: v for k, v in writer["inputs"].items() if k not in shape})
     assert after["outputs"]["db_is_replica"] is False and after["outputs"]["active_region"] == "us-west-2"

@@ -28,6 +28,7 @@ from drills.sandbox import (
     BACKUP,
     IDENTIFIER,
     PRIMARY,
+    RESTART_RULE,
     STANDBY,
     SWITCH,
     World,
@@ -44,10 +45,10 @@ PRIMARY_FENCED = {"api": 0, "web": 2, "worker": 0, "beat": 0}
 
 @pytest.fixture
 def world(moto, tmp_path, monkeypatch):
-    for key, value in moto.environment().items():
+    built = World(tmp_path, moto)
+    for key, value in built.environment().items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    built = World(tmp_path, moto)
     yield built
     built.close(stop_moto=False)
 
@@ -106,6 +107,19 @@ def switch_value(world):
     """The switch's latest datapoint, counting one dated up to a second ahead (an off after a quick on)."""
     found = switch.reading(client(world, "cloudwatch", SWITCH.region), SWITCH, 1, time.time() + 2)
     return None if found is None else found[0]
+
+
+def db_ingress(world, region):
+    """Whether the database's security group admits the app tasks (the stacks' db-from-app rule)."""
+    fence = world.outputs["primary" if region == PRIMARY else "backup"]["db_fence"]
+    (group,) = client(world, "ec2", region).describe_security_groups(GroupIds=[fence["security_group_id"]])[
+        "SecurityGroups"]
+    return any(p.get("FromPort") == 5432 and [g["GroupId"] for g in p["UserIdGroupPairs"]] ==
+               [fence["app_security_group_id"]] for p in group["IpPermissions"])
+
+
+def rule_state(world, region):
+    return client(world, "events", region).describe_rule(Name=RESTART_RULE)["State"]
 
 
 def replica_lag(world, seconds):
@@ -353,18 +367,44 @@ def test_an_evacuation_with_us_east_1_unreachable_completes(world, tmp_path, cap
     _, data = journal(tmp_path)
     assert data["status"] == "done"
     steps = {s["name"]: s for s in data["steps"]}
-    assert steps["fence-primary-writers"]["status"] == "skipped"
-    assert "Could not connect to the endpoint URL" in steps["fence-primary-writers"]["error"]
-    assert {n: s["status"] for n, s in steps.items() if n != "fence-primary-writers"} == dict.fromkeys(
-        ["prepare-backup-serving", "switch-on", "wait-for-replica-lag", "promote-replica", "raise-backup-capacity",
-         "probe-until-backup-answers"], "done")
+    in_us_east_1 = ("fence-primary-writers", "fence-primary-database", "stop-primary-rotation")
+    for name in in_us_east_1:
+        assert steps[name]["status"] == "skipped"
+        assert "Could not connect to the endpoint URL" in steps[name]["error"]
+    assert {n: s["status"] for n, s in steps.items() if n not in in_us_east_1} == dict.fromkeys(
+        ["prepare-backup-serving", "switch-on", "wait-for-replica-lag", "promote-replica", "detach-backup-secrets",
+         "raise-backup-capacity", "probe-until-backup-answers"], "done")
+    # Users moved only once the standby served at the active size (Route53 answers with the primary whenever the
+    # SECONDARY is unhealthy: one restarting task there would send them back).
+    assert steps["prepare-backup-serving"]["detail"]["set"] == {s: ACTIVE[s] for s in ("api", "web")}
+    assert min(ACTIVE["api"]["min"], ACTIVE["web"]["min"]) >= 2
+    assert steps["prepare-backup-serving"]["ended_at_epoch"] <= steps["switch-on"]["started_at_epoch"]
     assert switch_value(world) == 1 and desired(world, BACKUP) == ACTIVE_COUNTS
     assert desired(world, PRIMARY) == ACTIVE_COUNTS  # unreached: as it was
+    # Nothing in us-west-2 is tied to us-east-1 any more: its secrets are standalone, and the rule that restarted
+    # its services on us-east-1's new passwords is off.
+    backup_secrets = client(world, "secretsmanager", BACKUP)
+    for arn in world.outputs["backup"]["secret_arns"].values():
+        assert "PrimaryRegion" not in backup_secrets.describe_secret(SecretId=arn)
+    assert sorted(steps["detach-backup-secrets"]["detail"]["made_standalone"]) == ["database-credentials",
+                                                                                  "jwt-secret"]
+    assert client(world, "events", BACKUP).describe_rule(Name=RESTART_RULE)["State"] == "DISABLED"
+    # When us-east-1 returns, a new password there stays there.
+    credentials = world.outputs["backup"]["secret_arns"]["database-credentials"]
+    before = backup_secrets.get_secret_value(SecretId=credentials)["SecretString"]
+    client(world, "secretsmanager", PRIMARY).put_secret_value(
+        SecretId=world.outputs["primary"]["secret_arns"]["database-credentials"], SecretString='{"password": "new"}')
+    assert backup_secrets.get_secret_value(SecretId=credentials)["SecretString"] == before
     summary, markdown, page = reports(tmp_path, data)
-    assert summary["skipped"] == [{"name": "fence-primary-writers", "error": steps["fence-primary-writers"]["error"]}]
+    assert [s["name"] for s in summary["skipped"]] == list(in_us_east_1)
     for text in (markdown, page):
         assert "Skipped (best effort" in text and "- fence-primary-writers: Could not connect" in text
     assert "| fence-primary-writers | skipped |" in markdown
+    # Each fence, and that none is known to have held: us-east-1 never answered.
+    assert [(f["fence"], f["held"]) for f in summary["fences"]] == [
+        ("ecs", None), ("database-ingress", None), ("database-sessions", None)]
+    assert "- ecs: NOT KNOWN: api, worker and beat scaled to 0" in markdown
+    assert "queued Celery tasks in us-east-1's cache were not moved" in summary["broker"]
     # The writers the fence could not reach restart against the old writer when the region returns:
     # reconcile says how to fence them first.
     path, _ = journal(tmp_path)
@@ -374,7 +414,35 @@ def test_an_evacuation_with_us_east_1_unreachable_completes(world, tmp_path, cap
     for service in ("api", "worker", "beat"):
         assert f"aws ecs update-service --region us-east-1 --cluster trading-platform-production --service " \
                f"{service} --desired-count 0" in out
+    # And the fences at the database and the rotation it could not reach either.
+    fence = world.outputs["primary"]["db_fence"]
+    assert (f"aws ec2 revoke-security-group-ingress --region us-east-1 --group-id {fence['security_group_id']} "
+            f"--protocol tcp --port 5432 --source-group {fence['app_security_group_id']}") in out
+    assert "aws rds reboot-db-instance --region us-east-1 --db-instance-identifier trading-platform-production" in out
+    assert "aws secretsmanager cancel-rotate-secret --secret-id 'arn:aws:secretsmanager:us-east-1:" in out
     assert "--resource-id service/trading-platform-production/worker --min-capacity 0 --max-capacity 0" in out
+
+
+def test_an_evacuation_fences_the_old_writer_at_the_database_and_reports_each_fence(world, tmp_path, capsys):
+    replica_lag(world, 3.0)
+    assert db_ingress(world, PRIMARY) and rule_state(world, BACKUP) == "ENABLED"
+    assert run(world, tmp_path) == 0
+    _, data = journal(tmp_path)
+    steps = statuses(data)
+    order = list(steps)
+    # The fences come before the replica is waited on and promoted; the secrets are cut loose right after.
+    assert order.index("fence-primary-writers") < order.index("fence-primary-database") < order.index(
+        "wait-for-replica-lag") < order.index("promote-replica") < order.index("detach-backup-secrets")
+    assert set(steps.values()) == {"done"}
+    assert not db_ingress(world, PRIMARY) and db_ingress(world, BACKUP)
+    # us-east-1's rule no longer restarts or forwards; us-west-2's no longer hears us-east-1's secret.
+    assert rule_state(world, PRIMARY) == rule_state(world, BACKUP) == "DISABLED"
+    summary, markdown, _ = reports(tmp_path, data)
+    assert [(f["fence"], f["held"]) for f in summary["fences"]] == [
+        ("ecs", True), ("database-ingress", True), ("database-sessions", True)]
+    assert "- database-sessions: HELD: the old writer rebooted, ending every open session (RDS accepted" in markdown
+    out = capsys.readouterr().out
+    assert "fence database-ingress: HELD (EC2 accepted the revocation)" in out
 
 
 def test_with_us_east_1_out_a_lag_over_the_limit_is_refused_at_once(world, tmp_path):
@@ -448,8 +516,11 @@ def test_replica_lag_over_the_limit_stops_and_abort_returns_to_the_primary(world
     assert "trading-platform-production is still 900 s behind (ReplicaLag)" in step["error"]
     assert "over --max-lag 300 s: not promoting" in step["error"]
     assert statuses(data)["promote-replica"] == "pending" and desired(world, PRIMARY) == PRIMARY_FENCED
+    assert not db_ingress(world, PRIMARY) and rule_state(world, PRIMARY) == "DISABLED"
     assert cli.main(["abort", "--journal", str(path), "--report-dir", str(tmp_path / "reports")]) == 5
     assert switch_value(world) == 0
+    # The fence at the database and the stopped restarts are undone with the rest.
+    assert db_ingress(world, PRIMARY) and rule_state(world, PRIMARY) == "ENABLED"
     assert desired(world, PRIMARY) == ACTIVE_COUNTS
     assert bounds(world, PRIMARY) == {"api": (2, 10), "web": (2, 10), "worker": (1, 10)}
     assert "warning" not in json.loads(path.read_text())
@@ -701,7 +772,7 @@ def test_reconcile_prints_the_settings_and_the_commands_in_order(world, tmp_path
     commands = ["pulumi refresh -s org/backup --target 'urn:pulumi:backup::trading-platform::trading-platform:data:"
                 "Database$aws:rds/instance:Instance::database' --yes",
                 "pulumi up -s org/backup", "# only once us-east-1 is back, before anything else there:",
-                "pulumi up -s org/primary"]
+                "pulumi refresh -s org/primary --yes", "pulumi up -s org/primary"]
     lines = [line.strip() for line in out.splitlines()]
     # Up to the rebuild of us-east-1's replica, which follows (tests/test_drills_database.py runs it).
     recorded = lines[:lines.index("# then rebuild us-east-1's replica (python -m drills failback phase):")]
@@ -709,12 +780,12 @@ def test_reconcile_prints_the_settings_and_the_commands_in_order(world, tmp_path
     assert lines[lines.index("# then rebuild us-east-1's replica (python -m drills failback phase):") + 1] == (
         "python -m drills failback phase retire --role primary --write")
     assert "the failover switch is a metric, not a setting: no `up` moves it" in out
-    # The old region's rotation must stop before it replicates a password the promoted database never got;
-    # the fence ran, so no fencing commands.
+    # us-east-1 answered: its rotation stopped and its writers were fenced by the drill, so nothing is left to do
+    # there by hand first.
     back = lines[lines.index("# only once us-east-1 is back, before anything else there:") + 1:]
-    assert back[0].startswith("aws secretsmanager cancel-rotate-secret --secret-id 'arn:aws:secretsmanager:us-east-1:")
-    assert back[0].endswith("--region us-east-1")
-    assert not [line for line in lines if "update-service" in line]
+    assert back[0].startswith("aws rds stop-db-instance-automated-backups-replication ")
+    assert not [line for line in lines if "update-service" in line or "cancel-rotate-secret" in line
+                or "revoke-security-group-ingress" in line]
 
 
 def _stack_files(project):

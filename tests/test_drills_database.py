@@ -19,7 +19,7 @@ from drill_world import acknowledged, expected_rpo, heartbeats, journal, report,
 import drills.__main__ as cli
 import drills.scenarios as scenarios
 from drills import heartbeat
-from drills.sandbox import BACKUP, PRIMARY, SECRET_NAME, free_port
+from drills.sandbox import BACKUP, PRIMARY, free_port
 
 
 def test_without_lag_the_measured_rpo_is_small_and_nothing_is_lost(world, pair, tmp_path):
@@ -96,8 +96,9 @@ def nothing_changed(world, pair, tmp_path):
 
 def test_bad_credentials_fail_the_preflight_and_change_nothing(world, pair, tmp_path, capsys):
     secrets = boto3.client("secretsmanager", region_name=PRIMARY, endpoint_url=world.moto.url)
-    value = json.loads(secrets.get_secret_value(SecretId=SECRET_NAME)["SecretString"])
-    secrets.put_secret_value(SecretId=SECRET_NAME, SecretString=json.dumps({**value, "password": "wrong"}))
+    credentials = world.outputs["primary"]["secret_arns"]["database-credentials"]
+    value = json.loads(secrets.get_secret_value(SecretId=credentials)["SecretString"])
+    secrets.put_secret_value(SecretId=credentials, SecretString=json.dumps({**value, "password": "wrong"}))
     assert run(world, tmp_path) == 3
     out = capsys.readouterr().out
     line = next(line for line in out.splitlines() if line.startswith("[FAIL] database-probe"))

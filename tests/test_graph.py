@@ -129,7 +129,7 @@ def test_mermaid_groups_by_stack_and_draws_every_edge(pair):
         1 for line in lines if line.strip() == "end")
     assert '  subgraph stack_primary["stack primary · us-east-1"]' in lines
     assert '  subgraph stack_backup["stack backup · us-west-2"]' in lines
-    assert 'primary_database["database<br/>Database · 7 resources"]' in mermaid
+    assert 'primary_database["database<br/>Database · 8 resources"]' in mermaid
     assert 'primary_failover_switch["failover-switch<br/>FailoverSwitch · 2 resources<br/>also in us-west-2"]' \
         in mermaid
     assert '  primary_alb -->|"routes to (api, web)"| primary_services' in lines

@@ -31,6 +31,7 @@ CONDITION_KEYS = {
                                                        "application-autoscaling:scalable-dimension"},
     "cloudwatch:PutMetricData": {"cloudwatch:namespace"},
     "kms:Decrypt": {"kms:ViaService"},
+    "kms:GenerateDataKey": {"kms:ViaService"},
 }
 # Step Functions' CloudWatchLogsLogGroup.logGroupArn: at most 256 characters, ending with `:*` (API Reference);
 # CloudWatch Logs' log group names: 1 to 512 of these characters (CreateLogGroup).

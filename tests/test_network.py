@@ -146,17 +146,16 @@ def rules(stack, typ):
 
 
 def test_security_groups_are_chained_least_privilege(stack):
-    # The password rotation function runs where the secret lives: the primary.
-    rotation = stack.stack == "primary"
+    # Both regions deploy the password rotation function: the active one rotates.
     assert rules(stack, INGRESS) == {
         ("alb", 80, 80, "0.0.0.0/0"), ("alb", 443, 443, "0.0.0.0/0"),
         ("app", 8000, 8000, "alb"), ("app", 80, 80, "alb"),
         ("db", 5432, 5432, "app"), ("cache", 6379, 6379, "app"), ("endpoints", 443, 443, "app"),
-    } | ({("db", 5432, 5432, "rotation"), ("endpoints", 443, 443, "rotation")} if rotation else set())
+        ("db", 5432, 5432, "rotation"), ("endpoints", 443, 443, "rotation")}
     assert rules(stack, EGRESS) == {
         ("alb", 8000, 8000, "app"), ("alb", 80, 80, "app"),
         ("app", 5432, 5432, "db"), ("app", 6379, 6379, "cache"), ("app", 443, 443, "0.0.0.0/0"),
-    } | ({("rotation", 5432, 5432, "db"), ("rotation", 443, 443, "endpoints")} if rotation else set())
+        ("rotation", 5432, 5432, "db"), ("rotation", 443, 443, "endpoints")}
     for group in stack.of_type("aws:ec2/securityGroup:SecurityGroup"):
         # Inline rules would clash with the rule resources; none means no default allow-all egress either.
         assert "ingress" not in group.inputs and "egress" not in group.inputs

@@ -216,9 +216,29 @@ def test_drill_role_may_mutate_only_the_drills_resources(evaluations):
     assert by_action["secretsmanager:GetSecretValue"] == {primary.outputs["secret_arns"]["database-credentials"],
                                                           backup.outputs["secret_arns"]["database-credentials"]}
     assert by_action["kms:Decrypt"] == {primary.outputs["kms_key_arn"], primary.outputs["replica_key_arn"]}
-    (decrypt,) = [s for s in statements if s["Action"] == "kms:Decrypt"]
+    (decrypt,) = [s for s in statements if "kms:Decrypt" in s["Action"]]
+    assert decrypt["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
     assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": ["secretsmanager.us-east-1.amazonaws.com",
                                                                         "secretsmanager.us-west-2.amazonaws.com"]}}
+    # The evacuation detaches the shared secrets (in both regions, a failback's the other way), and writes and
+    # stops the rotation of the database credentials only.
+    credentials = by_action["secretsmanager:GetSecretValue"]
+    shared = {arn for stack in (primary, backup) for name, arn in stack.outputs["secret_arns"].items()
+              if name != "connection"}
+    assert by_action["secretsmanager:StopReplicationToReplica"] == by_action["secretsmanager:DescribeSecret"] == shared
+    for action in ("PutSecretValue", "CancelRotateSecret", "RotateSecret"):
+        assert by_action[f"secretsmanager:{action}"] == credentials, action
+    assert by_action["lambda:InvokeFunction"] == {
+        f"arn:aws:lambda:{region}:{account}:function:trading-platform-production-db-rotation"
+        for region in ("us-east-1", "us-west-2")}
+    rules = {f"arn:aws:events:{s.region}:{account}:rule/{s.outputs['password_restarts']['rule_name']}"
+             for s in (primary, backup)}
+    for action in ("DescribeRule", "DisableRule", "EnableRule"):
+        assert by_action[f"events:{action}"] == rules, action
+    groups = {f"arn:aws:ec2:{s.region}:{account}:security-group/{s.outputs['db_fence']['security_group_id']}"
+              for s in (primary, backup)}
+    assert by_action["ec2:RevokeSecurityGroupIngress"] == by_action["ec2:AuthorizeSecurityGroupIngress"] == groups
+    assert by_action["rds:RebootDBInstance"] == instances
 
 
 def test_drill_role_grants_what_the_drill_calls(evaluations):
@@ -237,13 +257,14 @@ def test_drill_role_grants_what_the_drill_calls(evaluations):
     called = set()
     for service, prefix in (("ecs", "ecs"), ("rds", "rds"), ("route53", "route53"), ("cloudwatch", "cloudwatch"),
                             ("s3", "s3"), ("application-autoscaling", "application-autoscaling"),
-                            ("secretsmanager", "secretsmanager")):
+                            ("secretsmanager", "secretsmanager"), ("events", "events"), ("ec2", "ec2")):
         methods = boto3.session.Session().client(service, region_name="us-west-2").meta.method_to_api_mapping
         called |= {f"{prefix}:{iam_name.get(methods[m], methods[m])}" for m in calls & set(methods)}
-    # kms:Decrypt is Secrets Manager's call on the caller's behalf, for a secret under a customer key; the alarm
+    # kms:Decrypt and kms:GenerateDataKey are Secrets Manager's calls on the caller's behalf, for a secret under a
+    # customer key, and lambda:InvokeFunction what RotateSecret requires of its caller on the function; the alarm
     # writes are what Application Auto Scaling requires of a RegisterScalableTarget caller for ECS services (its
     # user guide: "Permissions required for actions on target services and CloudWatch").
-    assert called == granted - {"rds:AddTagsToResource", "kms:Decrypt",
+    assert called == granted - {"rds:AddTagsToResource", "kms:Decrypt", "kms:GenerateDataKey", "lambda:InvokeFunction",
                                 "cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"}
 
 

@@ -22,8 +22,10 @@ CACHE_SHAPE = {"nodeType", "numCacheClusters", "automaticFailoverEnabled", "mult
 SWITCHES = {"evacuated", "switched back"}
 REGIONS = {"primary": "us-east-1", "backup": "us-west-2"}
 IDENTIFIER = "trading-platform-production"
-# Instance inputs a phase may change in place: the promotion, and the deletion settings.
-UPDATED_IN_PLACE = {"replicateSourceDb", "deletionProtection", "skipFinalSnapshot", "finalSnapshotIdentifier"}
+# Instance inputs a phase may change in place: the promotion, when changes apply (a writer's wait for the maintenance
+# window), and the deletion settings.
+UPDATED_IN_PLACE = {"replicateSourceDb", "applyImmediately", "deletionProtection", "skipFinalSnapshot",
+                    "finalSnapshotIdentifier"}
 SNAPSHOTS = {"primary": phases.retire_snapshot(IDENTIFIER, "20261129T2300Z-a1"),
              "backup": phases.retire_snapshot(IDENTIFIER, "20261130T0100Z-b2")}
 # (phase, the settings that lead to it), in order: evacuate to us-west-2, rebuild us-east-1's replica,
@@ -157,7 +159,26 @@ def test_the_active_region_runs_the_writers_and_the_other_copies_its_backups(rou
                     f"arn:aws:rds:{writer_region}:123456789012:db:{IDENTIFIER}"), (phase, role)
                 # Deleting it would call RDS in the source's region, which an evacuation may have lost.
                 assert copy.retain_on_delete, (phase, role)
-            # The password rotates only while the primary's region is active (the function lives there).
-            rotation = stack.of_type("aws:secretsmanager/secretRotation:SecretRotation")
-            assert bool(rotation) is (role == "primary" and region == active), (phase, role)
+            # The password rotates in the active region only, on that region's own secret.
+            (rotation,) = stack.of_type("aws:secretsmanager/secretRotation:SecretRotation") or [None]
+            assert (rotation is not None) is (region == active), (phase, role)
+            credentials = stack.outputs["secret_arns"]["database-credentials"]
+            if rotation:
+                assert rotation.inputs["secretId"] in (credentials, cache["primary"].named(
+                    "aws:secretsmanager/secret:Secret", "shared-secrets-database-credentials").id), (phase, role)
+            # The shared secrets replicate only while the primary's region is active: after an evacuation the
+            # backup's copies are standalone, and re-adding the replicas would overwrite its rotated password.
+            if role == "primary":
+                replicas = {tuple(r.inputs.get("replicas") or ()) != () for r in stack.of_type(
+                    "aws:secretsmanager/secret:Secret") if r.name.startswith("shared-secrets-")}
+                assert replicas == {region == active}, (phase, role)
+            # A region's services restart on new versions of the secret that rotates for it; only a replicating
+            # primary forwards its events to the backup.
+            restarts = stack.outputs["password_restarts"]
+            watched = credentials if region == active or role == "primary" else \
+                cache["primary"].outputs["secret_arns"]["database-credentials"]
+            assert restarts["secret_arn"] == watched, (phase, role)
+            forwards = [t for t in stack.of_type("aws:cloudwatch/eventTarget:EventTarget")
+                        if t.name == "password-restarts-forward"]
+            assert bool(forwards) is (role == "primary" and region == active), (phase, role)
             assert stack.outputs["db_is_replica"] is (instance(stack).inputs.get("replicateSourceDb") is not None)

@@ -31,6 +31,8 @@ RDS_OK = {"storageEncrypted": True, "publiclyAccessible": False, "multiAz": True
           "performanceInsightsKmsKeyId": "arn:aws:kms:us-east-1:1:key/k"}
 CACHE_OK = {"atRestEncryptionEnabled": True, "transitEncryptionEnabled": True, "authTokenWo": "t",
             "numCacheClusters": 2, "automaticFailoverEnabled": True}
+SECONDARY_OK = {"globalReplicationGroupId": "ldgnf-g", "replicationGroupId": "g", "authTokenWo": "t",
+                "numCacheClusters": 2, "automaticFailoverEnabled": True, "autoMinorVersionUpgrade": False}
 HTTPS = {"protocol": "HTTPS", "sslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06"}
 REDIRECT = {"protocol": "HTTP", "defaultActions": [{"type": "redirect", "redirect": {"protocol": "HTTPS"}}]}
 ALB_OK = {"dropInvalidHeaderFields": True, "accessLogs": {"bucket": "logs", "enabled": True}}
@@ -61,6 +63,9 @@ RESOURCE_CASES = [
     ("elasticache-failover-constraints", "aws:elasticache/replicationGroup:ReplicationGroup",
      {**CACHE_OK, "numCacheClusters": 1, "automaticFailoverEnabled": False},
      {**CACHE_OK, "automaticFailoverEnabled": False, "multiAzEnabled": True}),
+    # A Global Datastore's secondary inherits its encryption (and may not set it), never its auth token.
+    ("elasticache-encrypted-authenticated", "aws:elasticache/replicationGroup:ReplicationGroup", SECONDARY_OK,
+     {**SECONDARY_OK, "authTokenWo": None}),
     ("alb-https-tls12", "aws:lb/listener:Listener", HTTPS, {**HTTPS, "sslPolicy": "ELBSecurityPolicy-2016-08"}),
     ("alb-https-tls12", "aws:lb/listener:Listener", REDIRECT, {"protocol": "HTTP", "defaultActions": [
         {"type": "forward", "targetGroupArn": "tg"}]}),
@@ -182,15 +187,48 @@ def test_waf_logging_policy():
         ("urn:acl", "web ACL alb: its log does not redact the authorization header")]
 
 
+def _global_datastore(primary: dict, secondary: dict) -> list[PolicyResource]:
+    """A datastore and its primary (linked by id), and a secondary joining another stack's datastore."""
+    def resource(resource_type, props, name):
+        return PolicyResource(resource_type, props, f"urn:{name}", name, OPTIONS, TAGGED, None, [], {})
+
+    return [resource("aws:elasticache/globalReplicationGroup:GlobalReplicationGroup",
+                     {"primaryReplicationGroupId": "p", "globalReplicationGroupIdSuffix": "p"}, "datastore"),
+            resource("aws:elasticache/replicationGroup:ReplicationGroup", primary, "primary"),
+            resource("aws:elasticache/replicationGroup:ReplicationGroup", secondary, "secondary")]
+
+
+def test_global_datastore_policy():
+    """What ElastiCache and the provider refuse of a Global Datastore's clusters; a standalone group is not one."""
+    primary = {**CACHE_OK, "replicationGroupId": "p", "nodeType": "cache.r7g.large", "autoMinorVersionUpgrade": False}
+    name = "elasticache-global-datastore-constraints"
+    assert _stack_findings(name, _global_datastore(primary, SECONDARY_OK)) == []
+    standalone = {**primary, "replicationGroupId": "other", "nodeType": "cache.t4g.medium", "numCacheClusters": 1}
+    assert _stack_findings(name, _global_datastore(primary, standalone)) == []
+    findings = _stack_findings(name, _global_datastore(
+        {**primary, "nodeType": "cache.t4g.medium", "autoMinorVersionUpgrade": True},
+        {**SECONDARY_OK, "nodeType": "cache.r7g.large", "transitEncryptionEnabled": True, "numCacheClusters": 1,
+         "networkType": "dual_stack"}))
+    assert [(urn, message.split(": ", 1)[0]) for urn, message in findings] == [
+        ("urn:primary", "replication group p"), ("urn:primary", "replication group p"),
+        *[("urn:secondary", "replication group g")] * 4]
+    text = " | ".join(message for _, message in findings)
+    for words in ("node_type cache.t4g.medium", "auto_minor_version_upgrade must be false", "node_type is the Global "
+                  "Datastore's", "transit_encryption_enabled is the Global Datastore's", "num_cache_clusters must be 2",
+                  "IPv4 only"):
+        assert words in text, words
+
+
 def test_every_policy_is_tested_and_names_a_checkov_equivalent():
     tested = {c[0] for c in RESOURCE_CASES} | {"s3-versioning", "s3-sse-kms", "s3-public-access-block",
                                                "s3-tls-only", "s3-lifecycle", "cost-tags-through-provider",
-                                               "waf-logging"}
+                                               "waf-logging", "elasticache-global-datastore-constraints"}
     assert tested == set(BY_NAME)
     assert all("checkov" in p.description for p in POLICIES)
     levels = {p.name: p.enforcement_level.value for p in POLICIES}
     assert {levels[n] for n in ("rds-storage-encrypted", "rds-not-public", "s3-sse-kms", "s3-public-access-block",
                                 "elasticache-encrypted-authenticated", "elasticache-failover-constraints",
+                                "elasticache-global-datastore-constraints",
                                 "no-world-ingress")} == {"mandatory"}
 
 

@@ -18,7 +18,7 @@ from drills import reconcile
 from drills.sandbox import MotoServer
 from regions.settings import load_settings
 from regions.stackfile import read_stack_file
-from rightsize import rules, trial
+from rightsize import inputs, report, rules, trial
 from rightsize.__main__ import main
 from rightsize.metrics import Series, growth_per_day, metric
 from rightsize.sandbox import BACKUP, PERIOD, PRIMARY, project_copy, put, seed
@@ -142,6 +142,13 @@ def test_write_leaves_stack_files_that_validate_keep_their_comments_and_price_as
     assert code == 0, err
     report = json.loads(out)
     assert report["written"] and "wrote Pulumi.backup.yaml: trading-platform:services.api.cpu: 512 (was 1024)" in err
+    # The writer queues its class change for the maintenance window (database.applyImmediately: false, as the files
+    # ship); the replica applies its own at the `up`, unsaid.
+    assert ("rightsize: Pulumi.primary.yaml: db.r6g.xlarge -> db.r6g.large waits for the maintenance window "
+            "sun:05:00-sun:06:00 UTC (database.applyImmediately: false), its outage then; to apply it now, after "
+            "`pulumi up -s primary`: aws rds modify-db-instance --region us-east-1 --db-instance-identifier "
+            "trading-platform-production --db-instance-class db.r6g.large --apply-immediately\n") in err
+    assert "Pulumi.backup.yaml: db.r6g.xlarge" not in err
     text = (project / "Pulumi.primary.yaml").read_text()
     assert "# us-east-1: full capacity, takes all traffic." in text
     assert "api: {cpu: 512, memory: 1024, min: 2, max: 10, desired: 2}" in text
@@ -315,6 +322,20 @@ def test_memory_pressure_asks_for_the_next_class_in_both_files(project):
     assert found.rule == "database-larger"
     assert {(c.file, c.proposed) for c in found.changes} == {("Pulumi.primary.yaml", "db.r6g.xlarge"),
                                                              ("Pulumi.backup.yaml", "db.r6g.xlarge")}
+
+
+@pytest.mark.parametrize(("setting", "waiting"), [(False, ["Pulumi.primary.yaml"]), (True, [])])
+def test_a_class_change_waits_for_the_maintenance_window_unless_the_writer_applies_immediately(project, setting,
+                                                                                               waiting):
+    edit = {"trading-platform:database.applyImmediately": setting}
+    directory = project(primary=edit, backup=edit)
+    subject = _subject(directory, {"database.free_memory": 1 * GIB, "database.cpu": 20})
+    stacks = inputs.Stacks(subject.settings, subject.stack_file, directory, subject.peer, subject.peer_file)
+    lines = report.waiting([rules.database(subject)], stacks)
+    # The backup's replica applies its change at the `up` either way.
+    assert [line.split(":")[0] for line in lines] == waiting
+    assert all("db.r6g.large -> db.r6g.xlarge waits for the maintenance window sun:05:00-sun:06:00 UTC" in line
+               for line in lines)
 
 
 def test_connections_near_max_connections_are_said_but_no_class_raises_them(project):

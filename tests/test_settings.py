@@ -150,6 +150,8 @@ KEY_CASES = [
     ("primary", "activeRegion", "us-west-2", "differs from the other stack's"),
     ("primary", "database.detached", True, "false while this stack's region is the activeRegion"),
     ("backup", "database.retireWithSnapshot", "retired-1", "set only with database.detached: true"),
+    ("primary", "database.applyImmediately", "yes", "true or false"),
+    ("backup", "database.applyImmediately", 1, "true or false"),
     ("primary", "database.maxAllocatedStorageGb", 50, "at least 10% above allocatedStorageGb"),
     # RDS: "the maximum storage threshold ... at least 10% more than the current allocated storage".
     ("primary", "database.maxAllocatedStorageGb", 109, "an integer from 110 to 65536"),
@@ -231,6 +233,7 @@ PAIR_CASES = [
     ("backup", {f"{NS}:activeRegion": "us-west-2"}, "backup", "'us-east-1', the value in Pulumi.primary.yaml"),
     ("primary", {f"{NS}:activeRegion": "us-west-2"}, "primary", "'us-east-1', the value in Pulumi.backup.yaml"),
     ("backup", {f"{NS}:database.poolSize": 8}, "backup", "5, the value in Pulumi.primary.yaml"),
+    ("backup", {f"{NS}:database.applyImmediately": True}, "backup", "false, the value in Pulumi.primary.yaml"),
     ("backup", {f"{NS}:role": "primary"}, "backup", "is already the role of Pulumi.primary.yaml"),
 ]
 

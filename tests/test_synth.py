@@ -74,9 +74,9 @@ def test_logical_names_are_the_same_and_only_the_role_differs(evaluations):
     assert ("InstanceAutomatedBackupsReplication", "database") in backup_only  # the only "database" of its own
     assert len([n for n in backup_only if n[1] == "database"]) == 1
     database_changes = {c["input"].split(".")[0] for c in d["changed"] if c["type"] == "aws:rds/instance:Instance"}
-    # The replica differs from the writer by its source, by what a replica inherits from it and by leaving
-    # no final snapshot.
-    assert database_changes == {"replicateSourceDb", "multiAz", "username", "dbName", "passwordWo",
+    # The replica differs from the writer by its source, by what a replica inherits from it, by applying its
+    # changes at once and by leaving no final snapshot.
+    assert database_changes == {"replicateSourceDb", "multiAz", "applyImmediately", "username", "dbName", "passwordWo",
                                 "passwordWoVersion", "skipFinalSnapshot", "finalSnapshotIdentifier"}
 
 
