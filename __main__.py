@@ -370,6 +370,8 @@ if not is_primary:
         replicated_bucket_arn=side.from_primary("backup_bucket_arn"),
         switch_namespace=SWITCH_NAMESPACE,
         rotation_function_name=rotation_function_name,
+        cache_global_datastore=cache.global_datastore_id,
+        cache_replication_group_id=settings.resource_prefix,
     ), opts=aws_opts)
     pulumi.export("drill_role_arn", drill_role.role.arn)
 

@@ -64,6 +64,10 @@ class DrillRoleArgs:
     switch_namespace: str
     # The password rotation function's name, the same in both regions: re-enabling a rotation invokes it.
     rotation_function_name: str
+    # With cache.globalDatastore: the datastore whose primary a drill moves, and the caches' replication group id
+    # (the same in both regions).
+    cache_global_datastore: pulumi.Input[str] | None = None
+    cache_replication_group_id: str | None = None
 
 
 class DrillRole(pulumi.ComponentResource):
@@ -175,9 +179,25 @@ class DrillRole(pulumi.ComponentResource):
              "Resource": joined("db_security_groups")},
             {"Sid": "EndTheOldWritersSessions", "Effect": "Allow", "Action": "rds:RebootDBInstance",
              "Resource": instances},
+            *self._broker(args),
             {"Sid": "DecryptThemThroughSecretsManager", "Effect": "Allow",
              "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
              "Resource": joined("keys"), "Condition": {"StringEquals": {"kms:ViaService": [
                  f"secretsmanager.{r.region}.amazonaws.com" for r in args.regions]}}},
         ]), opts=child)
         self.register_outputs({"arn": self.role.arn})
+
+    @staticmethod
+    def _broker(args: DrillRoleArgs) -> list[dict]:
+        """Moving the Global Datastore's primary with the writer (drills/handover.py): the datastore is global (no
+        region in its ARN), FailoverGlobalReplicationGroup also names the member that becomes primary."""
+        if args.cache_global_datastore is None:
+            return []
+        datastore = pulumi.Output.concat("arn:aws:elasticache::", args.account_id, ":globalreplicationgroup:",
+                                         args.cache_global_datastore)
+        members = [pulumi.Output.concat("arn:aws:elasticache:", r.region, ":", args.account_id, ":replicationgroup:",
+                                        args.cache_replication_group_id) for r in args.regions]
+        return [{"Sid": "ReadTheBroker", "Effect": "Allow", "Action": "elasticache:DescribeGlobalReplicationGroups",
+                 "Resource": datastore},
+                {"Sid": "MoveTheBroker", "Effect": "Allow", "Action": "elasticache:FailoverGlobalReplicationGroup",
+                 "Resource": [datastore, *members]}]

@@ -78,13 +78,13 @@ def restore_rotation(outputs: StackOutputs) -> Callable[[Context, dict], None]:
     return undo
 
 
-def _shared(outputs: StackOutputs) -> dict[str, str]:
+def shared(outputs: StackOutputs) -> dict[str, str]:
     return {name: arn for name, arn in outputs.secret_arns.items() if name not in REGIONAL}
 
 
 def detach_calls(target: StackOutputs, source: StackOutputs) -> list[str]:
     calls = [f"secretsmanager[{target.region}].stop_replication_to_replica(SecretId={arn})"
-             for arn in _shared(target).values()]
+             for arn in shared(target).values()]
     calls.append(f"secretsmanager[{target.region}].put_secret_value(SecretId={_credentials_arn(target)}, "
                  f"SecretString=<its value, host={_host(target)}>)")
     if _rule_name(target):
@@ -109,7 +109,7 @@ def detach(ctx: Context, detail: dict) -> dict:
     target, source = ctx.target, ctx.source
     secrets = ctx.client("secretsmanager", target.region)
     standalone = []
-    for name, arn in _shared(target).items():
+    for name, arn in shared(target).items():
         primary_region = secrets.describe_secret(SecretId=arn).get("PrimaryRegion")
         if primary_region and primary_region != target.region:
             secrets.stop_replication_to_replica(SecretId=arn)
@@ -145,3 +145,31 @@ def copy_credentials(ctx: Context, detail: dict) -> dict:
         return {"copied": False}
     secrets.put_secret_value(SecretId=_credentials_arn(target), SecretString=json.dumps(wanted))
     return {"copied": True}
+
+
+def broker_calls(target: StackOutputs) -> list[str]:
+    return [f"elasticache[{target.region}].failover_global_replication_group(GlobalReplicationGroupId="
+            f"{target.cache_global_datastore}, PrimaryRegion={target.region}, "
+            f"PrimaryReplicationGroupId={target.cache_replication_group_id})"]
+
+
+def broker_primary(elasticache: Any, datastore: str) -> str | None:
+    (group,) = elasticache.describe_global_replication_groups(GlobalReplicationGroupId=datastore,
+                                                              ShowMemberInfo=True)["GlobalReplicationGroups"]
+    return next((m["ReplicationGroupRegion"] for m in group.get("Members", []) if m.get("Role") == "PRIMARY"), None)
+
+
+def promote_broker(ctx: Context, detail: dict) -> dict:
+    """Make the target's cluster the Global Datastore's primary, so its workers find a writable broker holding the
+    tasks queued before the fence. Called in the target's region: AWS takes the failover from any region holding a
+    secondary ("Replication across AWS Regions using global datastores"), so it needs nothing of the source's."""
+    target = ctx.target
+    datastore = target.cache_global_datastore
+    elasticache = ctx.client("elasticache", target.region)
+    if broker_primary(elasticache, datastore) != target.region:
+        elasticache.failover_global_replication_group(
+            GlobalReplicationGroupId=datastore, PrimaryRegion=target.region,
+            PrimaryReplicationGroupId=target.cache_replication_group_id)
+    ctx.wait(f"{datastore}'s primary in {target.region}",
+             lambda: broker_primary(elasticache, datastore) == target.region)
+    return {"broker_primary": target.region}

@@ -86,6 +86,9 @@ class StackOutputs:
     password_restarts: dict[str, str] | None = None
     # {security_group_id, app_security_group_id, port}: what fences the database from the app tasks.
     db_fence: dict[str, Any] | None = None
+    # The cache's replication group, and the Global Datastore it belongs to (None without cache.globalDatastore).
+    cache_replication_group_id: str | None = None
+    cache_global_datastore: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -173,6 +176,9 @@ def parse(document: Any, source: str, expected_role: str) -> StackOutputs:
         active_region=need("active_region", str) if "active_region" in document else None,
         password_restarts=optional("password_restarts", {"rule_name": str, "secret_arn": str}),
         db_fence=optional("db_fence", {"security_group_id": str, "app_security_group_id": str, "port": int}),
+        cache_replication_group_id=need("cache_replication_group_id", str)
+        if document.get("cache_global_datastore") else document.get("cache_replication_group_id"),
+        cache_global_datastore=need("cache_global_datastore", str) if document.get("cache_global_datastore") else None,
     )
 
 

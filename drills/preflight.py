@@ -17,7 +17,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from drills import heartbeat, replication, switch
+from drills import handover, heartbeat, replication, switch
 from drills.endpoints import unreachable
 from drills.journal import open_journals
 from drills.scenarios import Context
@@ -284,6 +284,24 @@ def _alarm_exists(ctx: Context, region: str, name: str) -> bool:
     return bool(found.get("MetricAlarms") or found.get("CompositeAlarms"))
 
 
+def _handover(ctx: Context) -> Check:
+    """What moves with the writer is there to move, read in the target's region: each shared secret (an evacuation
+    makes the target's standalone), and with a Global Datastore the target's cache as one of its members."""
+    b = ctx.target
+    secrets = ctx.client("secretsmanager", b.region)
+    found = []
+    for name, arn in handover.shared(b).items():
+        primary = secrets.describe_secret(SecretId=arn).get("PrimaryRegion")
+        found.append(f"{name} {'replica of ' + primary if primary and primary != b.region else 'standalone'}")
+    evidence = f"{b.region}: " + ", ".join(found)
+    if not b.cache_global_datastore:
+        return Check("handover", True, True, evidence + "; no Global Datastore: queued Celery tasks stay in "
+                     f"{ctx.source.region}'s cache")
+    primary = handover.broker_primary(ctx.client("elasticache", b.region), b.cache_global_datastore)
+    return Check("handover", primary is not None, True, evidence + f"; Global Datastore {b.cache_global_datastore}, "
+                 f"primary in {primary or 'no region'}")
+
+
 def _stop_alarm(name: str) -> Callable[[Context], Check]:
     """A misspelt stop alarm would never fire: it must exist in one of the regions."""
     def check(ctx: Context) -> Check:
@@ -321,6 +339,8 @@ def run_checks(ctx: Context, journal_dir: Path) -> list[Check]:
         checks.append(_run("replication-probe", _replication_probe, False, ctx))
     if ctx.promotes and not ctx.no_loss:
         checks.append(_run("data-loss", _data_loss, False, ctx))
+    if ctx.promotes:
+        checks.append(_run("handover", _handover, False, ctx))
     checks += [_run(f"stop-alarm {name}", _stop_alarm(name), True, ctx) for name in ctx.stop_alarms]
     open_ones = open_journals(journal_dir)
     checks.append(Check("no-drill-in-progress", not open_ones, True,

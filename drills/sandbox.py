@@ -11,7 +11,12 @@ here run with --promotion-keeps-source-link. The switch alarm has a 1-second per
 is 10 s, the stacks' 60 s) so that a drill runs in seconds. Not exercised here: CloudWatch evaluating the
 switch's alarm and Route53's calculated health check (the front reads the metric itself), an impaired
 region that times out or answers 5xx (the tests' unreachable us-east-1 refuses connections), and RDS's
-ReplicaLag of -1 for a stopped replication (tests inject plain datapoints).
+ReplicaLag of -1 for a stopped replication (tests inject plain datapoints). AWS calls go through a front that
+emulates what moto lacks: Secrets Manager's StopReplicationToReplica (the replica becomes a standalone secret
+with the same ARN and value) and ElastiCache's Global Datastores (describe, failover). The password's rotation is
+not configured in moto (it would run the function in Docker), so cancelling it is not exercised; the fence at the
+database revokes moto's security group rule and reboots moto's instance, which ends no session on the
+PostgreSQL servers.
 """
 
 from __future__ import annotations
@@ -55,6 +60,9 @@ SECRET_PREFIX = "trading-platform/production"
 # The shared secrets the world holds (the stacks have four; these two are one with the password and one without).
 SHARED = ("database-credentials", "jwt-secret")
 RESTART_RULE = f"{IDENTIFIER}-password-restarts"
+# The caches' Global Datastore where a world has one (AWS prefixes the id by the creating region: ldgnf, us-east-1).
+GLOBAL_DATASTORE = f"ldgnf-{IDENTIFIER}"
+_ELASTICACHE_XMLNS = "http://elasticache.amazonaws.com/doc/2015-02-02/"
 
 
 def _capacity(low: int, high: int, desired: int) -> dict[str, int]:
@@ -362,6 +370,36 @@ def stop_replication_to_replica(moto: MotoServer, region: str, secret_id: str) -
     return {"ARN": arn}
 
 
+def _elasticache_error(code: str, message: str) -> bytes:
+    return (f"<ErrorResponse xmlns='{_ELASTICACHE_XMLNS}'><Error><Type>Sender</Type><Code>{code}</Code><Message>"
+            f"{message}</Message></Error></ErrorResponse>").encode()
+
+
+def global_datastore_call(datastores: dict[str, dict[str, Any]], form: dict[str, list[str]]) -> tuple[int, bytes]:
+    """ElastiCache's DescribeGlobalReplicationGroups and FailoverGlobalReplicationGroup (Query API, XML answers) over
+    `datastores`: a failover makes the named member the primary and every other one a secondary."""
+    action, name = form["Action"][0], form.get("GlobalReplicationGroupId", [""])[0]
+    found = datastores.get(name)
+    if found is None:
+        return 404, _elasticache_error("GlobalReplicationGroupNotFoundFault", f"{name} not found")
+    if action == "FailoverGlobalReplicationGroup":
+        region, group = form["PrimaryRegion"][0], form["PrimaryReplicationGroupId"][0]
+        if found["members"].get(region) != group:
+            return 400, _elasticache_error("InvalidParameterValue", f"{group} in {region} is not a member of {name}")
+        found["primary"] = region
+    members = "".join(f"<GlobalReplicationGroupMember><ReplicationGroupId>{group}</ReplicationGroupId>"
+                      f"<ReplicationGroupRegion>{region}</ReplicationGroupRegion><Role>"
+                      f"{'PRIMARY' if region == found['primary'] else 'SECONDARY'}</Role><Status>associated</Status>"
+                      "</GlobalReplicationGroupMember>" for region, group in found["members"].items())
+    described = (f"<GlobalReplicationGroupId>{name}</GlobalReplicationGroupId><Status>available</Status>"
+                 f"<Members>{members}</Members>")
+    result = (f"<GlobalReplicationGroups><GlobalReplicationGroup>{described}</GlobalReplicationGroup>"
+              "</GlobalReplicationGroups>" if action == "DescribeGlobalReplicationGroups" else
+              f"<GlobalReplicationGroup>{described}</GlobalReplicationGroup>")
+    return 200, (f"<{action}Response xmlns='{_ELASTICACHE_XMLNS}'><{action}Result>{result}</{action}Result>"
+                 f"<ResponseMetadata><RequestId>sandbox</RequestId></ResponseMetadata></{action}Response>").encode()
+
+
 class AwsFront:
     """Forwards every AWS call to moto, and emulates what moto lacks: where RDS's promotion would promote the
     replica's engine, it promotes the PostgreSQL standby first (moto's promotion changes only its own records), and
@@ -369,6 +407,9 @@ class AwsFront:
 
     def __init__(self, moto: MotoServer, pair: PostgresPair | None, databases: dict[str, Server]):
         target = urllib.parse.urlsplit(moto.url)
+        # Global Datastores, which moto lacks: id -> {"primary": region, "members": {region: replication group}}.
+        self.datastores: dict[str, dict[str, Any]] = {}
+        datastores = self.datastores
 
         class Handler(BaseHTTPRequestHandler):
             def _forward(self) -> None:
@@ -383,6 +424,15 @@ class AwsFront:
                         _reply(self, 400, json.dumps(error).encode(), region[0])
                     else:
                         _reply(self, 200, json.dumps(answer).encode(), region[0])
+                    return
+                form = urllib.parse.parse_qs(body.decode(errors="replace"))
+                if form.get("Action", [""])[0] in ("DescribeGlobalReplicationGroups", "FailoverGlobalReplicationGroup"):
+                    status, answer = global_datastore_call(datastores, form)
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/xml")
+                    self.send_header("Content-Length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer)
                     return
                 if pair and b"Action=PromoteReadReplica" in body:
                     pair.promote(databases[region[0]])
@@ -415,8 +465,9 @@ class World:
     through `environment()`'s endpoint, which emulates what moto lacks (AwsFront). With a PostgreSQL pair, the
     outputs' databases are its servers and a promotion promotes its standby."""
 
-    def __init__(self, directory: Path, moto: MotoServer | None = None, postgres: PostgresPair | None = None):
-        self.directory, self.postgres = directory, postgres
+    def __init__(self, directory: Path, moto: MotoServer | None = None, postgres: PostgresPair | None = None,
+                 global_datastore: bool = False):
+        self.directory, self.postgres, self.global_datastore = directory, postgres, global_datastore
         self.moto = moto or MotoServer().start()
         self._owns_moto = moto is None
         self.regions = {PRIMARY: RegionEndpoint(PRIMARY), BACKUP: RegionEndpoint(BACKUP)}
@@ -443,6 +494,13 @@ class World:
         self.outputs = stack_outputs(self.regions[PRIMARY].url, self.regions[BACKUP].url, secret_arns, endpoints,
                                      probe=pair is not None)
         build_world(self.moto, self.outputs)
+        if self.global_datastore:
+            # As cache.globalDatastore makes it: the primary's cache its primary, the backup's its secondary.
+            for role in ("primary", "backup"):
+                self.outputs[role].update(cache_global_datastore=GLOBAL_DATASTORE,
+                                          cache_replication_group_id=IDENTIFIER)
+            self.aws.datastores[GLOBAL_DATASTORE] = {"primary": PRIMARY, "members": {PRIMARY: IDENTIFIER,
+                                                                                     BACKUP: IDENTIFIER}}
         if pair:
             # As the stacks deploy them: the writer's beside us-east-1's writer, the reader beside the replica.
             self.probes = ProbeProcesses(PROBE, "production", pair, self.databases,

@@ -586,7 +586,11 @@ def _move_writer(ctx: Context, planned: bool) -> list[Step]:
     before = ([stop_rotation, copy, serving, snapshot, switch_on, fence, fence_database, wait] if planned else
               [serving, switch_on, fence, fence_database, stop_rotation, wait,
                *([snapshot] if ctx.snapshot_replica else [])])
-    after = [] if planned else [
+    # The Celery broker moves with the writer when the caches share a Global Datastore: before any worker starts.
+    broker = [Step(f"promote-{b.role}-broker", f"Make {b.region}'s cache the primary of the Global Datastore "
+                   f"{b.cache_global_datastore} (called in {b.region}): its workers find the queued tasks there",
+                   handover.broker_calls(b), handover.promote_broker)] if b.cache_global_datastore else []
+    after = broker if planned else [*broker,
         Step(f"detach-{b.role}-secrets", f"Make {b.region}'s shared secrets standalone (called in {b.region}), point "
              f"its database credentials at the promoted writer, and disable the restarts it heard from "
              f"{p.region}'s secret: nothing in {p.region} can change them or restart {b.region}'s services",

@@ -26,6 +26,7 @@ from drills.endpoints import unreachable
 from drills.sandbox import (
     ACTIVE,
     BACKUP,
+    GLOBAL_DATASTORE,
     IDENTIFIER,
     PRIMARY,
     RESTART_RULE,
@@ -236,7 +237,10 @@ def test_preflight_passes_and_fails_with_evidence(world, capsys):
     assert ("[FAIL] data-loss: unknown: no heartbeat reading and no ReplicaLag datapoints, so the evacuation would "
             "turn the switch on and then refuse to promote. To promote with an unknown loss: python -m drills "
             f"preflight {' '.join(world.args())} --accept-data-loss") in out
-    assert out.strip().splitlines()[-1] == "preflight: 10 passed, 0 warnings, 1 failed: not ready"
+    assert out.strip().splitlines()[-1] == "preflight: 11 passed, 0 warnings, 1 failed: not ready"
+    # What moves with the writer, read in us-west-2: the secrets still replicas of us-east-1's, no Global Datastore.
+    assert ("[PASS] handover: us-west-2: database-credentials replica of us-east-1, jwt-secret replica of us-east-1; "
+            "no Global Datastore: queued Celery tasks stay in us-east-1's cache") in out
     replica_lag(world, 3.0)
     assert cli.main(["preflight", *world.args()]) == 0
     out = capsys.readouterr().out
@@ -443,6 +447,32 @@ def test_an_evacuation_fences_the_old_writer_at_the_database_and_reports_each_fe
     assert "- database-sessions: HELD: the old writer rebooted, ending every open session (RDS accepted" in markdown
     out = capsys.readouterr().out
     assert "fence database-ingress: HELD (EC2 accepted the revocation)" in out
+
+
+def test_with_a_global_datastore_the_evacuation_moves_the_broker_from_us_west_2(moto, tmp_path, monkeypatch):
+    """cache.globalDatastore: the backup's cache becomes the datastore's primary (FailoverGlobalReplicationGroup,
+    called in us-west-2 while us-east-1 refuses every connection) before its workers start, and the report says the
+    queued tasks moved with it."""
+    world = World(tmp_path, moto, global_datastore=True)
+    try:
+        for key, value in world.environment().items():
+            monkeypatch.setenv(key, value)
+        replica_lag(world, 3.0)
+        assert run(world, tmp_path, "--endpoint-url", f"{PRIMARY}=http://127.0.0.1:{free_port()}") == 0
+        _, data = journal(tmp_path)
+        order = list(statuses(data))
+        assert statuses(data)["promote-backup-broker"] == "done"
+        assert order.index("promote-replica") < order.index("promote-backup-broker") < order.index(
+            "raise-backup-capacity")
+        assert world.aws.datastores[GLOBAL_DATASTORE]["primary"] == BACKUP
+        summary, _, _ = reports(tmp_path, data)
+        assert summary["broker"].startswith(f"queued Celery tasks replicate with the cache's Global Datastore "
+                                            f"({GLOBAL_DATASTORE})")
+        # A resume finds it done and calls nothing again.
+        path, _ = journal(tmp_path)
+        assert cli.main(["resume", "--journal", str(path)]) == 2
+    finally:
+        world.close(stop_moto=False)
 
 
 def test_with_us_east_1_out_a_lag_over_the_limit_is_refused_at_once(world, tmp_path):

@@ -5,6 +5,8 @@ requires of its clusters is refused in the stack files, or by the policy pack.""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 from conftest import STACKS, write_project
@@ -185,3 +187,21 @@ def test_what_aws_refuses_is_refused_in_one_line_naming_file_and_key(project, na
         message = str(raised.value)
         assert "\n" not in message and message.startswith(f"Pulumi.{named}.yaml: {NS}:{key} "), message
         assert words in message, message
+
+
+def test_the_drill_role_may_move_this_datastore_and_only_with_it(on, evaluations):
+    """The drill's promote-backup-broker step: FailoverGlobalReplicationGroup on the datastore (global: no region in
+    its ARN) and the member it makes primary, in either region; nothing of it while the option is off."""
+    _, stacks = on
+    backup = stacks["backup"]
+    statements = json.loads(backup.named("aws:iam/rolePolicy:RolePolicy", "drill-operator").inputs["policy"])[
+        "Statement"]
+    by_sid = {s["Sid"]: s for s in statements}
+    datastore = f"arn:aws:elasticache::123456789012:globalreplicationgroup:{backup.outputs['cache_global_datastore']}"
+    assert by_sid["ReadTheBroker"]["Action"] == "elasticache:DescribeGlobalReplicationGroups"
+    assert by_sid["ReadTheBroker"]["Resource"] == datastore
+    assert by_sid["MoveTheBroker"]["Resource"] == [datastore] + [
+        f"arn:aws:elasticache:{region}:123456789012:replicationgroup:trading-platform-production"
+        for region in ("us-east-1", "us-west-2")]
+    off = evaluations["backup"].named("aws:iam/rolePolicy:RolePolicy", "drill-operator").inputs["policy"]
+    assert "elasticache:" not in off

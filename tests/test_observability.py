@@ -241,6 +241,9 @@ def test_drill_role_may_mutate_only_the_drills_resources(evaluations):
     assert by_action["rds:RebootDBInstance"] == instances
 
 
+BROKER_ACTIONS = {"elasticache:DescribeGlobalReplicationGroups", "elasticache:FailoverGlobalReplicationGroup"}
+
+
 def test_drill_role_grants_what_the_drill_calls(evaluations):
     # The AWS operations the drill tool calls, by botocore's method names: not its sandbox and the sandbox's
     # emulated pulumi, nor retire.py, which deletes a retired database with the credentials pulumi up runs with.
@@ -257,13 +260,17 @@ def test_drill_role_grants_what_the_drill_calls(evaluations):
     called = set()
     for service, prefix in (("ecs", "ecs"), ("rds", "rds"), ("route53", "route53"), ("cloudwatch", "cloudwatch"),
                             ("s3", "s3"), ("application-autoscaling", "application-autoscaling"),
-                            ("secretsmanager", "secretsmanager"), ("events", "events"), ("ec2", "ec2")):
+                            ("secretsmanager", "secretsmanager"), ("events", "events"), ("ec2", "ec2"),
+                            ("elasticache", "elasticache")):
         methods = boto3.session.Session().client(service, region_name="us-west-2").meta.method_to_api_mapping
         called |= {f"{prefix}:{iam_name.get(methods[m], methods[m])}" for m in calls & set(methods)}
     # kms:Decrypt and kms:GenerateDataKey are Secrets Manager's calls on the caller's behalf, for a secret under a
     # customer key, and lambda:InvokeFunction what RotateSecret requires of its caller on the function; the alarm
     # writes are what Application Auto Scaling requires of a RegisterScalableTarget caller for ECS services (its
     # user guide: "Permissions required for actions on target services and CloudWatch").
+    # Moving the broker's Global Datastore is granted only with cache.globalDatastore (tests/test_global_datastore.py).
+    assert {a for a in called if a.startswith("elasticache:")} == BROKER_ACTIONS
+    called -= BROKER_ACTIONS
     assert called == granted - {"rds:AddTagsToResource", "kms:Decrypt", "kms:GenerateDataKey", "lambda:InvokeFunction",
                                 "cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"}
 
