@@ -38,6 +38,7 @@ from drills.preflight import run_checks
 from drills.retire import delete_retired
 from drills.runner import ABORTED, execute, heartbeat_needed, promoted, rollback, start_heartbeat, writes_ended
 from drills.scenarios import BUILDERS, PROMOTING, RETURNING, SCENARIOS, Context
+from regions import console
 
 USAGE, PREFLIGHT_FAILED = 2, 3
 # What `run` records and `resume` and `abort` reuse.
@@ -565,4 +566,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console.run(main, "drills")

@@ -51,6 +51,7 @@ from drills.loopback import free_port
 from drills.outputs import FailoverSwitch, ReplicationProbe
 from drills.pgpair import PostgresMissing, PostgresPair, Server
 from drills.probes import Mode, ProbeProcesses
+from regions import console
 from synth.engine import REPO
 
 ACCOUNT = "123456789012"
@@ -650,4 +651,4 @@ class RoundTrip:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console.run(main, "drills.sandbox")

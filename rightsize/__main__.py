@@ -20,6 +20,7 @@ from pathlib import Path
 
 from drills import reconcile
 from drills.outputs import InputError, read_document, stack_document
+from regions import console
 from regions.settings import SettingsError
 from regions.stackfile import StackFileError
 from rightsize import inputs, observe, report, rules, trial
@@ -113,4 +114,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console.run(main, "rightsize")

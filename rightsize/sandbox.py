@@ -20,6 +20,7 @@ from typing import Any
 
 from drills import reconcile
 from drills.sandbox import MotoServer
+from regions import console
 from rightsize.__main__ import main as rightsize
 from synth.__main__ import main as synth
 from synth.engine import REPO, evaluate
@@ -129,4 +130,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console.run(main, "rightsize.sandbox")

@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from regions import console
 from regions.settings import SettingsError
 from regions.stackfile import StackFileError, stack_file_name
 from synth.cost import estimate, standby_share, usage_of
@@ -134,4 +135,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console.run(main, "synth", stateless=True)

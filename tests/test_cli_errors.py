@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -177,3 +181,34 @@ def test_status_with_its_region_out_is_not_ready_in_one_line(outputs, capsys):
     assert drills_cli.main(["status", "--endpoint-url", "us-west-2=http://127.0.0.1:9", *outputs]) == 3
     out = capsys.readouterr().out
     assert "Traceback" not in out and out.strip().splitlines()[-1].startswith("NOT READY: us-west-2 did not answer")
+
+
+# --- pipes and Ctrl-C
+
+
+def _piped_to_head(command: list[str]) -> subprocess.CompletedProcess:
+    """`command | head -1`, as a shell runs it: the reader leaves after one line."""
+    writer = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    head = subprocess.run(["head", "-1"], stdin=writer.stdout, capture_output=True, text=True, check=True)
+    writer.stdout.close()
+    stderr = writer.stderr.read().decode()
+    writer.stderr.close()
+    return subprocess.CompletedProcess(command, writer.wait(timeout=60), head.stdout, stderr)
+
+
+def test_a_reader_that_leaves_ends_synth_and_drills_quietly(outputs):
+    synth = _piped_to_head([sys.executable, "-m", "synth", "--format", "json"])
+    assert synth.stdout.startswith("{") and "Traceback" not in synth.stderr
+    # The drill's plan is longer than a pipe's buffer only with every step described: read one line of it.
+    plan = _piped_to_head([sys.executable, "-m", "drills", "plan", "--scenario", "region-evacuation", *outputs])
+    assert plan.stdout.strip() and "Traceback" not in plan.stderr and "BrokenPipe" not in plan.stderr
+
+
+def test_ctrl_c_prints_one_line():
+    started = subprocess.Popen([sys.executable, "-m", "synth"], cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # inside the evaluation of the stacks, which takes seconds
+    started.send_signal(signal.SIGINT)
+    _, stderr = started.communicate(timeout=60)
+    assert started.returncode == 130
+    assert stderr.strip().splitlines()[-1] == "synth: interrupted" and "Traceback" not in stderr
