@@ -15,10 +15,12 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
+from yaml import YAMLError as PyYAMLError
 
 from drills import phases
 from drills.outputs import InputError
 from regions.catalog import DB_MAINTENANCE_WINDOW
+from regions.stackfile import load_yaml, where
 
 PROJECT = "trading-platform"
 DATABASE_URN = "urn:pulumi:{stack}::" + PROJECT + "::trading-platform:data:Database$aws:rds/instance:Instance::database"
@@ -140,11 +142,15 @@ def _yaml() -> YAML:
 
 def _load(yaml: YAML, path: Path) -> Any:
     try:
-        document = yaml.load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        # Read as synth reads it first (one reader, one verdict: a key written twice is refused with its line), then
+        # round trip for the edit.
+        load_yaml(text)
+        document = yaml.load(text)
     except FileNotFoundError:
         raise InputError(f"{path}: no such stack file (--project-dir names the directory of the stack files)") from None
-    except YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    except (YAMLError, PyYAMLError) as exc:
+        raise InputError(f"{path}: not valid YAML{where(exc)}") from None
     if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
         raise InputError(f"{path}: 'config' must be a mapping of keys to values")
     return document

@@ -33,7 +33,26 @@ def _redact(value: Any, key: str, secret_keys: list[str]) -> Any:
     return value
 
 
-def _where(exc: yaml.YAMLError) -> str:
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key written twice in one mapping: PyYAML would keep the last silently, where the
+    Pulumi CLI and `reconcile --write` refuse the file."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(text: str) -> object:
+    """A stack file's document; a key written twice is an error (yaml.YAMLError, with where it is)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+
+
+def where(exc: yaml.YAMLError) -> str:
     """` at line L, column C: the problem`, on one line."""
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -50,11 +69,11 @@ def read_stack_file(path: Path) -> tuple[dict[str, str], list[str]]:
     if path.is_dir():
         raise StackFileError(f"{path.name}: a directory, not a stack file ({path.parent})")
     try:
-        document = yaml.safe_load(read_text(path)) or {}
+        document = load_yaml(read_text(path)) or {}
     except UnreadableFile as exc:
         raise StackFileError(str(exc).replace(str(path), path.name, 1)) from None
     except yaml.YAMLError as exc:
-        raise StackFileError(f"{path.name}: not valid YAML{_where(exc)}") from None
+        raise StackFileError(f"{path.name}: not valid YAML{where(exc)}") from None
     config = document.get("config", {}) if isinstance(document, dict) else None
     if not isinstance(config, dict):
         raise StackFileError(f"{path.name}: 'config' must be a mapping of keys to values")

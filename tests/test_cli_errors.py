@@ -14,6 +14,8 @@ import pytest
 
 import drills.__main__ as drills_cli
 import drills.sandbox as sandbox
+from drills import reconcile
+from drills.outputs import InputError
 from drills.sandbox import stack_outputs, write_outputs
 from regions import terraform_import
 from synth.__main__ import main as synth_main
@@ -212,3 +214,20 @@ def test_ctrl_c_prints_one_line():
     _, stderr = started.communicate(timeout=60)
     assert started.returncode == 130
     assert stderr.strip().splitlines()[-1] == "synth: interrupted" and "Traceback" not in stderr
+
+
+def test_a_key_written_twice_is_refused_by_synth_and_reconcile_alike(tmp_path, capsys):
+    """PyYAML keeps the last of two equal keys silently (and the cost changes with it); the Pulumi CLI refuses the
+    file. One reader, one verdict: the key and its line, from synth as from `reconcile --write`."""
+    text = (REPO / "Pulumi.primary.yaml").read_text() + "  trading-platform:role: primary\n"
+    line = text.count("\n")
+    project = _project(tmp_path, **{"Pulumi.primary.yaml": text})
+    assert synth_main(["--project-dir", str(project)]) == 2
+    assert one_line(capsys.readouterr().err) == (
+        f"synth: Pulumi.primary.yaml: not valid YAML at line {line}, column 3: duplicate key 'trading-platform:role'")
+    with pytest.raises(InputError) as refused:
+        reconcile.write(project, [{"file": "Pulumi.primary.yaml", "key": "trading-platform:activeRegion",
+                                   "value": "us-west-2"}])
+    assert str(refused.value) == (f"{project / 'Pulumi.primary.yaml'}: not valid YAML at line {line}, column 3: "
+                                  "duplicate key 'trading-platform:role'")
+    assert (project / "Pulumi.primary.yaml").read_text() == text
