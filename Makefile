@@ -10,11 +10,13 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@echo "creating $(VENV) and installing the requirements (a minute or two, once) ..."
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	# The tools as commands (trading-synth, trading-drills, trading-rightsize), runnable from any directory.
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 # The drills' database tests and the sandbox run two PostgreSQL servers from Debian's packages; installed

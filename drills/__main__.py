@@ -565,5 +565,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """The console script (pyproject.toml)."""
     console.run(main, "drills")
+
+
+if __name__ == "__main__":
+    entry()

@@ -113,5 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         return 3
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """The console script (pyproject.toml)."""
     console.run(main, "rightsize")
+
+
+if __name__ == "__main__":
+    entry()

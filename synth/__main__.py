@@ -134,5 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """The console script (pyproject.toml)."""
     console.run(main, "synth", stateless=True)
+
+
+if __name__ == "__main__":
+    entry()

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -231,3 +232,17 @@ def test_a_key_written_twice_is_refused_by_synth_and_reconcile_alike(tmp_path, c
     assert str(refused.value) == (f"{project / 'Pulumi.primary.yaml'}: not valid YAML at line {line}, column 3: "
                                   "duplicate key 'trading-platform:role'")
     assert (project / "Pulumi.primary.yaml").read_text() == text
+
+
+def test_the_installed_commands_run_from_any_directory(tmp_path):
+    """`pip install -e .` (make venv) puts the tools on the virtualenv's PATH; from a directory that is not the
+    checkout, `python -m synth` finds no module, the commands work."""
+    bin_dir = Path(sys.executable).parent
+    synth = subprocess.run([str(bin_dir / "trading-synth"), "--format", "json"], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=120, check=False)
+    assert synth.returncode == 0, synth.stderr
+    assert set(json.loads(synth.stdout)) == {"primary", "backup"}
+    for command in ("trading-drills", "trading-rightsize"):
+        helped = subprocess.run([str(bin_dir / command), "--help"], cwd=tmp_path, capture_output=True, text=True,
+                                timeout=60, check=False)
+        assert helped.returncode == 0 and helped.stdout.startswith("usage: "), (command, helped.stderr)
