@@ -39,6 +39,7 @@ from drills.retire import delete_retired
 from drills.runner import ABORTED, execute, heartbeat_needed, promoted, rollback, start_heartbeat, writes_ended
 from drills.scenarios import BUILDERS, PROMOTING, RETURNING, SCENARIOS, Context
 from regions import console
+from regions.stackfile import StackFileError, given_stack_file, stack_file_name
 
 USAGE, PREFLIGHT_FAILED = 2, 3
 # What `run` records and `resume` and `abort` reuse.
@@ -407,9 +408,22 @@ def cmd_failback_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _phase_file(args: argparse.Namespace) -> str:
+    """The stack file's name: --stack-file FILE (its directory the project), else Pulumi.<--stack or role>.yaml in
+    --project-dir."""
+    if args.stack_file is None:
+        return stack_file_name((args.stack or args.role).rsplit("/", 1)[-1])
+    try:
+        path = given_stack_file(args.stack_file)
+    except StackFileError as exc:
+        raise InputError(str(exc)) from None
+    args.project_dir = path.parent
+    return path.name
+
+
 def cmd_failback_phase(args: argparse.Namespace) -> int:
     """The settings of one rebuild phase for one stack file, printed or written."""
-    file = f"Pulumi.{args.stack_file or args.role}.yaml"
+    file = _phase_file(args)
     key = f"{reconcile.PROJECT}:database.detached"
     if reconcile.current(args.project_dir, file, key) is not True:
         raise InputError(f"{args.project_dir / file}: {key} is not true: a rebuild follows a switchover that left "
@@ -531,8 +545,13 @@ def _failback_commands(commands: argparse._SubParsersAction) -> None:
                              "the former writer, then rebuild it as a replica (each followed by pulumi up)")
     phase.add_argument("phase", choices=("retire", "rebuild"))
     phase.add_argument("--role", choices=phases.ROLES, required=True, help="the stack whose former writer it is")
-    phase.add_argument("--stack-file", metavar="NAME", help="Pulumi.NAME.yaml (default: the role)")
-    phase.add_argument("--project-dir", type=Path, default=Path("."))
+    named = phase.add_mutually_exclusive_group()
+    named.add_argument("--stack-file", type=Path, metavar="FILE",
+                       help="the stack file, Pulumi.<stack>.yaml, with the project's Pulumi.yaml beside it (default: "
+                            "Pulumi.<--stack>.yaml in --project-dir)")
+    named.add_argument("--stack", metavar="NAME", help="the stack's name (default: the role)")
+    phase.add_argument("--project-dir", type=Path, default=Path("."),
+                       help="the directory of the stack files (default: the current one)")
     phase.add_argument("--write", action="store_true",
                        help="apply it, keeping comments and order; for rebuild, first delete the retired instance "
                             "leaving its final snapshot (with the credentials pulumi up runs with)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,25 @@ class StackFileError(Exception):
 
 def stack_file_name(stack: str) -> str:
     return f"Pulumi.{stack}.yaml"
+
+
+def stack_of(file: str) -> str:
+    """`Pulumi.primary.yaml` -> `primary`; "" for a name of another form."""
+    match = re.fullmatch(r"Pulumi\.(.+)\.yaml", file)
+    return match.group(1) if match else ""
+
+
+def given_stack_file(given: Path) -> Path:
+    """A `--stack-file FILE` (every tool's option takes a file): an existing Pulumi.<stack>.yaml with the project's
+    Pulumi.yaml beside it, resolved."""
+    if not given.is_file():
+        raise StackFileError(f"--stack-file {given}: no such file")
+    if not stack_of(given.name):
+        raise StackFileError(f"--stack-file {given}: a stack file is named Pulumi.<stack>.yaml (its stack's name)")
+    if not (given.resolve().parent / "Pulumi.yaml").is_file():
+        raise StackFileError(f"--stack-file {given}: no Pulumi.yaml beside it (the project's stack files are read "
+                             "and evaluated together)")
+    return given.resolve()
 
 
 def _redact(value: Any, key: str, secret_keys: list[str]) -> Any:

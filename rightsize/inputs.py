@@ -12,9 +12,8 @@ from drills.outputs import InputError, required
 from regions.catalog import SERVICES
 from regions.model import StackSettings
 from regions.settings import PROJECT, load_settings, other_stacks
-from regions.stackfile import StackFileError, read_stack_file
+from regions.stackfile import StackFileError, given_stack_file, read_stack_file, stack_of
 from rightsize.rules import ORDERED, THRESHOLDS, Targets
-from rightsize.trial import stack_of
 from synth.engine import REPO
 
 # CloudWatch keeps 60-second data 15 days, 300-second data 63 days and hourly data 455 days; GetMetricData asks
@@ -53,14 +52,10 @@ def project_dir(start: Path) -> Path:
 def stack_file(given: Path | None, stack: str | None, role: str, cwd: Path) -> Path:
     """--stack-file; else Pulumi.<stack>.yaml, or the one stack file of the outputs' role, beside Pulumi.yaml."""
     if given is not None:
-        if not given.is_file():
-            raise InputError(f"--stack-file {given}: no such file")
-        if not stack_of(given.name):
-            raise InputError(f"--stack-file {given}: a stack file is named Pulumi.<stack>.yaml (its stack's name)")
-        if not (given.resolve().parent / "Pulumi.yaml").is_file():
-            raise InputError(f"--stack-file {given}: no Pulumi.yaml beside it (the project's stack files are read "
-                             "and evaluated together)")
-        return given.resolve()
+        try:
+            return given_stack_file(given)
+        except StackFileError as exc:
+            raise InputError(str(exc)) from None
     project = project_dir(cwd)
     if stack is not None:
         path = project / f"Pulumi.{stack.rsplit('/', 1)[-1]}.yaml"

@@ -9,8 +9,8 @@ from typing import Any
 
 from regions.catalog import DB_MAINTENANCE_WINDOW
 from regions.roles import roles
+from regions.stackfile import stack_of
 from rightsize.rules import CHANGE, Finding, key
-from rightsize.trial import stack_of
 
 
 def _finding(f: Finding) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -14,16 +13,10 @@ from typing import Any
 from drills import reconcile
 from drills.outputs import InputError
 from regions.settings import SettingsError, load_settings
-from regions.stackfile import StackFileError, read_stack_file
+from regions.stackfile import StackFileError, read_stack_file, stack_of
 from rightsize.rules import CHANGE, NO_CHANGE, Finding
 from synth.cost import estimate, usage_of
 from synth.engine import evaluate
-
-
-def stack_of(file: str) -> str:
-    """`Pulumi.primary.yaml` -> `primary`; "" for a name of another form."""
-    match = re.fullmatch(r"Pulumi\.(.+)\.yaml", file)
-    return match.group(1) if match else ""
 
 
 @contextmanager

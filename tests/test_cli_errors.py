@@ -246,3 +246,15 @@ def test_the_installed_commands_run_from_any_directory(tmp_path):
         helped = subprocess.run([str(bin_dir / command), "--help"], cwd=tmp_path, capture_output=True, text=True,
                                 timeout=60, check=False)
         assert helped.returncode == 0 and helped.stdout.startswith("usage: "), (command, helped.stderr)
+
+
+def test_stack_file_takes_a_file_in_failback_phase_as_in_rightsize(tmp_path, capsys):
+    project = _project(tmp_path)
+    stack_file = project / "Pulumi.primary.yaml"
+    assert drills_cli.main(["failback", "phase", "retire", "--role", "primary", "--stack-file", str(stack_file)]) == 2
+    # The file given is the one read (not Pulumi.<the file>.yaml): here it records no switchover.
+    assert one_line(capsys.readouterr().err) == (f"drills: {stack_file}: trading-platform:database.detached is not "
+                                                 "true: a rebuild follows a switchover that left this region's former "
+                                                 "writer detached (python -m drills reconcile --write)")
+    assert drills_cli.main(["failback", "phase", "retire", "--role", "primary", "--stack-file", "primary"]) == 2
+    assert one_line(capsys.readouterr().err) == "drills: --stack-file primary: no such file"
