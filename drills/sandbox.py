@@ -100,14 +100,18 @@ class MotoServer:
         executable = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
         self.process = subprocess.Popen([executable, "-H", "127.0.0.1", "-p", str(self.port)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1).close()
-                return self
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.1)
-        raise RuntimeError(f"moto_server did not start on port {self.port}")
+        try:
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                try:
+                    urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1).close()
+                    return self
+                except (urllib.error.URLError, OSError):
+                    time.sleep(0.1)
+            raise RuntimeError(f"moto_server did not start on port {self.port}")
+        except BaseException:  # interrupted while it starts: nobody else knows of it yet
+            self.stop()
+            raise
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -594,12 +598,13 @@ class RoundTrip:
         return drills(list(args))
 
     def _leg(self, *args: str) -> int:
+        earlier = set(self.reports.glob("drill-*.md"))
         code = self.drills(*args, "--execute", "--probe-url", self.world.front.url, "--probe-interval", "0.2",
                            "--probe-timeout", "30", "--promotion-keeps-source-link", "--journal-dir",
                            str(self.journals), "--report-dir", str(self.reports), *self.world.args())
-        newest = max(self.reports.glob("drill-*.md"), key=lambda p: p.stat().st_mtime, default=None)
-        if newest:
-            self.say("\n" + newest.read_text())
+        # This leg's report only: an earlier run's, in the same directory, is not this one's.
+        for report in sorted(set(self.reports.glob("drill-*.md")) - earlier):
+            self.say("\n" + report.read_text())
         return code
 
     def evacuate(self) -> int:

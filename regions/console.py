@@ -5,18 +5,26 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 # As shells report a command stopped by SIGINT and SIGPIPE.
 INTERRUPTED, READER_GONE = 130, 141
+# Inside interrupts_deferred(): how deep, and whether a stop came meanwhile.
+_deferring = 0
+_pending = False
 
 
 def run(main: Callable[[], int], name: str, *, stateless: bool = False) -> None:
     """Run a command's main and exit with its code: Ctrl-C prints one line (exit 130); a closed pipe (`| head`) ends it
     quietly (exit 141), with stdout pointed at /dev/null so the flush at exit cannot print a traceback either.
+    SIGTERM and SIGHUP (a closed terminal, `kill`, a CI timeout) stop it like Ctrl-C, so that what it started (servers,
+    temporary folders) is stopped and removed on the way out, by the same `finally` blocks.
 
     A `stateless` command (it changes nothing, like synth) stops at once on Ctrl-C: a KeyboardInterrupt raised inside
     the Pulumi engine's threads or an import can be swallowed there, or leave threads that never end."""
+    for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, _raise_interrupt)
     if stateless:
         signal.signal(signal.SIGINT, lambda *_: _interrupted(name, immediately=True))
     try:
@@ -28,6 +36,38 @@ def run(main: Callable[[], int], name: str, *, stateless: bool = False) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = READER_GONE
     sys.exit(code)
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """A stop (run()'s signals) that comes inside is raised when the block ends: an evaluation of the program under the
+    SDK's mocks swallows a KeyboardInterrupt raised in its imports and goes on half-imported (a traceback, exit 1)."""
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    except BaseException:
+        _deferring -= 1
+        # A failure after the stop is taken for what the stop caused: the stop wins.
+        _deliver()
+        raise
+    _deferring -= 1
+    _deliver()
+
+
+def _deliver() -> None:
+    global _pending
+    if not _deferring and _pending:
+        _pending = False
+        raise KeyboardInterrupt
+
+
+def _raise_interrupt(*_: object) -> None:
+    global _pending
+    if _deferring:
+        _pending = True
+        return
+    raise KeyboardInterrupt
 
 
 def _interrupted(name: str, immediately: bool = False) -> int:

@@ -101,10 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     directory = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="rightsize-sandbox-"))
-    server = MotoServer().start()
+    server = MotoServer()
     saved = {k: os.environ.get(k) for k in server.environment()}
-    os.environ.update(server.environment())
     try:
+        server.start()
+        os.environ.update(server.environment())
         print(f"rightsize sandbox: moto at {server.url}; project copy in {directory / 'project'}", file=sys.stderr)
         outputs = evaluate("primary", REPO).outputs
         (directory / "primary-outputs.json").write_text(json.dumps(outputs, indent=2))

@@ -27,6 +27,7 @@ from pulumi.runtime.settings import ROOT as ROOT_RESOURCE
 from pulumi.runtime.settings import SETTINGS
 from pulumi.runtime.stack import run_in_stack
 
+from regions import console
 from regions.settings import PROJECT, SettingsError, load_settings
 from regions.stackfile import StackFileError, read_stack_file, stack_file_name
 from synth.mocks import GLOBAL_DATASTORE, AwsMocks, Registration
@@ -238,7 +239,7 @@ def evaluate(stack: str, project_dir: Path = REPO, cache: dict[str, Evaluation] 
         global_datastores = {r.state["globalReplicationGroupId"]: r.state
                              for r in peer_evaluation.of_type(GLOBAL_DATASTORE)}
     mocks = AwsMocks(stack, raw.get("aws:region", ""), stack_outputs, global_datastores)
-    with _engine_environment(project_dir), _collector_paused():
+    with _engine_environment(project_dir), _collector_paused(), console.interrupts_deferred():
         # A fresh context per stack: the SDK keeps its settings, config and root in context variables.
         result = contextvars.copy_context().run(_run, stack, raw, secret_keys, mocks, program)
     cache[stack] = result
