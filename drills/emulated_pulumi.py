@@ -37,14 +37,19 @@ class Pulumi:
         self.world, self.project_dir = world, project_dir
         # What the engine's state says of each stack's database: its inputs at the last `up`, None once gone.
         self.databases: dict[str, dict[str, Any] | None] = {}
+        # Evaluations by the stack files' texts: a refresh and the `up` after it, or two stacks' commands between
+        # two edits, evaluate the same files once (a backup's evaluation holds its primary's).
+        self._evaluations: dict[tuple[str, ...], dict[str, Any]] = {}
         # The world was built as the stack files say: their state is what they declare.
         for stack in ("primary", "backup"):
             self.databases[stack] = self._instance(self._evaluate(stack)).inputs
 
     def _evaluate(self, stack: str) -> Any:
         # The program's warnings (google sign-in off) are the synth's to show, not the sandbox's.
+        texts = tuple(sorted(p.read_text() for p in self.project_dir.glob("Pulumi*.yaml")))
+        cache = self._evaluations.setdefault(texts, {})
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            return evaluate(stack, self.project_dir, {})
+            return evaluate(stack, self.project_dir, cache)
 
     @staticmethod
     def _instance(evaluation: Any) -> Any:
