@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
+import os
 import re
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
@@ -858,10 +859,32 @@ def raw_config() -> dict[str, str]:
     return {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
 
 
+# Set by synth's engine: the stack files' example.com placeholders are its fixtures, not a deployment's values.
+OFFLINE = "TRADING_PLATFORM_OFFLINE"
+# Domains reserved for documentation (RFC 2606) and AWS's documentation account: a placeholder left in.
+_PLACEHOLDER = re.compile(r"(^|[.@])example\.(com|org|net)$|(^|\.)example$|123456789012")
+
+
 def from_pulumi(project_dir: Path) -> StackSettings:
     raw = raw_config()
     secret_keys = [key for key in raw if pulumi.runtime.is_config_secret(key)]
-    return load_settings(raw, pulumi.get_stack(), project_dir, pulumi.get_project(), secret_keys)
+    settings = load_settings(raw, pulumi.get_stack(), project_dir, pulumi.get_project(), secret_keys)
+    if not os.environ.get(OFFLINE):
+        refuse_placeholders(settings)
+    return settings
+
+
+def refuse_placeholders(settings: StackSettings) -> None:
+    """`pulumi preview` and `pulumi up` refuse the stack files' placeholders (docs/deploy.md, step 3), naming the
+    first left in: a zone, an e-mail or an account id nobody owns."""
+    found = [(f"{PROJECT}:domain.zoneName", settings.domain.zone_name),
+             (f"{PROJECT}:tags.owner", settings.tags.owner),
+             (f"{PROJECT}:monitoring.alarmEmail", settings.monitoring.alarm_email),
+             *((f"{PROJECT}:drill.principals", p) for p in settings.drill.principals)]
+    for key, value in found:
+        if _PLACEHOLDER.search(value.lower()):
+            raise SettingsError(settings.stack_file, key, value, "your own (the stack files ship with placeholders)",
+                                "is a placeholder")
 
 
 def check_peer_region(settings: StackSettings, found: Any) -> str:

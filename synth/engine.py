@@ -28,7 +28,7 @@ from pulumi.runtime.settings import SETTINGS
 from pulumi.runtime.stack import run_in_stack
 
 from regions import console
-from regions.settings import PROJECT, SettingsError, load_settings
+from regions.settings import OFFLINE, PROJECT, SettingsError, load_settings
 from regions.stackfile import StackFileError, read_stack_file, stack_file_name
 from synth.mocks import GLOBAL_DATASTORE, AwsMocks, Registration
 
@@ -133,6 +133,8 @@ def _engine_environment(project_dir: Path) -> Iterator[None]:
     PULUMI_CONFIG* leftovers in the environment (the SDK falls back to them for unset keys)."""
     saved_env = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("PULUMI_CONFIG")}
     saved_cwd = os.getcwd()
+    saved_offline = os.environ.get(OFFLINE)
+    os.environ[OFFLINE] = "1"
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     os.chdir(project_dir)
@@ -144,6 +146,8 @@ def _engine_environment(project_dir: Path) -> Iterator[None]:
     finally:
         os.chdir(saved_cwd)
         os.environ.update(saved_env)
+        if saved_offline is None:
+            os.environ.pop(OFFLINE, None)
 
 
 @contextmanager

@@ -3,12 +3,13 @@ the stack file, the key, the value found and what is allowed."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 
-from regions.settings import SettingsError, check_peer_region, load_settings
+from regions.settings import OFFLINE, SettingsError, check_peer_region, load_settings, refuse_placeholders
 from regions.stackfile import read_stack_file
 from synth.__main__ import main as synth_main
 from synth.engine import REPO, evaluate
@@ -88,6 +89,35 @@ def test_the_project_stack_files_are_valid():
         settings = load_settings(raw, stack, REPO)
         assert settings.role == stack
         assert len(settings.network.availability_zone_ids) == {"primary": 3, "backup": 2}[stack]
+
+
+REAL = {f"{NS}:domain": {"zoneName": "trading.acme.io", "appRecord": "app"},
+        f"{NS}:tags": {"costCenter": "CC-1", "owner": "platform@acme.io"}}
+
+
+@pytest.mark.parametrize(("edits", "key", "value"), [
+    ({}, "domain.zoneName", "trading.example.com"),
+    ({f"{NS}:domain": REAL[f"{NS}:domain"]}, "tags.owner", "platform-team@example.com"),
+    (REAL, "monitoring.alarmEmail", "platform-oncall@example.com"),
+])
+def test_a_deployment_refuses_the_placeholders_synth_accepts(project, edits, key, value):
+    """`pulumi preview`/`up` (from_pulumi, without synth's OFFLINE marker) refuse the shipped example.com values one
+    at a time, file and key named; synth evaluates the same files (its engine sets the marker)."""
+    project_dir = project(primary=edits)
+    raw, secret_keys = read_stack_file(project_dir / "Pulumi.primary.yaml")
+    settings = load_settings(raw, "primary", project_dir, secret_keys=secret_keys)
+    with pytest.raises(SettingsError) as refused:
+        refuse_placeholders(settings)
+    assert str(refused.value) == (f"Pulumi.primary.yaml: {NS}:{key} '{value}' is a placeholder; allowed: your own "
+                                  "(the stack files ship with placeholders)")
+    assert evaluate("primary", project_dir).outputs["region"] == "us-east-1"
+    assert OFFLINE not in os.environ
+
+
+def test_real_values_pass(project):
+    project_dir = project(primary={**REAL, f"{NS}:monitoring": {"alarmEmail": "oncall@acme.io"}})
+    raw, secret_keys = read_stack_file(project_dir / "Pulumi.primary.yaml")
+    refuse_placeholders(load_settings(raw, "primary", project_dir, secret_keys=secret_keys))
 
 
 def test_role_profiles_fill_what_a_stack_file_leaves_out(project):
