@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -23,6 +24,9 @@ def run(main: Callable[[], int], name: str, *, stateless: bool = False) -> None:
 
     A `stateless` command (it changes nothing, like synth) stops at once on Ctrl-C: a KeyboardInterrupt raised inside
     the Pulumi engine's threads or an import can be swallowed there, or leave threads that never end."""
+    # The Pulumi SDK's mocks log a program's warnings on the root logger, once per evaluation: a run that evaluates
+    # a stack several times says each once.
+    logging.getLogger().addFilter(_Once())
     for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop, _raise_interrupt)
     if stateless:
@@ -36,6 +40,19 @@ def run(main: Callable[[], int], name: str, *, stateless: bool = False) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = READER_GONE
     sys.exit(code)
+
+
+class _Once(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[tuple[int, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.levelno, record.getMessage())
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
 
 
 @contextmanager
