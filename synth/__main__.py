@@ -1,6 +1,7 @@
 """Offline synth: evaluate the stacks under mocks and report their resources.
 
-    python -m synth                          both stacks, readable
+    python -m synth                          both stacks: resources, policy findings and monthly cost
+    python -m synth --tables                 and every resource, grouped by component
     python -m synth --stack primary --format json
     python -m synth --diff                   what differs between primary and backup
     python -m synth --check                  exit 1 when a mandatory policy is violated
@@ -24,9 +25,10 @@ from synth.cost import estimate, standby_share, usage_of
 from synth.cost import table as cost_table
 from synth.engine import PROGRAM, REPO, evaluate
 from synth.findings import evaluate_policies, mandatory
+from synth.graph import FORMATS as GRAPH_FORMATS
 from synth.graph import GraphError
 from synth.graph import write as write_graph
-from synth.report import diff, diff_text, findings_text, table, to_json
+from synth.report import diff, diff_text, findings_text, summary_line, table, to_json
 
 DEFAULT_STACKS = ("primary", "backup")
 
@@ -53,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m synth", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", action="append",
                         help="stack to evaluate (repeatable; default: primary and backup)")
-    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.add_argument("--format", choices=("table", "json"), default="table",
+                        help="table: for people; json: the contract in docs/contracts.md (default: table)")
+    parser.add_argument("--tables", action="store_true",
+                        help="also print every resource with its inputs, grouped by component (hundreds of lines)")
     parser.add_argument("--diff", action="store_true", help="show what differs between primary and backup")
     parser.add_argument("--project-dir", type=Path, default=REPO,
                         help="directory holding Pulumi.yaml and the stack files (default: this repository)")
@@ -78,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"--project-dir {args.project_dir}: no such directory")
     if args.graph is not None and not args.graph.resolve().parent.is_dir():
         return _fail(f"--graph {args.graph}: the directory {args.graph.parent} does not exist")
+    if args.graph is not None and args.graph.suffix not in GRAPH_FORMATS:
+        return _fail(f"--graph {args.graph}: the graph is written as {', '.join(GRAPH_FORMATS)}")
 
     cache: dict = {}
     try:
@@ -105,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         print(f"synth: wrote {args.graph}", file=sys.stderr)
+        return 0
     findings = {stack: evaluate_policies(cache[stack]) for stack in stacks}
     # Usage settings exist only for this project's program; another program gets no estimate.
     costs = {stack: estimate(cache[stack], usage_of(project_dir, stack)) if program == PROGRAM else None
@@ -123,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cost:
         print(cost_text(costs, stacks, cache))
     else:
-        print("\n\n".join(table(cache[s]) + "\n\n" + findings_text(findings[s]) for s in stacks))
+        summary = (table(cache[s]) if args.tables else summary_line(cache[s]) for s in stacks)
+        print("\n\n".join(f"{text}\n{findings_text(findings[s])}" for text, s in zip(summary, stacks, strict=True)))
         print("\n" + cost_text(costs, stacks, cache))
     violations = [(s, f) for s in stacks for f in mandatory(findings[s])]
     if args.check and violations:

@@ -125,6 +125,10 @@ def _format_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
+def summary_line(evaluation: Evaluation) -> str:
+    return f"stack {evaluation.stack} ({evaluation.region}): {sum(r.custom for r in evaluation.resources)} resources"
+
+
 def table(evaluation: Evaluation) -> str:
     symbols = Symbols(evaluation)
     by_urn = {r.urn: r for r in evaluation.resources}
@@ -136,8 +140,7 @@ def table(evaluation: Evaluation) -> str:
         headers[key] = f"{top.name} ({top.type})" if top else "stack"
         if r.custom:
             groups[key].append(r)
-    lines = [f"stack {evaluation.stack} ({evaluation.region}): "
-             f"{sum(r.custom for r in evaluation.resources)} resources"]
+    lines = [summary_line(evaluation)]
     for key in sorted(groups, key=lambda k: headers[k]):
         members = groups[key]
         lines.append("")

@@ -94,3 +94,27 @@ def test_diff_from_the_command_line():
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("primary vs backup")
     assert "only in backup:" in result.stdout and "pulumi:pulumi:StackReference  primary" in result.stdout
+
+
+def test_the_default_output_is_a_summary_and_tables_come_on_request(capsys):
+    """`make synth` prints per stack its resource count and findings, then the cost; every resource with its inputs
+    only with --tables."""
+    from synth.__main__ import main as synth_main
+    assert synth_main([]) == 0
+    summary = capsys.readouterr().out
+    assert summary.startswith("stack primary (us-east-1): ") and "policy findings: none" in summary
+    assert "monthly cost of primary:" in summary and "subnetId=" not in summary
+    assert len(summary.splitlines()) < 80
+    assert synth_main(["--tables", "--stack", "primary"]) == 0
+    assert "subnetId=Subnet:network-" in capsys.readouterr().out
+
+
+def test_an_unknown_graph_format_is_refused_before_the_evaluation(capsys, monkeypatch):
+    import synth.__main__ as cli
+
+    def evaluate_nothing(*args, **kwargs):
+        raise AssertionError("evaluated before refusing the format")
+
+    monkeypatch.setattr(cli, "evaluate", evaluate_nothing)
+    assert cli.main(["--graph", "arch.png"]) == 2
+    assert capsys.readouterr().err == "synth: --graph arch.png: the graph is written as .dot, .mmd, .md, .svg\n"
