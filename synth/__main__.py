@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tables", action="store_true",
                         help="also print every resource with its inputs, grouped by component (hundreds of lines)")
     parser.add_argument("--diff", action="store_true", help="show what differs between primary and backup")
+    parser.add_argument("--region-renames", action="store_true",
+                        help="with --diff, also list inputs that differ only by the region's name")
     parser.add_argument("--project-dir", type=Path, default=REPO,
                         help="directory holding Pulumi.yaml and the stack files (default: this repository)")
     parser.add_argument("--program", type=Path, default=PROGRAM,
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
              for stack in stacks}
 
     if args.diff:
-        result = diff(cache[stacks[0]], cache[stacks[1]])
+        result = diff(cache[stacks[0]], cache[stacks[1]], args.region_renames)
         print(json.dumps(result, indent=2, default=str) if args.format == "json" else diff_text(result))
     elif args.format == "json" and args.cost:
         # Only the cost objects, as `--cost` prints only the cost table.

@@ -173,19 +173,27 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
-def diff(a: Evaluation, b: Evaluation) -> dict[str, Any]:
-    """What differs between two stacks: resources only in one, and inputs that differ."""
+def diff(a: Evaluation, b: Evaluation, region_renames: bool = False) -> dict[str, Any]:
+    """What differs between two stacks: resources only in one, and inputs that differ; not, unless
+    `region_renames`, an input that differs only by the region's name (an ARN, an endpoint), which every
+    regional resource has: it hides the differences that matter. Their count is reported."""
     sym_a, sym_b = Symbols(a), Symbols(b)
     res_a = {_stack_relative(r.urn): r for r in a.resources}
     res_b = {_stack_relative(r.urn): r for r in b.resources}
     changed = []
+    renames = 0
     for key in sorted(res_a.keys() & res_b.keys()):
         ra, rb = res_a[key], res_b[key]
         flat_a = _flatten(_decode(sym_a(masked(ra.inputs, ra.secret_paths))))
         flat_b = _flatten(_decode(sym_b(masked(rb.inputs, rb.secret_paths))))
         for field in sorted(flat_a.keys() | flat_b.keys()):
-            if flat_a.get(field) != flat_b.get(field):
-                changed.append({"type": ra.type, "name": ra.name, "input": field,
+            va, vb = flat_a.get(field), flat_b.get(field)
+            if va == vb:
+                continue
+            if not region_renames and _renamed(va, a.region) == _renamed(vb, b.region):
+                renames += 1
+                continue
+            changed.append({"type": ra.type, "name": ra.name, "input": field,
                                 a.stack: flat_a.get(field), b.stack: flat_b.get(field)})
     def only(mine: dict[str, Registration], theirs: dict[str, Registration]) -> list[dict[str, str]]:
         return [{"type": mine[k].type, "name": mine[k].name} for k in sorted(mine.keys() - theirs.keys())]
@@ -195,7 +203,13 @@ def diff(a: Evaluation, b: Evaluation) -> dict[str, Any]:
         f"only_in_{a.stack}": only(res_a, res_b),
         f"only_in_{b.stack}": only(res_b, res_a),
         "changed": changed,
+        # None when they are listed in `changed`.
+        "region_renames": None if region_renames else renames,
     }
+
+
+def _renamed(value: Any, region: str) -> Any:
+    return value.replace(region, "<region>") if isinstance(value, str) and region else value
 
 
 def _decode(value: Any) -> Any:
@@ -219,7 +233,9 @@ def diff_text(d: dict[str, Any]) -> str:
         only = d[f"only_in_{stack}"]
         lines.append(f"\nonly in {stack}: {len(only)}")
         lines.extend(f"  {_short_type(r['type'])}  {r['name']}" for r in only)
-    lines.append(f"\ninputs that differ: {len(d['changed'])}")
+    renames = d.get("region_renames")
+    lines.append(f"\ninputs that differ: {len(d['changed'])}"
+                 + (f" (and {renames} by the region's name only: --region-renames lists them)" if renames else ""))
     for c in d["changed"]:
         lines.append(f"  {_short_type(c['type'])}  {c['name']}  {c['input']}: {_format_value(c[a])} -> "
                      f"{_format_value(c[b])}")

@@ -96,6 +96,20 @@ def test_diff_from_the_command_line():
     assert "only in backup:" in result.stdout and "pulumi:pulumi:StackReference  primary" in result.stdout
 
 
+def test_diff_leaves_out_what_differs_by_the_region_name_only(evaluations):
+    """An ARN or endpoint naming each stack's region differs in every regional resource; listed, they hide what
+    matters. They are counted, and listed on request."""
+    quiet = diff(evaluations["primary"], evaluations["backup"])
+    full = diff(evaluations["primary"], evaluations["backup"], region_renames=True)
+    assert quiet["region_renames"] > 0 and full["region_renames"] is None
+    assert len(full["changed"]) == len(quiet["changed"]) + quiet["region_renames"]
+    for change in full["changed"]:
+        if change not in quiet["changed"]:
+            assert str(change["primary"]).replace("us-east-1", "us-west-2") == str(change["backup"]), change
+    # A difference that is more than the region's name stays, e.g. the CIDRs.
+    assert any(c["input"] == "cidrBlock" for c in quiet["changed"])
+
+
 def test_the_default_output_is_a_summary_and_tables_come_on_request(capsys):
     """`make synth` prints per stack its resource count and findings, then the cost; every resource with its inputs
     only with --tables."""
