@@ -57,9 +57,9 @@ def say(text: str) -> None:
 def _inputs(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("stack outputs (either the Pulumi CLI's or files)")
     group.add_argument("--primary-stack", help="read `pulumi stack output` of this stack")
-    group.add_argument("--backup-stack")
+    group.add_argument("--backup-stack", help="read `pulumi stack output` of this stack")
     group.add_argument("--primary-outputs", type=Path, help="a JSON file of the primary stack's outputs")
-    group.add_argument("--backup-outputs", type=Path)
+    group.add_argument("--backup-outputs", type=Path, help="a JSON file of the backup stack's outputs")
 
 
 def _lag_options(parser: argparse.ArgumentParser, max_lag: float | None, accept: bool | None) -> None:
@@ -94,7 +94,8 @@ def _not_negative(text: str) -> float:
 
 def _tuning(parser: argparse.ArgumentParser) -> None:
     _lag_options(parser, 300, False)
-    parser.add_argument("--journal-dir", type=Path, default=Path(".drills"))
+    parser.add_argument("--journal-dir", type=Path, default=Path(".drills"),
+                        help="where the drill's journal is written, and open journals are looked for")
     measuring = parser.add_argument_group("measuring the data loss (region-evacuation, failback)")
     measuring.add_argument("--replication-probe", action=argparse.BooleanOptionalAction, default=True,
                            help="measure the lag and the RPO from the replication probe's metrics (stack output "
@@ -128,11 +129,14 @@ def _aws(parser: argparse.ArgumentParser) -> None:
 
 def _run_options(parser: argparse.ArgumentParser, scenario: bool = True) -> None:
     if scenario:
-        parser.add_argument("--scenario", choices=SCENARIOS, required=True)
+        parser.add_argument("--scenario", choices=SCENARIOS, required=True,
+                            help="dns-failover (traffic only, reversible), region-evacuation (moves the writer), "
+                                 "failback (back to the primary's region, planned)")
     parser.add_argument("--probe-url", help="default: https://<app_domain>/api/health")
     parser.add_argument("--hold", type=_not_negative, default=60, help="dns-failover: seconds to serve from the backup")
-    parser.add_argument("--probe-timeout", type=_positive, default=600)
-    parser.add_argument("--probe-interval", type=_positive, default=1)
+    parser.add_argument("--probe-timeout", type=_positive, default=600,
+                        help="seconds to wait for the region users go to to answer --probe-url")
+    parser.add_argument("--probe-interval", type=_positive, default=1, help="seconds between two GETs of --probe-url")
     parser.add_argument("--wait-timeout", type=_positive, default=1800, help="seconds to wait for AWS to settle")
     parser.add_argument("--stop-alarm", action="append", default=[], help="abort when this alarm is in ALARM")
     parser.add_argument("--promotion-keeps-source-link", action="store_true",
@@ -475,15 +479,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _journal_command(commands: argparse._SubParsersAction, name: str, text: str,
                      func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
-    sub = commands.add_parser(name, help=text)
-    sub.add_argument("--journal", type=Path, required=True)
+    sub = commands.add_parser(name, help=text, description=text)
+    sub.add_argument("--journal", type=Path, required=True, help="the drill's journal, .drills/drill-<id>.json")
     sub.set_defaults(func=func)
     return sub
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m drills", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = console.Parser(prog="python -m drills", description=__doc__.split("\n\n")[0], epilog=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     plan = commands.add_parser("plan", help="the steps, calls and targets; changes nothing")
     _inputs(plan), _tuning(plan), _run_options(plan)
@@ -494,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     preflight.set_defaults(func=cmd_preflight)
     run = commands.add_parser("run", help="plan, or with --execute --confirm REGION run a scenario")
     _inputs(run), _tuning(run), _run_options(run), _aws(run)
-    run.add_argument("--execute", action="store_true")
+    run.add_argument("--execute", action="store_true", help="run it (without: print the plan, call nothing)")
     run.add_argument("--confirm", help="the region users go to: us-west-2 for an evacuation, us-east-1 for a failback")
     run.set_defaults(func=cmd_run)
     resume = _journal_command(commands, "resume", "continue a drill from its journal (skipped steps are tried "
@@ -504,7 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     _aws(abort)
     reports = _journal_command(commands, "report", "write the JSON, Markdown and HTML reports", cmd_report)
     for sub in (run, resume, abort, reports):
-        sub.add_argument("--report-dir", type=Path, default=Path("drill-reports"))
+        sub.add_argument("--report-dir", type=Path, default=Path("drill-reports"),
+                         help="where the JSON, Markdown and HTML reports are written")
     reconciling = _journal_command(commands, "reconcile", "after a completed region evacuation or failback: the "
                                    "stack-file settings and the pulumi commands that record it", cmd_reconcile)
     reconciling.add_argument("--project-dir", type=Path, default=Path("."),
@@ -520,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         "region, so it answers with the primary's region down)")
     state.add_argument("--format", choices=("table", "json"), default="table", help="default: table")
     state.set_defaults(func=cmd_status)
+    console.describe_subcommands(parser)
     return parser
 
 
@@ -537,13 +542,16 @@ def _failback_commands(commands: argparse._SubParsersAction) -> None:
     preflight.set_defaults(func=cmd_preflight, scenario="failback")
     run = steps.add_parser("run", help="the planned switchover, with --execute --confirm <the primary's region>")
     _inputs(run), _tuning(run), _run_options(run, scenario=False), _aws(run)
-    run.add_argument("--execute", action="store_true")
+    run.add_argument("--execute", action="store_true", help="run it (without: print the plan, call nothing)")
     run.add_argument("--confirm", help="must equal the primary's region (where users and writes go back to)")
-    run.add_argument("--report-dir", type=Path, default=Path("drill-reports"))
+    run.add_argument("--report-dir", type=Path, default=Path("drill-reports"),
+                     help="where the JSON, Markdown and HTML reports are written")
     run.set_defaults(func=cmd_run, scenario="failback")
     phase = steps.add_parser("phase", help="the stack-file settings that rebuild a region's replica: retire "
                              "the former writer, then rebuild it as a replica (each followed by pulumi up)")
-    phase.add_argument("phase", choices=("retire", "rebuild"))
+    phase.add_argument("phase", choices=("retire", "rebuild"),
+                       help="retire: the former writer may be deleted, leaving a named final snapshot; rebuild: it "
+                            "is deleted and a replica takes its identifier")
     phase.add_argument("--role", choices=phases.ROLES, required=True, help="the stack whose former writer it is")
     named = phase.add_mutually_exclusive_group()
     named.add_argument("--stack-file", type=Path, metavar="FILE",

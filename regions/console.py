@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, NoReturn
 
 # As shells report a command stopped by SIGINT and SIGPIPE.
 INTERRUPTED, READER_GONE = 130, 141
@@ -92,3 +94,34 @@ def _interrupted(name: str, immediately: bool = False) -> int:
     if immediately:
         os._exit(INTERRUPTED)
     return INTERRUPTED
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written, and every option's default after its help unless the help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, [], argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: {action.default})".lstrip()
+
+
+class Parser(argparse.ArgumentParser):
+    """A usage error is one line, the reason first, and where the usage is: not seventeen lines of usage first."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (--help lists the options)\n")
+
+
+def describe_subcommands(parser: argparse.ArgumentParser) -> None:
+    """A subcommand's --help opens with the line the command list shows for it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                sub.description = sub.description or helps.get(name)
+                describe_subcommands(sub)

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rightsize", description=__doc__.split("\n\n")[0],
+    parser = console.Parser(prog="python -m rightsize", description=__doc__.split("\n\n")[0],
                                      epilog="thresholds (--threshold NAME=VALUE): " + "; ".join(
                                          f"{name} {t.default:g}: {t.meaning}" for name, t in rules.THRESHOLDS.items()))
     given = parser.add_mutually_exclusive_group(required=True)
@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="CloudWatch period the statistics are taken over (default 300; 3600 beyond 63 days)")
     parser.add_argument("--threshold", action="append", default=[], metavar="NAME=VALUE",
                         help="override a rule threshold (repeatable; names below)")
-    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.add_argument("--format", choices=("table", "json"), default="table",
+                        help="table: for people; json: the contract in docs/contracts.md")
     parser.add_argument("--write", action="store_true",
                         help="apply the recommendations to the stack files (the standby's follows the active's); "
                              "a class change the writer queues for its maintenance window is said, with the command "

@@ -52,7 +52,7 @@ def _fail(message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m synth", description=__doc__.split("\n\n")[0])
+    parser = console.Parser(prog="python -m synth", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", action="append",
                         help="stack to evaluate (repeatable; default: primary and backup)")
     parser.add_argument("--format", choices=("table", "json"), default="table",

@@ -91,7 +91,8 @@ def test_durations_out_of_range_are_refused(outputs, capsys, option, value, word
     with pytest.raises(SystemExit) as exited:
         drills_cli.main(["run", "--scenario", "dns-failover", option, value, *outputs])
     assert exited.value.code == 2
-    assert capsys.readouterr().err.strip().endswith(words)
+    # One line, the reason first: not the usage.
+    assert one_line(capsys.readouterr().err) == f"python -m drills run: {words} (--help lists the options)"
 
 
 def test_synth_checks_its_paths_before_evaluating(tmp_path, capsys):
@@ -258,3 +259,30 @@ def test_stack_file_takes_a_file_in_failback_phase_as_in_rightsize(tmp_path, cap
                                                  "writer detached (python -m drills reconcile --write)")
     assert drills_cli.main(["failback", "phase", "retire", "--role", "primary", "--stack-file", "primary"]) == 2
     assert one_line(capsys.readouterr().err) == "drills: --stack-file primary: no such file"
+
+
+def test_every_drills_option_and_command_is_explained():
+    import argparse
+
+    missing = []
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    if not sub.description:
+                        missing.append(" ".join([*path, name]))
+                    walk(sub, [*path, name])
+            elif not action.help:
+                missing.append(" ".join([*path, *(action.option_strings or [action.dest])]))
+
+    walk(drills_cli.build_parser(), ["drills"])
+    assert missing == []
+
+
+def test_a_usage_error_is_one_line_with_the_reason_first(capsys):
+    with pytest.raises(SystemExit) as exited:
+        drills_cli.build_parser().parse_args(["run", "--scenario", "nope"])
+    assert exited.value.code == 2
+    assert one_line(capsys.readouterr().err).startswith(
+        "python -m drills run: argument --scenario: invalid choice: 'nope'")
