@@ -211,12 +211,12 @@ def _say_reconcile(plan: dict, journal_path: Path) -> None:
         say(f"  {command}")
 
 
-def _finish(journal: Journal, code: int, report_dir: Path) -> int:
+def _finish(journal: Journal, code: int, report_dir: Path | None) -> int:
     if journal.data["scenario"] in reconcile.MOVES_THE_WRITER and journal.data["status"] == "done":
         journal.data["reconcile"] = reconcile.plan(journal.data)
         journal.save()
         _say_reconcile(journal.data["reconcile"], journal.path)
-    for path in report.write(journal.data, report_dir):
+    for path in report.write(journal.data, report_dir or journal.path.parent / "reports", journal.path):
         say(f"report: {path}")
     data = journal.data
     skipped = [s["name"] for s in data["steps"] if s["status"] == "skipped"]
@@ -357,7 +357,7 @@ def cmd_abort(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     journal = Journal.load(args.journal)
-    for path in report.write(journal.data, args.report_dir):
+    for path in report.write(journal.data, args.report_dir or journal.path.parent / "reports", journal.path):
         say(f"report: {path}")
     return 0
 
@@ -507,8 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     _aws(abort)
     reports = _journal_command(commands, "report", "write the JSON, Markdown and HTML reports", cmd_report)
     for sub in (run, resume, abort, reports):
-        sub.add_argument("--report-dir", type=Path, default=Path("drill-reports"),
-                         help="where the JSON, Markdown and HTML reports are written")
+        sub.add_argument("--report-dir", type=Path,
+                         help="where the JSON, Markdown and HTML reports are written (default: reports/ beside the journal)")
     reconciling = _journal_command(commands, "reconcile", "after a completed region evacuation or failback: the "
                                    "stack-file settings and the pulumi commands that record it", cmd_reconcile)
     reconciling.add_argument("--project-dir", type=Path, default=Path("."),
@@ -544,8 +544,8 @@ def _failback_commands(commands: argparse._SubParsersAction) -> None:
     _inputs(run), _tuning(run), _run_options(run, scenario=False), _aws(run)
     run.add_argument("--execute", action="store_true", help="run it (without: print the plan, call nothing)")
     run.add_argument("--confirm", help="must equal the primary's region (where users and writes go back to)")
-    run.add_argument("--report-dir", type=Path, default=Path("drill-reports"),
-                     help="where the JSON, Markdown and HTML reports are written")
+    run.add_argument("--report-dir", type=Path,
+                     help="where the JSON, Markdown and HTML reports are written (default: reports/ beside the journal)")
     run.set_defaults(func=cmd_run, scenario="failback")
     phase = steps.add_parser("phase", help="the stack-file settings that rebuild a region's replica: retire "
                              "the former writer, then rebuild it as a replica (each followed by pulumi up)")

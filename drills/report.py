@@ -78,14 +78,30 @@ def rpo(summary: dict[str, Any]) -> str:
     return text if summary["rpo_seconds"] is None else f"{text} ({summary['rpo_reason']})"
 
 
-def _markdown(summary: dict[str, Any]) -> str:
+def headline(summary: dict[str, Any]) -> str:
+    """`done`, or `done, 3 steps skipped`: a skipped step is not a done one."""
+    skipped = len(summary["skipped"])
+    return summary["status"] + (f", {skipped} step{'s' if skipped > 1 else ''} skipped" if skipped else "")
 
-    lines = [f"# Drill {summary['id']}: {summary['scenario']} ({summary['status']})", "",
+
+def changed(step: dict[str, Any]) -> str:
+    """What a step changed or found, from its journaled detail, on one line."""
+    detail = {k: v for k, v in (step.get("detail") or {}).items() if v not in (None, [], {}, "")}
+    return "; ".join(f"{k}: {json.dumps(v, default=str) if isinstance(v, dict | list) else v}"
+                     for k, v in detail.items())
+
+
+def _markdown(summary: dict[str, Any]) -> str:
+    lines = [f"# Drill {summary['id']}: {summary['scenario']} ({headline(summary)})", "",
              f"- operator: {summary['operator']['user']} on {summary['operator']['host']}",
              f"- regions: {summary['moved']['from']} -> {summary['moved']['to']}",
              f"- started: {summary['started_at']}",
              f"- **RTO**: {seconds(summary['rto_seconds'], summary['rto_reason'])}",
              f"- **RPO**: {rpo(summary)}"]
+    if summary.get("journal"):
+        lines.append(f"- journal: `{summary['journal']}`")
+        if summary["status"] not in ("done", "aborted"):
+            lines.append(f"- to go on: `python -m drills resume --journal {summary['journal']}`")
     if summary["rows_lost"] is not None:
         lines.append(f"- **rows lost**: {summary['rows_lost']} acknowledged heartbeats are not on the promoted writer")
     if summary["replica_lag_read"]:
@@ -97,11 +113,12 @@ def _markdown(summary: dict[str, Any]) -> str:
         lines.append(f"- stopped: {summary['stop_reason']}")
     if summary["warning"]:
         lines.append(f"- **warning**: {summary['warning']}")
-    lines += ["", "| step | outcome | started | ended | duration |", "|---|---|---|---|---|"]
+    lines += ["", "| step | outcome | started | ended | duration | changed |", "|---|---|---|---|---|---|"]
     for step in summary["steps"]:
         duration = f"{step['duration_seconds']} s" if step["duration_seconds"] is not None else ""
         lines.append(f"| {step['name']}{' (fault)' if step['fault'] else ''} | {step['status']} | "
-                     f"{step['started_at'] or ''} | {step['ended_at'] or ''} | {duration} |")
+                     f"{step['started_at'] or ''} | {step['ended_at'] or ''} | {duration} | "
+                     f"{changed(step).replace('|', '/')} |")
     if summary["fences"]:
         lines += ["", "Fences on the old writer:", ""]
         lines += [f"- {f['fence']}: {held(f['held'])}: {f['what']} ({f['how']})" for f in summary["fences"]]
@@ -127,42 +144,100 @@ def held(held: bool | None) -> str:
     return {True: "HELD", False: "NOT HELD", None: "NOT KNOWN"}[held]
 
 
-def _html(summary: dict[str, Any], data: dict[str, Any]) -> str:
+# The timeline's geometry: names on the left, then the time axis.
+_LABEL, _WIDTH, _ROW = 220, 740, 26
+
+
+def _ticks(length: float) -> float:
+    """A round step between the time axis's ticks: about eight of them."""
+    for step in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600):
+        if length / step <= 8:
+            return step
+    return 7200
+
+
+def _timeline(summary: dict[str, Any], data: dict[str, Any]) -> str:
     timed = [s for s in data["steps"] if s.get("started_at_epoch")]
     start = min((s["started_at_epoch"] for s in timed), default=0)
     end = max([s.get("ended_at_epoch") or s["started_at_epoch"] for s in timed] + [p["at"] for p in data["probes"]]
               + [start + 1])
-    scale = 760 / max(end - start, 1)
+    scale = _WIDTH / max(end - start, 1)
     rows = []
     for i, step in enumerate(timed):
-        x = 200 + (step["started_at_epoch"] - start) * scale
+        x = _LABEL + (step["started_at_epoch"] - start) * scale
         width = max(2, ((step.get("ended_at_epoch") or end) - step["started_at_epoch"]) * scale)
         colour = COLOURS.get(step["status"], "#f9a825")
-        rows.append(f'<text x="0" y="{28 * i + 18}">{html.escape(step["name"])}</text>'
-                    f'<rect x="{x:.1f}" y="{28 * i + 4}" width="{width:.1f}" height="18" fill="{colour}">'
+        rows.append(f'<text x="0" y="{_ROW * i + 17}">{html.escape(step["name"])}</text>'
+                    f'<rect x="{x:.1f}" y="{_ROW * i + 4}" width="{width:.1f}" height="16" fill="{colour}">'
                     f'<title>{html.escape(step["status"])}</title></rect>')
-    probe_y = 28 * len(timed) + 10
+    probe_y = _ROW * len(timed) + 10
     regions = summary["regions"]
     for probe in data["probes"]:
         colour = {regions["primary"]: "#1565c0", regions["backup"]: "#6a1b9a"}.get(probe["region"], "#c62828")
-        rows.append(f'<circle cx="{200 + (probe["at"] - start) * scale:.1f}" cy="{probe_y}" r="3" fill="{colour}"/>')
+        rows.append(f'<circle cx="{_LABEL + (probe["at"] - start) * scale:.1f}" cy="{probe_y}" r="3" '
+                    f'fill="{colour}"/>')
     rows.append(f'<text x="0" y="{probe_y + 4}">probes</text>')
-    height = probe_y + 20
-    return (f"<!doctype html><meta charset='utf-8'><title>Drill {html.escape(summary['id'])}</title>"
-            f"<h1>{html.escape(summary['scenario'])}: {html.escape(summary['status'])}</h1>"
-            f"<p>RTO {html.escape(seconds(summary['rto_seconds'], summary.get('rto_reason')))} &middot; "
-            f"RPO {html.escape(rpo(summary))}"
-            + (f", {summary['rows_lost']} rows lost" if summary["rows_lost"] is not None else "")
-            + f" (ReplicaLag {html.escape(seconds(summary['replica_lag_seconds'], 'no datapoints'))}) &middot; "
-            f"blue: {regions['primary']} answered, purple: {regions['backup']}, red: no answer; steps green done, "
-            "grey-blue skipped, red failed, grey undone</p>"
-            f"<svg width='980' height='{height}' font-family='sans-serif' font-size='12'>{''.join(rows)}</svg>"
-            f"<pre>{html.escape(_markdown(summary))}</pre>")
+    axis_y = probe_y + 16
+    rows.append(f'<line x1="{_LABEL}" y1="{axis_y}" x2="{_LABEL + _WIDTH}" y2="{axis_y}" stroke="#555"/>')
+    step = _ticks(end - start)
+    tick = 0.0
+    while tick <= end - start:
+        x = _LABEL + tick * scale
+        rows.append(f'<line x1="{x:.1f}" y1="{axis_y}" x2="{x:.1f}" y2="{axis_y + 5}" stroke="#555"/>'
+                    f'<text x="{x:.1f}" y="{axis_y + 18}" text-anchor="middle">{tick:g} s</text>')
+        tick += step
+    return (f"<svg width='{_LABEL + _WIDTH + 30}' height='{axis_y + 26}' font-family='sans-serif' "
+            f"font-size='12'>{''.join(rows)}</svg>")
 
 
-def write(data: dict[str, Any], directory: Path) -> list[Path]:
+def _html(summary: dict[str, Any], data: dict[str, Any]) -> str:
+    """One self-contained page: the headline, the timeline on a time axis, each step with what it changed, the
+    fences, and what to do next."""
+    regions = summary["regions"]
+    e = html.escape
+    facts = [f"RTO {seconds(summary['rto_seconds'], summary.get('rto_reason'))}", f"RPO {rpo(summary)}"]
+    if summary["rows_lost"] is not None:
+        facts.append(f"{summary['rows_lost']} rows lost")
+    if summary["data_loss_accepted"]:
+        facts.append("data loss accepted (--accept-data-loss)")
+    facts += [f"stopped: {summary['stop_reason']}"] if summary["stop_reason"] else []
+    facts += [f"warning: {summary['warning']}"] if summary["warning"] else []
+    skipped = "".join(f"<li>{e(s['name'])}: {e(s['error'])}</li>" for s in summary["skipped"])
+    steps = "".join(
+        f"<tr class='{e(s['status'])}'><td>{e(s['name'])}{' (fault)' if s['fault'] else ''}</td><td>{e(s['status'])}"
+        f"</td><td>{s['duration_seconds'] if s['duration_seconds'] is not None else ''}</td>"
+        f"<td>{e(s['error'] or changed(s))}</td></tr>" for s in summary["steps"])
+    fences = "".join(f"<li><b>{e(f['fence'])}: {held(f['held'])}</b>: {e(f['what'])} ({e(f['how'])})</li>"
+                     for f in summary["fences"])
+    commands = summary["reconcile"]["commands"]
+    nexts = ([f"python -m drills resume --journal {summary['journal']}"]
+             if summary.get("journal") and summary["status"] not in ("done", "aborted") else commands)
+    return ("<!doctype html><meta charset='utf-8'>"
+            f"<title>Drill {e(summary['id'])}</title>"
+            "<style>body{font-family:sans-serif;max-width:1100px;margin:1em auto}td,th{border-bottom:1px solid #ddd;"
+            "padding:2px 8px;text-align:left;vertical-align:top}td:last-child{word-break:break-word}"
+            "pre{white-space:pre-wrap;word-break:break-all;background:#f5f5f5;padding:8px}"
+            ".skipped{color:#546e7a}.failed{color:#c62828}</style>"
+            f"<h1>{e(summary['scenario'])}: {e(headline(summary))}</h1>"
+            f"<p>{e(summary['moved']['from'])} &rarr; {e(summary['moved']['to'])}, started {e(summary['started_at'])}"
+            f" by {e(summary['operator']['user'])} &middot; {' &middot; '.join(e(f) for f in facts)}</p>"
+            + (f"<p>Journal: <code>{e(summary['journal'])}</code></p>" if summary.get("journal") else "")
+            + _timeline(summary, data)
+            + f"<p>Probes: blue {e(regions['primary'])} answered, purple {e(regions['backup'])}, red no answer. "
+            "Steps: green done, grey-blue skipped, red failed, grey undone.</p>"
+            "<h2>Steps</h2><table><tr><th>step</th><th>outcome</th><th>seconds</th><th>changed, or the error</th>"
+            f"</tr>{steps}</table>"
+            + (f"<h2>Fences on the old writer</h2><ul>{fences}</ul>" if fences else "")
+            + (f"<h2>Skipped (best effort: the primary's region could not be reached)</h2><ul>{skipped}</ul>"
+               if skipped else "")
+            + (f"<p>Broker: {e(summary['broker'])}.</p>" if summary["broker"] else "")
+            + (f"<h2>Next</h2><pre>{e(chr(10).join(nexts))}</pre>" if nexts else ""))
+
+
+def write(data: dict[str, Any], directory: Path, journal: Path | None = None) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     found = summary(data)
+    found["journal"] = str(journal) if journal else None
     base = directory / f"drill-{data['id']}"
     paths = [base.with_suffix(".json"), base.with_suffix(".md"), base.with_suffix(".html")]
     paths[0].write_text(json.dumps(found, indent=2, default=str), encoding="utf-8")

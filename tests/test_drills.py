@@ -401,9 +401,15 @@ def test_an_evacuation_with_us_east_1_unreachable_completes(world, tmp_path, cap
     assert backup_secrets.get_secret_value(SecretId=credentials)["SecretString"] == before
     summary, markdown, page = reports(tmp_path, data)
     assert [s["name"] for s in summary["skipped"]] == list(in_us_east_1)
-    for text in (markdown, page):
-        assert "Skipped (best effort" in text and "- fence-primary-writers: Could not connect" in text
+    assert "Skipped (best effort" in markdown and "- fence-primary-writers: Could not connect" in markdown
+    assert "Skipped (best effort" in page and "<li>fence-primary-writers: Could not connect" in page
     assert "| fence-primary-writers | skipped |" in markdown
+    # A skipped step is no done one: the headline says how many.
+    assert markdown.startswith(f"# Drill {data['id']}: region-evacuation (done, 3 steps skipped)")
+    assert "<h1>region-evacuation: done, 3 steps skipped</h1>" in page
+    # A time axis under the timeline, and each step with what it changed.
+    assert ">0 s</text>" in page and "<pre>" in page and "| prepare-backup-serving |" in markdown
+    assert "made_standalone: [" in markdown
     # Each fence, and that none is known to have held: us-east-1 never answered.
     assert [(f["fence"], f["held"]) for f in summary["fences"]] == [
         ("ecs", None), ("database-ingress", None), ("database-sessions", None)]
@@ -484,8 +490,14 @@ def test_with_us_east_1_out_a_lag_over_the_limit_is_refused_at_once(world, tmp_p
     step = {s["name"]: s for s in data["steps"]}["wait-for-replica-lag"]
     assert step["status"] == "failed" and "is unreachable, so it cannot catch up" in step["error"]
     assert statuses(data)["promote-replica"] == "pending"
-    assert cli.main(["resume", "--journal", str(path), "--max-lag", "1000", "--report-dir",
-                     str(tmp_path / "reports"), "--endpoint-url", f"{PRIMARY}=http://127.0.0.1:{free_port()}"]) == 0
+    # The report says where the journal is and how to go on.
+    _, markdown, page = reports(tmp_path, data)
+    assert f"- to go on: `python -m drills resume --journal {path}`" in markdown
+    assert f"python -m drills resume --journal {path}" in page
+    # Without --report-dir, the reports go beside the journal.
+    assert cli.main(["resume", "--journal", str(path), "--max-lag", "1000",
+                     "--endpoint-url", f"{PRIMARY}=http://127.0.0.1:{free_port()}"]) == 0
+    assert (path.parent / "reports" / f"drill-{data['id']}.html").is_file()
 
 
 def test_a_resume_once_us_east_1_is_back_fences_what_was_skipped(world, tmp_path, capsys):
