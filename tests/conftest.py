@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -14,9 +15,26 @@ import yaml
 
 from drills.pgpair import PostgresPair
 from drills.sandbox import MotoServer, World
+from synth import stored
 from synth.engine import REPO, Evaluation, evaluate
 
 STACKS = ("primary", "backup")
+# The run's store of evaluations of the repository's own stack files (synth/stored.py), made by the controller
+# before its workers start, so that they and the processes they start share it; removed at the end.
+_STORE: str | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _STORE
+    if not os.environ.get(stored.VARIABLE):
+        _STORE = tempfile.mkdtemp(prefix="synth-evaluations-")
+        os.environ[stored.VARIABLE] = _STORE
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _STORE:
+        shutil.rmtree(_STORE, ignore_errors=True)
+        os.environ.pop(stored.VARIABLE, None)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -29,6 +30,12 @@ def test_json_contract_from_the_command_line(name):
             "aws:ec2/securityGroup:SecurityGroup"} <= types
     assert document["outputs"]["region"] == document["region"]
     assert document["outputs"]["role"] == name
+    # The tasks' restart marker has a value: the version ids the mocks give the secrets' values, never the values.
+    (api,) = [r for r in document["resources"]
+              if r["type"] == "aws:ecs/taskDefinition:TaskDefinition" and r["name"] == "api"]
+    (app,) = [c for c in json.loads(api["inputs"]["containerDefinitions"]) if c["name"] == "api"]
+    marker = {e["name"]: e["value"] for e in app["environment"]}["ROTATION_GENERATIONS"]
+    assert re.fullmatch(r"jwt-secret:[0-9a-f-]{36},redis-auth-token:[0-9a-f-]{36}", marker), marker
 
 
 def test_backup_reads_the_primary_outputs_through_its_stack_reference(evaluations):
@@ -132,3 +139,41 @@ def test_an_unknown_graph_format_is_refused_before_the_evaluation(capsys, monkey
     monkeypatch.setattr(cli, "evaluate", evaluate_nothing)
     assert cli.main(["--graph", "arch.png"]) == 2
     assert capsys.readouterr().err == "synth: --graph arch.png: the graph is written as .dot, .mmd, .md, .svg\n"
+
+
+def test_an_evaluation_of_the_repositorys_files_is_stored_once_and_logged_again(tmp_path, monkeypatch, caplog):
+    """synth/stored.py: what the test run shares between its processes. The same inputs give the stored evaluation and
+    the warnings the program logged; other inputs (another config, another peer) are evaluated."""
+    import logging
+
+    from synth import stored
+
+    monkeypatch.setenv(stored.VARIABLE, str(tmp_path))
+    runs = []
+
+    def run():
+        runs.append(1)
+        logging.getLogger().warning("googleClientId is not set")
+        return {"evaluated": len(runs)}
+
+    raw = {"aws:region": "us-east-1"}
+    first = stored.stored(REPO, "primary", raw, [], {}, run)
+    caplog.clear()
+    again = stored.stored(REPO, "primary", dict(raw), [], {}, run)
+    assert first == again == {"evaluated": 1} and len(runs) == 1
+    assert [r.getMessage() for r in caplog.records] == ["googleClientId is not set"]
+    assert stored.stored(REPO, "primary", {"aws:region": "us-west-2"}, [], {}, run) == {"evaluated": 2}
+    assert stored.stored(REPO, "primary", raw, [], {"org/primary": {"region": "x"}}, run) == {"evaluated": 3}
+    monkeypatch.delenv(stored.VARIABLE)
+    assert stored.stored(REPO, "primary", raw, [], {}, run) == {"evaluated": 4}  # without the variable: nothing stored
+
+
+def test_a_copy_of_the_project_is_evaluated_not_read_from_the_store(project, monkeypatch, tmp_path):
+    # A copy may differ from the repository beside its config (image contexts, Terraform states).
+    from synth import stored
+
+    monkeypatch.setenv(stored.VARIABLE, str(tmp_path / "store"))
+    evaluate("primary", project())
+    assert not (tmp_path / "store").exists()
+    evaluate("primary", REPO)
+    assert len(list((tmp_path / "store").iterdir())) == 1
