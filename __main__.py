@@ -32,8 +32,8 @@ from components.kms import StackKey, StackKeyArgs
 from components.load_balancer import LoadBalancer, LoadBalancerArgs, Target
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
+from components.pair import cache_auth_token, joined_global_datastore, pair, shared_secrets, zone_id
 from components.pair import images as pair_images
-from components.pair import joined_global_datastore, pair, shared_secrets, zone_id
 from components.probe import ReplicationProbe, ReplicationProbeArgs
 from components.probe import dashboard_widgets as probe_widgets
 from components.replication import BucketReplication, BucketReplicationArgs
@@ -106,6 +106,8 @@ Endpoints("endpoints", EndpointsArgs(
 side = pair(settings, key.arn, account_id, aws_opts, invoke_opts)
 secrets = shared_secrets(side)
 shared_secret_arns = secrets.arns
+# This region's own (the primary's, copied, with a Global Datastore): its cache and its tasks change in its `up`.
+cache_token = cache_auth_token(side, secrets)
 
 # --- data
 database = Database("database", DatabaseArgs(
@@ -143,7 +145,7 @@ cache = Cache("cache", CacheArgs(
     subnet_ids=network.isolated_subnet_ids,
     security_group_id=security_groups.cache.id,
     kms_key_arn=key.arn,
-    auth_token=secrets.redis_auth_token,
+    auth_token=cache_token.value,
     node_type=role.shape.cache_node_type,
     nodes=role.shape.cache_nodes,
     joins_global_datastore=joined_global_datastore(side),
@@ -230,6 +232,12 @@ load_balancer = LoadBalancer("alb", LoadBalancerArgs(
 ), opts=aws_opts)
 secret_arns = pulumi.Output.all(shared_secret_arns, connection.arn).apply(
     lambda pair: {**pair[0], "connection": pair[1]})
+# The token is the region's own, never handed over with the writer: the tasks read it, `secret_arns` leaves it out
+# (the drills take every secret there but `connection` for one they detach).
+task_secret_arns = pulumi.Output.all(secret_arns, cache_token.arn).apply(
+    lambda pair: {**pair[0], "redis-auth-token": pair[1]})
+secret_versions = pulumi.Output.all(secrets.versions, cache_token.version_id).apply(
+    lambda pair: {**pair[0], "redis-auth-token": pair[1]})
 services = {}
 for workload_name in SERVICES:
     workload = WORKLOADS[workload_name]
@@ -247,7 +255,7 @@ for workload_name in SERVICES:
         security_group_id=security_groups.app.id,
         environment={"LOG_LEVEL": settings.services.log_level, "DEBUG": "false", "AWS_REGION": region.name,
                      "PLATFORM_REGION": region.name, "PLATFORM_ROLE": settings.role},
-        secret_arns=secret_arns,
+        secret_arns=task_secret_arns,
         secret_key_arns=secrets.key_arns,
         kms_key_arn=key.arn,
         log_group_name=f"/{prefix}/ecs/{workload_name}",
@@ -255,11 +263,14 @@ for workload_name in SERVICES:
         log_level=settings.services.log_level,
         exec_enabled=settings.services.exec_enabled,
         exec_log_group_arn=cluster.exec_logs.arn,
-        secret_versions={"redis-auth-token": settings.cache.auth_token_version},
+        secret_versions=secret_versions,
         db_pool_size=settings.database.pool_size,
         target_group_arn=load_balancer.target_groups[workload_name].arn if workload.port else None,
         backups_bucket_arn=backups.bucket.arn if workload.writes_backups else None,
-        depends_on=[load_balancer.https, load_balancer.api_rule, cluster.capacity_providers],
+        # New tasks with a new token start once the cache accepts it (the provider returns when the group is
+        # available again).
+        depends_on=[load_balancer.https, load_balancer.api_rule, cluster.capacity_providers,
+                    *([cache.group] if "redis-auth-token" in workload.secret_names else [])],
     ), opts=aws_opts)
 
 # --- a new master password (Secrets Manager rotates it in the active region) restarts the tasks that read it

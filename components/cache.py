@@ -53,11 +53,13 @@ class Cache(pulumi.ComponentResource):
             automatic_failover_enabled=replicated,
             multi_az_enabled=replicated,
             kms_key_id=args.kms_key_arn,
-            # Write-only: the token reaches ElastiCache but never the Pulumi state. ROTATE keeps the old
-            # token valid beside the new one, so running tasks keep working through a rotation.
+            # Write-only: the provider keeps the token out of the resource's outputs, and sends it again only when
+            # the version changes: each step of a rotation (cache.authTokenVersion, then authTokenSoleVersion) is
+            # one. ROTATE (a new token) keeps the previous one valid beside it while the tasks restart; SET, the same
+            # token again once they all run it, makes it the only one (ElastiCache allows SET only after ROTATE).
             auth_token_wo=args.auth_token,
-            auth_token_wo_version=s.auth_token_version,
-            auth_token_update_strategy="ROTATE",
+            auth_token_wo_version=2 * s.auth_token_version + (1 if s.auth_token_sole else 0),
+            auth_token_update_strategy="SET" if s.auth_token_sole else "ROTATE",
             subnet_group_name=subnets.name,
             security_group_ids=[args.security_group_id],
             snapshot_retention_limit=s.snapshot_retention_days,

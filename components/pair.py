@@ -18,7 +18,14 @@ from components.database import WriterCredentials
 from components.dns import HostedZone, HostedZoneArgs
 from components.kms import StackKey, StackKeyArgs
 from components.registry import Images, ImagesArgs, ReplicatedImages, ReplicatedImagesArgs
-from components.secrets import SHARED_SECRETS, SharedSecrets, SharedSecretsArgs, replica_arn
+from components.secrets import (
+    SHARED_SECRETS,
+    CacheAuthToken,
+    CacheAuthTokenArgs,
+    SharedSecrets,
+    SharedSecretsArgs,
+    replica_arn,
+)
 from regions.model import StackSettings
 from regions.roles import roles
 from regions.settings import check_peer_region
@@ -58,7 +65,9 @@ def pair(settings: StackSettings, key_arn: pulumi.Input[str], account_id: pulumi
 class Secrets:
     # Name -> ARN in this region (the backup's are the replicas).
     arns: pulumi.Input[dict[str, str]]
-    redis_auth_token: pulumi.Output[str]
+    # Name -> the version id of the value the primary wrote (jwt-secret, google-client-id when set), the same in both
+    # stacks: the tasks that read one restart when it changes (components/service.py).
+    versions: pulumi.Input[dict[str, str]]
     # The keys the services decrypt them with: the primary's in us-east-1, its replica key in us-west-2.
     key_arns: list[pulumi.Input[str]]
     # The one key encrypting the shared secrets in this region: the primary's stack key, or its replica key.
@@ -87,11 +96,13 @@ def shared_secrets(side: Pair) -> Secrets:
         owner = SharedSecrets("shared-secrets", SharedSecretsArgs(
             prefix=s.name_prefix, kms_key_arn=side.key_arn, replica_region=region.peer if active else None,
             replica_kms_key_arn=replica_key.arn, jwt_secret=s.secrets.jwt_secret,
-            google_client_id=s.secrets.google_client_id, redis_token_version=s.cache.auth_token_version,
+            google_client_id=s.secrets.google_client_id,
         ), opts=side.opts)
         # The backup stack's services decrypt the replicas with it.
         pulumi.export("replica_key_arn", replica_key.arn)
-        return Secrets(arns=owner.arns, redis_auth_token=owner.redis_auth_token, key_arns=[side.key_arn],
+        # The backup's tasks restart with the primary's when a value they read changes.
+        pulumi.export("secret_versions", owner.versions)
+        return Secrets(arns=owner.arns, versions=owner.versions, key_arns=[side.key_arn],
                        shared_key_arn=side.key_arn,
                        credentials=WriterCredentials(username=s.database.username, db_name=s.database.name,
                                                      password=owner.db_password),
@@ -99,14 +110,40 @@ def shared_secrets(side: Pair) -> Secrets:
                        rotated_credentials_arn=owner.database_credentials.arn)
     arns = side.from_primary("secret_arns").apply(
         lambda found: {name: replica_arn(found[name], region.name) for name in SHARED_SECRETS if name in found})
-    token = pulumi.Output.secret(aws.secretsmanager.get_secret_version_output(
-        secret_id=arns.apply(lambda found: found["redis-auth-token"]), opts=side.invoke_opts).secret_string)
     replica_key_arn = side.from_primary("replica_key_arn")
-    return Secrets(arns=arns, redis_auth_token=token, key_arns=[side.key_arn, replica_key_arn],
+    return Secrets(arns=arns, versions=side.from_primary("secret_versions"), key_arns=[side.key_arn, replica_key_arn],
                    shared_key_arn=replica_key_arn,
                    credentials=None, replica_key=None, owner=None,
                    rotated_credentials_arn=side.from_primary("secret_arns").apply(
                        lambda found: replica_arn(found["database-credentials"], s.active_region)))
+
+
+def cache_auth_token(side: Pair, secrets: Secrets) -> CacheAuthToken:
+    """Each region's cache and tasks use a token of that region, so one `pulumi up` changes both there (the services
+    wait for the cache: __main__.py); a token shared through a replica would reach the backup's tasks at the
+    primary's `up`, before the backup's cache takes it.
+
+    With cache.globalDatastore the caches share the primary's token. The ElastiCache API reference gives the datastore
+    one AuthTokenEnabled and documents no token of a secondary's own; a shared one is right whichever holds: the
+    primary replicates its secret to the peer region, and the backup copies it into its own, which its cache and
+    tasks use. The backup's tasks still change with its cache, at the backup's `up` (the primary's first)."""
+    s = side.settings
+    region = s.region
+    args = CacheAuthTokenArgs(secret_name=token_secret_name(s.name_prefix, region.name), kms_key_arn=side.key_arn,
+                              version=s.cache.auth_token_version)
+    if s.cache.global_datastore and side.is_primary:
+        # Whichever region is active: nothing writes the replica, so an evacuation has nothing to detach.
+        assert secrets.replica_key is not None
+        args.replicas = [aws.secretsmanager.SecretReplicaArgs(region=region.peer, kms_key_id=secrets.replica_key.arn)]
+    elif s.cache.global_datastore:
+        # The replica keeps the primary's name.
+        args.value = pulumi.Output.secret(aws.secretsmanager.get_secret_version_output(
+            secret_id=token_secret_name(s.name_prefix, region.peer), opts=side.invoke_opts).secret_string)
+    return CacheAuthToken("cache-auth-token", args, opts=side.opts)
+
+
+def token_secret_name(prefix: str, region: str) -> str:
+    return f"{prefix}/{region}/redis-auth-token"
 
 
 def zone_id(side: Pair) -> pulumi.Output[str]:

@@ -1,10 +1,9 @@
-"""Secrets Manager secrets: the shared ones (created by primary, replicated to the peer region) and
-each region's connection details."""
+"""Secrets Manager secrets: the shared ones (created by primary, replicated to the peer region), and each
+region's own: its connection details and its cache's auth token."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -12,7 +11,7 @@ import pulumi_random as random
 
 # Characters RDS accepts in a master password (it refuses / @ " and space).
 _RDS_PASSWORD_SPECIALS = "!#$%&*()-_=+[]{}<>:?"
-SHARED_SECRETS = ("jwt-secret", "google-client-id", "database-credentials", "redis-auth-token")
+SHARED_SECRETS = ("jwt-secret", "google-client-id", "database-credentials")
 # Shared secrets that exist only when their setting is given; a task is then started without the variable.
 OPTIONAL_SECRETS = frozenset({"google-client-id"})
 
@@ -28,12 +27,22 @@ def encrypted_secret(name: str, secret_name: str, kms_key_arn: pulumi.Input[str]
 
 def stored_secret(name: str, secret_name: str, kms_key_arn: pulumi.Input[str], value: pulumi.Input[str],
                   parent: pulumi.Resource, replicas: list[aws.secretsmanager.SecretReplicaArgs] | None = None,
-                  ) -> pulumi.Output[str]:
+                  ) -> aws.secretsmanager.SecretVersion:
     """A KMS-encrypted secret, with its value as the only place the value appears: never one without a value.
-    Returns its ARN as known once the value is written, so what reads it (a task) waits for the value."""
+    What reads it takes the version's `secret_arn`, known once the value is written, so a task waits for the value;
+    its `version_id`, new with every value, tells the tasks to restart without saying anything of the value."""
     secret = encrypted_secret(name, secret_name, kms_key_arn, parent, replicas)
     return aws.secretsmanager.SecretVersion(name, secret_id=secret.id, secret_string=pulumi.Output.secret(value),
-                                            opts=pulumi.ResourceOptions(parent=parent)).secret_arn
+                                            opts=pulumi.ResourceOptions(parent=parent))
+
+
+def generated(name: str, length: int, parent: pulumi.Resource, version: int | None = None,
+              specials: str | None = None) -> pulumi.Output[str]:
+    """A random value; raising `version` (a setting) generates a new one, which is how it rotates."""
+    return random.RandomPassword(
+        name, length=length, special=specials is not None, override_special=specials,
+        keepers={"version": str(version)} if version is not None else None,
+        opts=pulumi.ResourceOptions(parent=parent)).result
 
 
 @dataclass
@@ -47,37 +56,25 @@ class SharedSecretsArgs:
     # secure: config values; a missing JWT secret is generated, a missing Google client id is not passed.
     jwt_secret: str | None
     google_client_id: str | None
-    redis_token_version: int
 
 
 class SharedSecrets(pulumi.ComponentResource):
     """Secrets both regions use, so the standby can run without reaching the primary's region."""
 
     arns: dict[str, pulumi.Output[str]]
+    # Name -> the version id of the value Pulumi wrote (jwt-secret, google-client-id): a new value, a new id.
+    versions: dict[str, pulumi.Output[str]]
     db_password: pulumi.Output[str]
     # The master password's secret, without a value: PasswordRotation writes it with the writer's address.
     database_credentials: aws.secretsmanager.Secret
-    redis_auth_token: pulumi.Output[str]
 
     def __init__(self, name: str, args: SharedSecretsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("trading-platform:security:SharedSecrets", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-
-        def generated(label: str, length: int, version: int | None = None, specials: str | None = None) -> Any:
-            # Raising the version in the stack file regenerates the value (rotation).
-            return random.RandomPassword(
-                f"{name}-{label}", length=length, special=specials is not None, override_special=specials,
-                keepers={"version": str(version)} if version is not None else None, opts=child).result
 
         # Generated once: Secrets Manager rotates it from then on.
-        self.db_password = generated("db-password", 40, specials=_RDS_PASSWORD_SPECIALS)
-        # ElastiCache auth tokens allow few specials; length gives the strength instead.
-        self.redis_auth_token = generated("redis-auth-token", 64, args.redis_token_version)
-        jwt = args.jwt_secret if args.jwt_secret is not None else generated("jwt-secret", 64)
-        values: dict[str, pulumi.Input[str]] = {
-            "jwt-secret": jwt,
-            "redis-auth-token": self.redis_auth_token,
-        }
+        self.db_password = generated(f"{name}-db-password", 40, self, specials=_RDS_PASSWORD_SPECIALS)
+        jwt = args.jwt_secret if args.jwt_secret is not None else generated(f"{name}-jwt-secret", 64, self)
+        values: dict[str, pulumi.Input[str]] = {"jwt-secret": jwt}
         # ECS cannot start a task whose secret has no value: an unset client id is no secret at all, and the
         # api runs without GOOGLE_CLIENT_ID (Google sign-in off) until it is set.
         if args.google_client_id is None:
@@ -89,9 +86,11 @@ class SharedSecrets(pulumi.ComponentResource):
         replicas = [aws.secretsmanager.SecretReplicaArgs(region=args.replica_region,
                                                          kms_key_id=args.replica_kms_key_arn)
                     ] if args.replica_region else []
-        self.arns = {key: stored_secret(f"{name}-{key}", f"{args.prefix}/{key}", args.kms_key_arn, value, self,
-                                        replicas)
-                     for key, value in values.items()}
+        stored = {key: stored_secret(f"{name}-{key}", f"{args.prefix}/{key}", args.kms_key_arn, value, self,
+                                     replicas)
+                  for key, value in values.items()}
+        self.arns = {key: version.secret_arn for key, version in stored.items()}
+        self.versions = {key: version.version_id for key, version in stored.items()}
         self.database_credentials = encrypted_secret(f"{name}-database-credentials",
                                                      f"{args.prefix}/database-credentials", args.kms_key_arn, self,
                                                      replicas)
@@ -133,5 +132,36 @@ class ConnectionSecret(pulumi.ComponentResource):
             "db_host": args.db_host, "db_port": args.db_port, "db_name": args.db_name,
             "redis_host": args.redis_host, "redis_port": args.redis_port, "redis_tls": True,
         })
-        self.arn = stored_secret(name, args.secret_name, args.kms_key_arn, value, self)
+        self.arn = stored_secret(name, args.secret_name, args.kms_key_arn, value, self).secret_arn
+        self.register_outputs({"arn": self.arn})
+
+
+@dataclass
+class CacheAuthTokenArgs:
+    secret_name: str
+    kms_key_arn: pulumi.Input[str]
+    # cache.authTokenVersion: a new version generates a new token.
+    version: int
+    # The primary's token where this region's cache shares it (a Global Datastore's secondary); None: generated.
+    value: pulumi.Input[str] | None = None
+    # Where the token is read in the peer region too (the primary's, for a Global Datastore's secondary).
+    replicas: list[aws.secretsmanager.SecretReplicaArgs] | None = None
+
+
+class CacheAuthToken(pulumi.ComponentResource):
+    """This region's cache auth token, in a secret of this region, which its cache and its tasks use: a new token
+    reaches both in this region's `pulumi up`, whatever the other region's deployment does."""
+
+    value: pulumi.Output[str]
+    arn: pulumi.Output[str]
+    # New with every token: the tasks' restart marker (components/service.py).
+    version_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: CacheAuthTokenArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("trading-platform:security:CacheAuthToken", name, None, opts)
+        # ElastiCache tokens allow few specials; length gives the strength instead.
+        value = args.value if args.value is not None else generated(name, 64, self, args.version)
+        self.value = pulumi.Output.secret(value)
+        version = stored_secret(name, args.secret_name, args.kms_key_arn, value, self, args.replicas)
+        self.arn, self.version_id = version.secret_arn, version.version_id
         self.register_outputs({"arn": self.arn})

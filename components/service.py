@@ -47,8 +47,8 @@ class ServiceArgs:
     exec_enabled: bool
     # Where ECS Exec sessions are logged (the cluster's setting).
     exec_log_group_arn: pulumi.Input[str]
-    # Shared secret -> the version number whose change rotates it.
-    secret_versions: Mapping[str, int]
+    # Secret -> the id of its current version (Secrets Manager's, new with every value Pulumi writes).
+    secret_versions: pulumi.Input[Mapping[str, str]]
     # Database connections per process.
     db_pool_size: int
     target_group_arn: pulumi.Input[str] | None = None
@@ -145,15 +145,17 @@ class Service(pulumi.ComponentResource):
             aws.iam.RolePolicy(f"{name}-task", role=task.id, policy=policy_document(task_statements), opts=child)
 
         secrets = secret_refs.apply(lambda refs: [{"name": k, "valueFrom": v} for k, v in sorted(refs.items())])
-        environment = dict(args.environment)
+        environment: dict[str, pulumi.Input[str]] = dict(args.environment)
         if w.db_processes:
             # Each process's pool, as max_connections counts it (no overflow beyond it).
             environment["DATABASE_POOL_SIZE"] = str(args.db_pool_size)
         if w.secrets:
-            # Tasks read secrets only at start: a new version number (rotation) must start new tasks.
-            environment["ROTATION_GENERATIONS"] = ",".join(
-                f"{secret}={version}" for secret, version in sorted(args.secret_versions.items())
-                if secret in w.secret_names)
+            # Tasks read secrets only at start: a new value of one they read must start new tasks. Its version id
+            # changes the definition, and says nothing of the value (`name:id`, no run the policy pack would take for
+            # a secret: ecs-no-secrets-in-environment).
+            environment["ROTATION_GENERATIONS"] = pulumi.Output.from_input(args.secret_versions).apply(
+                lambda versions: ",".join(f"{secret}:{version}" for secret, version in sorted(versions.items())
+                                          if secret in w.secret_names))
         containers = container_definitions(name, w, args.image, environment, secrets, logs.name, args.region,
                                            args.log_level, args.exec_enabled)
         definition = ECS.TaskDefinition(

@@ -508,7 +508,8 @@ def build_parser() -> argparse.ArgumentParser:
     reports = _journal_command(commands, "report", "write the JSON, Markdown and HTML reports", cmd_report)
     for sub in (run, resume, abort, reports):
         sub.add_argument("--report-dir", type=Path,
-                         help="where the JSON, Markdown and HTML reports are written (default: reports/ beside the journal)")
+                         help="where the JSON, Markdown and HTML reports are written "
+                              "(default: reports/ beside the journal)")
     reconciling = _journal_command(commands, "reconcile", "after a completed region evacuation or failback: the "
                                    "stack-file settings and the pulumi commands that record it", cmd_reconcile)
     reconciling.add_argument("--project-dir", type=Path, default=Path("."),
@@ -545,7 +546,8 @@ def _failback_commands(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--execute", action="store_true", help="run it (without: print the plan, call nothing)")
     run.add_argument("--confirm", help="must equal the primary's region (where users and writes go back to)")
     run.add_argument("--report-dir", type=Path,
-                     help="where the JSON, Markdown and HTML reports are written (default: reports/ beside the journal)")
+                     help="where the JSON, Markdown and HTML reports are written "
+                              "(default: reports/ beside the journal)")
     run.set_defaults(func=cmd_run, scenario="failback")
     phase = steps.add_parser("phase", help="the stack-file settings that rebuild a region's replica: retire "
                              "the former writer, then rebuild it as a replica (each followed by pulumi up)")

@@ -101,7 +101,11 @@ class CacheSettings:
     standby_node_type: str
     standby_nodes: int
     snapshot_retention_days: int
+    # cache.authTokenVersion: raising it generates each region's next token.
     auth_token_version: int
+    # cache.authTokenSoleVersion equal to it: the caches accept that token only (SET); else the previous one too
+    # (ROTATE), while the tasks restart with the new one.
+    auth_token_sole: bool
     # cache.globalDatastore: the primary's group replicates to the backup's across regions (an ElastiCache Global
     # Datastore), so queued Celery tasks survive an evacuation; the same in both stack files.
     global_datastore: bool

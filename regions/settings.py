@@ -115,7 +115,7 @@ SCHEMA: dict[str, Schema | None] = {
                  "retireWithSnapshot", "logMinDurationMs", "logRetentionDays", "promoted",
                  "passwordRotationDays", "name", "username", "poolSize"),
     "cache": ("engine", "engineVersion", "nodeType", "nodes", "standbyNodeType", "standbyNodes",
-              "snapshotRetentionDays", "authTokenVersion", "globalDatastore"),
+              "snapshotRetentionDays", "authTokenVersion", "authTokenSoleVersion", "globalDatastore"),
     "backups": ("vaultName", "dailyRetentionDays", "weeklyRetentionDays", "monthlyRetentionDays",
                 "coldStorageAfterDays", "replicateToPeer"),
     # services.standby and database.promoted are retired (activeRegion decides): known, to be refused by name.
@@ -478,6 +478,12 @@ def _cache(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: str |
     if global_datastore:
         _global_datastore_cache(reader, role, peer, peer_file, engine, engine_version, node_type, standby_type,
                                 standby_nodes)
+    # Each region has its own token, but the pair rotates them in the same steps (and a Global Datastore's share one).
+    version = _same_as_peer(
+        reader, "cache.authTokenVersion",
+        reader.integer("cache.authTokenVersion", 1, 1_000_000, 1, " (raise it in both stack files to rotate the auth "
+                                                                   "tokens)"),
+        1, peer, peer_file, "one version rotates both stacks")
     return CacheSettings(
         engine=engine,
         engine_version=engine_version,
@@ -486,14 +492,24 @@ def _cache(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: str |
         standby_node_type=standby_type,
         standby_nodes=standby_nodes,
         snapshot_retention_days=reader.integer("cache.snapshotRetentionDays", 1, 35, 7),
-        # The primary rotates the shared token and the backup's cache follows with the same number.
-        auth_token_version=_same_as_peer(
-            reader, "cache.authTokenVersion",
-            reader.integer("cache.authTokenVersion", 1, 1_000_000, 1, " (raise it in both stack files to rotate "
-                                                                       "the auth token)"),
-            1, peer, peer_file, "one version rotates both stacks"),
+        auth_token_version=version,
+        auth_token_sole=_auth_token_sole(reader, version, peer, peer_file),
         global_datastore=global_datastore,
     )
+
+
+def _auth_token_sole(reader: Reader, version: int, peer: Mapping[str, str], peer_file: str | None) -> bool:
+    """cache.authTokenSoleVersion: the second step of a rotation. Naming the current version makes its token the
+    only one the caches accept (SET) once every task runs it; left out, or an older version (the last rotation's),
+    the previous token still works beside it (ROTATE), so raising authTokenVersion alone never locks a running task
+    out. Both files agree, as on the version: a Global Datastore's caches share the primary's token."""
+    path = "cache.authTokenSoleVersion"
+    sole = reader.get(path, None)
+    if sole is not None:
+        sole = reader.integer(path, 1, version, why=f" (at most cache.authTokenVersion {version}: the version whose "
+                                                    "token alone the caches accept, once every task runs it)")
+    _same_as_peer(reader, path, sole, None, peer, peer_file, "the pair rotates its tokens in the same steps")
+    return sole == version
 
 
 def _global_datastore_cache(reader: Reader, role: Role, peer: Mapping[str, str], peer_file: str | None, engine: str,

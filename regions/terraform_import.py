@@ -47,6 +47,7 @@ COMPONENTS = {
     "backup-plan": "trading-platform:data:BackupPlan",
     "shared-secrets": "trading-platform:security:SharedSecrets",
     "connection-secret": "trading-platform:security:ConnectionSecret",
+    "cache-auth-token": "trading-platform:security:CacheAuthToken",
     "images": "trading-platform:services:Images",
     "cluster": "trading-platform:services:Cluster",
     "alb": "trading-platform:services:LoadBalancer",
@@ -223,8 +224,8 @@ KINDS: dict[str, Kind] = {
         _t("shared-secrets", "shared-secrets-jwt-secret", "jwt", roles=PRIMARY),
         _t("shared-secrets", "shared-secrets-database-credentials", "db-credentials", "database", "db",
            "db-password", roles=PRIMARY),
-        _t("shared-secrets", "shared-secrets-redis-auth-token", "redis-auth", "redis-token", "redis",
-           roles=PRIMARY),
+        # Each region's own (components/pair.py): the cache's token.
+        _t("cache-auth-token", None, "redis-auth", "redis-token", "redis"),
         _t("connection-secret", None, "connection"),
     )),
     # The guide's Terraform has the application's repositories; the replication probe's is the program's own.

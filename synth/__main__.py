@@ -12,7 +12,6 @@ mandatory policy violated.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys

@@ -31,6 +31,7 @@ from regions import console
 from regions.settings import OFFLINE, PROJECT, SettingsError, load_settings
 from regions.stackfile import StackFileError, read_stack_file, stack_file_name
 from synth.mocks import GLOBAL_DATASTORE, AwsMocks, Registration
+from synth.stored import stored
 
 REPO = Path(__file__).resolve().parent.parent
 PROGRAM = REPO / "__main__.py"
@@ -209,6 +210,14 @@ def _run(stack: str, raw: dict[str, str], secret_keys: list[str], mocks: AwsMock
     return Evaluation(stack=stack, region=mocks.region, resources=resources, outputs=outputs)
 
 
+def _replicated_secrets(peer: Evaluation, region: str) -> dict[str, dict[str, Any]]:
+    """The peer's secrets with a replica in `region`, by name: the state of the version written to each."""
+    names = {r.state["arn"]: r.inputs["name"] for r in peer.of_type("aws:secretsmanager/secret:Secret")
+             if any(replica.get("region") == region for replica in r.inputs.get("replicas") or ())}
+    return {names[v.inputs["secretId"]]: {**v.state, "secretString": v.inputs["secretString"]}
+            for v in peer.of_type("aws:secretsmanager/secretVersion:SecretVersion") if v.inputs["secretId"] in names}
+
+
 def evaluate(stack: str, project_dir: Path = REPO, cache: dict[str, Evaluation] | None = None,
              program: Path = PROGRAM) -> Evaluation:
     """Evaluate `Pulumi.<stack>.yaml` in `project_dir`. A stack that references another stack
@@ -231,6 +240,7 @@ def evaluate(stack: str, project_dir: Path = REPO, cache: dict[str, Evaluation] 
     stack_outputs: dict[str, dict[str, Any]] = {}
     # The peer's Global Datastores by id: what a cache joining one as a secondary inherits (node type, engine).
     global_datastores: dict[str, dict[str, Any]] = {}
+    replicated_secrets: dict[str, dict[str, Any]] = {}
     peer = raw.get(PEER_KEY)
     if peer:
         peer_stack = peer.rsplit("/", 1)[-1]
@@ -242,10 +252,16 @@ def evaluate(stack: str, project_dir: Path = REPO, cache: dict[str, Evaluation] 
         stack_outputs[peer] = peer_evaluation.outputs
         global_datastores = {r.state["globalReplicationGroupId"]: r.state
                              for r in peer_evaluation.of_type(GLOBAL_DATASTORE)}
-    mocks = AwsMocks(stack, raw.get("aws:region", ""), stack_outputs, global_datastores)
-    with _engine_environment(project_dir), _collector_paused(), console.interrupts_deferred():
-        # A fresh context per stack: the SDK keeps its settings, config and root in context variables.
-        result = contextvars.copy_context().run(_run, stack, raw, secret_keys, mocks, program)
+        replicated_secrets = _replicated_secrets(peer_evaluation, raw.get("aws:region", ""))
+    mocks = AwsMocks(stack, raw.get("aws:region", ""), stack_outputs, global_datastores, replicated_secrets)
+
+    def run() -> Evaluation:
+        with _engine_environment(project_dir), _collector_paused(), console.interrupts_deferred():
+            # A fresh context per stack: the SDK keeps its settings, config and root in context variables.
+            return contextvars.copy_context().run(_run, stack, raw, secret_keys, mocks, program)
+
+    own = project_dir.resolve() == REPO and program.resolve() == PROGRAM
+    result = stored(REPO, stack, raw, secret_keys, stack_outputs, run) if own else run()
     cache[stack] = result
     return result
 

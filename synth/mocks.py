@@ -129,13 +129,16 @@ class Registration:
 
 class AwsMocks(pulumi.runtime.Mocks):
     def __init__(self, stack: str, region: str, stack_outputs: dict[str, dict[str, Any]] | None = None,
-                 global_datastores: dict[str, dict[str, Any]] | None = None):
+                 global_datastores: dict[str, dict[str, Any]] | None = None,
+                 replicated_secrets: dict[str, dict[str, Any]] | None = None):
         self.stack = stack
         self.region = region
         # StackReference name -> that stack's outputs.
         self.stack_outputs = stack_outputs or {}
         # The referenced stacks' Global Datastores (their state) by id.
         self.global_datastores = global_datastores or {}
+        # The referenced stacks' secrets replicated to this region, by name: their versions' state.
+        self.replicated_secrets = replicated_secrets or {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
         if args.typ == "pulumi:pulumi:StackReference":
@@ -185,7 +188,9 @@ class AwsMocks(pulumi.runtime.Mocks):
             return {"primaryEndpointAddress": f"master.{rid}.{digest[:6]}.{region}.cache.amazonaws.com",
                     "memberClusters": [f"{rid}-{n:03d}" for n in range(1, int(state.get("numCacheClusters", 1)) + 1)]}
         if typ == "random:index/randomPassword:RandomPassword":
-            return {"result": f"synth-random-{digest[:24]}"}
+            # New keepers replace it: a new value.
+            keepers = json.dumps(state.get("keepers"), sort_keys=True)
+            return {"result": f"synth-random-{_digest(digest, keepers, length=24)}"}
         if typ == "random:index/randomId:RandomId":
             return {"hex": digest[:2 * int(state["byteLength"])]}
         if typ == "aws:ecr/repository:Repository":
@@ -212,8 +217,10 @@ class AwsMocks(pulumi.runtime.Mocks):
             # The rotation application's output.
             return {"outputs": {"RotationLambdaARN": f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{state['name']}"}}
         if typ == "aws:secretsmanager/secretVersion:SecretVersion":
-            # The ARN of the secret a version belongs to.
-            return {"secretArn": state["secretId"]}
+            # The ARN of the secret a version belongs to, and a version id (a UUID) new with every value.
+            value = json.dumps(state.get("secretString"), sort_keys=True, default=str)
+            return {"secretArn": state["secretId"],
+                    "versionId": str(uuid.UUID(_digest(state["secretId"], value, length=32)))}
         if typ == "aws:ecs/taskDefinition:TaskDefinition":
             return {"arn": f"arn:aws:ecs:{region}:{ACCOUNT_ID}:task-definition/{state['family']}:1", "revision": 1}
         return {}
@@ -229,10 +236,13 @@ class AwsMocks(pulumi.runtime.Mocks):
             names = [f"{self.region}{chr(ord('a') + i)}" for i in range(len(ids))]
             return {"names": names, "zoneIds": ids, "id": self.region, "state": "available"}, []
         if args.token == "aws:secretsmanager/getSecretVersion:getSecretVersion":
-            # Offline there is no secret to read: a placeholder stands for its value.
+            # A replica holds its primary's value, under its name.
             secret_id = args.args["secretId"]
-            return {"secretId": secret_id, "secretString": f"synth-secret-version-{_digest(secret_id, length=12)}",
-                    "arn": secret_id, "versionId": "synth", "id": secret_id}, []
+            if secret_id not in self.replicated_secrets:
+                raise LookupError(f"synth knows no secret {secret_id!r} replicated to {self.region}")
+            version = self.replicated_secrets[secret_id]
+            return {"secretId": secret_id, "secretString": version["secretString"], "arn": version["secretArn"],
+                    "versionId": version["versionId"], "id": secret_id}, []
         if args.token == "terraform:state:getLocalReference":
             return {"outputs": read_terraform_outputs(Path(args.args["path"]))}, []
         if args.token == "aws:route53/getZone:getZone":

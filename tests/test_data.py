@@ -23,6 +23,7 @@ INSTANCE = "aws:rds/instance:Instance"
 RANDOM_ID = "random:index/randomId:RandomId"
 GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
 SECRET = "aws:secretsmanager/secret:Secret"
+VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
 
 
 def by_id(stack):
@@ -31,6 +32,11 @@ def by_id(stack):
 
 def stack_key_arn(stack):
     return stack.named("aws:kms/key:Key", "stack-key").state["arn"]
+
+
+def token_value(stack):
+    """The region's own Redis token (generated: the backup's too, without a Global Datastore)."""
+    return stack.named("random:index/randomPassword:RandomPassword", "cache-auth-token").state["result"]
 
 
 def isolated_subnet_ids(stack):
@@ -216,8 +222,9 @@ def test_cache_is_encrypted_authenticated_and_private(stack):
     assert i["engine"] in ("valkey", "redis")
     assert i["atRestEncryptionEnabled"] is True and i["kmsKeyId"] == stack_key_arn(stack)
     assert i["transitEncryptionEnabled"] is True and i["transitEncryptionMode"] == "required"
-    assert i["authTokenWo"] and i["authTokenWoVersion"] == 1 and "authToken" not in i
-    assert i["authTokenUpdateStrategy"] == "ROTATE"
+    # The region's own token (version 1, first step): sent again when the version changes.
+    assert i["authTokenWo"] == token_value(stack) and "authToken" not in i
+    assert (i["authTokenWoVersion"], i["authTokenUpdateStrategy"]) == (2, "ROTATE")
     assert i["snapshotRetentionLimit"] >= 1
     assert [ids[g].name for g in i["securityGroupIds"]] == ["security-groups-cache"]
     subnets = stack.named("aws:elasticache/subnetGroup:SubnetGroup", "cache")
@@ -246,8 +253,7 @@ def test_shared_secrets_live_in_primary_with_replicas_on_a_us_west_2_key(evaluat
     assert replica_key.inputs["region"] == "us-west-2" and replica_key.inputs["enableKeyRotation"] is True
     shared = {r.inputs["name"]: r for r in primary.of_type(SECRET) if r.name.startswith("shared-secrets")}
     # No googleClientId in the stack files: no google-client-id secret (see the task-definition tests).
-    assert set(shared) == {f"trading-platform/production/{k}" for k in
-                           ("jwt-secret", "database-credentials", "redis-auth-token")}
+    assert set(shared) == {f"trading-platform/production/{k}" for k in ("jwt-secret", "database-credentials")}
     for secret in shared.values():
         assert secret.inputs["kmsKeyId"] == stack_key_arn(primary)
         assert secret.inputs["replicas"] == [{"region": "us-west-2", "kmsKeyId": replica_key.state["arn"]}]
@@ -261,8 +267,8 @@ def test_each_region_has_its_connection_secret(stack):
     value = json.loads(version.inputs["secretString"])
     assert value["db_host"] == stack.of_type(INSTANCE)[0].state["address"]
     assert value["redis_host"] == stack.outputs["redis_primary_endpoint"]
-    assert set(stack.outputs["secret_arns"]) == {"jwt-secret", "database-credentials", "redis-auth-token",
-                                                 "connection"}
+    # The region's Redis token is its own and never handed over: not among them (docs/contracts.md).
+    assert set(stack.outputs["secret_arns"]) == {"jwt-secret", "database-credentials", "connection"}
     assert all(f":secretsmanager:{stack.region}:" in arn for arn in stack.outputs["secret_arns"].values())
 
 
@@ -285,8 +291,8 @@ def test_no_secret_value_outside_its_secret_version(project):
     primary, backup = cache["primary"], cache["backup"]
     jwt, google = (SECRET_PLACEHOLDER.format(key=f"{NS}:{k}") for k in ("jwtSecret", "googleClientId"))
     generated = {r.name: r.state["result"] for r in primary.of_type("random:index/randomPassword:RandomPassword")}
-    assert set(generated) == {"shared-secrets-db-password", "shared-secrets-redis-auth-token"}  # jwt from config
-    (backup_token,) = {r.inputs["authTokenWo"] for r in backup.of_type(GROUP)}  # read from the replica secret
+    assert set(generated) == {"shared-secrets-db-password", "cache-auth-token"}  # jwt from config
+    backup_token = token_value(backup)  # its own
     secrets = {jwt, google, backup_token, *generated.values()}
     assert len(secrets) == 5
 
@@ -467,23 +473,80 @@ def test_the_longest_environment_still_fits_every_aws_name_limit(project):
         assert len(stack.of_type(GROUP)[0].inputs["replicationGroupId"]) <= 40
 
 
-def test_one_version_rotates_the_token_in_both_regions_and_restarts_their_tasks(evaluations, project):
-    cache: dict = {}
-    evaluate("backup", project(primary={f"{NS}:cache.authTokenVersion": 2},
-                               backup={f"{NS}:cache.authTokenVersion": 2}), cache)
-    token = cache["primary"].named("random:index/randomPassword:RandomPassword", "shared-secrets-redis-auth-token")
-    assert token.inputs["keepers"] == {"version": "2"}
-    for name, stack in cache.items():
-        (group,) = stack.of_type(GROUP)
-        # The backup's cache takes the replicated new token only when its own version changes too.
-        assert group.inputs["authTokenWoVersion"] == 2
-        for service in ("api", "web", "worker", "beat"):
-            before, after = (_environment(s, service) for s in (evaluations[name], stack))
-            if service == "web":  # reads no secret: not restarted
-                assert before == after
-            else:  # tasks read secrets only at start: a changed definition starts new ones
-                assert "redis-auth-token=1" in before["ROTATION_GENERATIONS"]
-                assert "redis-auth-token=2" in after["ROTATION_GENERATIONS"]
+def test_each_region_owns_its_token_in_a_secret_of_its_region(evaluations):
+    """A region's cache and tasks use its own token, which no other stack's `up` changes."""
+    tokens = set()
+    for stack in evaluations.values():
+        secret = stack.named(SECRET, "cache-auth-token")
+        assert secret.inputs["name"] == f"trading-platform/production/{stack.region}/redis-auth-token"
+        assert secret.inputs["kmsKeyId"] == stack_key_arn(stack) and not secret.inputs.get("replicas")
+        version = stack.named(VERSION, "cache-auth-token")
+        assert version.inputs["secretString"] == token_value(stack) == stack.named(GROUP, "cache").inputs["authTokenWo"]
+        for service in ("api", "worker", "beat"):
+            assert _secrets(stack, service)["REDIS_AUTH_TOKEN"] == secret.state["arn"], (stack.stack, service)
+        tokens.add(token_value(stack))
+    assert len(tokens) == 2
+    # Not the primary's to hand over: the backup's tasks restart on their own token's versions only.
+    assert "redis-auth-token" not in evaluations["primary"].outputs["secret_versions"]
+
+
+def test_new_tasks_start_once_the_cache_accepts_their_token(stack):
+    """The provider returns from the group's update once it is available again: the services that read the token
+    update (start new tasks) after it. web reads no token and waits for nothing of the cache."""
+    group = stack.named(GROUP, "cache").urn
+    for service in ("api", "worker", "beat"):
+        assert group in stack.named("aws:ecs/service:Service", service).dependencies, service
+    assert group not in stack.named("aws:ecs/service:Service", "web").dependencies
+
+
+# Each step of a rotation as written in both files -> what each cache is sent: (auth_token_wo_version, strategy).
+ROTATION_STEPS = [
+    ({}, (2, "ROTATE")),  # as shipped: version 1, its token beside whatever the cache had
+    ({"cache.authTokenSoleVersion": 1}, (3, "SET")),
+    ({"cache.authTokenVersion": 2, "cache.authTokenSoleVersion": 1}, (4, "ROTATE")),
+    ({"cache.authTokenVersion": 2, "cache.authTokenSoleVersion": 2}, (5, "SET")),
+    ({"cache.authTokenVersion": 3, "cache.authTokenSoleVersion": 2}, (6, "ROTATE")),
+]
+
+
+def test_a_rotation_is_rotate_then_set_in_both_stacks(project):
+    """Raising the version generates new tokens sent with ROTATE (the old ones still work) and restarts the tasks that
+    read them; naming it sole sends the same tokens with SET (the old ones stop working) and restarts nothing."""
+    previous = None
+    for edits, sent in ROTATION_STEPS:
+        cache: dict = {}
+        config = {f"{NS}:{key}": value for key, value in edits.items()}
+        evaluate("backup", project(primary=config, backup=config), cache)
+        version = edits.get("cache.authTokenVersion", 1)
+        for name, stack in cache.items():
+            group = stack.named(GROUP, "cache").inputs
+            assert (group["authTokenWoVersion"], group["authTokenUpdateStrategy"]) == sent, (name, edits)
+            token = stack.named("random:index/randomPassword:RandomPassword", "cache-auth-token")
+            assert token.inputs["keepers"] == {"version": str(version)}
+            assert group["authTokenWo"] == token.state["result"]
+            if previous is None:
+                continue
+            before, now = previous[0][name], stack
+            changed = previous[1] != version
+            assert (token_value(before) != token_value(now)) == changed, (name, edits)
+            for service in ("api", "web", "worker", "beat"):
+                old, new = (_environment(s, service).get("ROTATION_GENERATIONS") for s in (before, now))
+                if service == "web":  # reads no secret: never restarted
+                    assert old is new is None
+                else:  # tasks read secrets only at start: a changed definition starts new ones
+                    assert (_generation(old, "redis-auth-token") != _generation(new, "redis-auth-token")) == changed
+        previous = (cache, version)
+
+
+def _generation(marker, secret):
+    return dict(part.split(":", 1) for part in marker.split(","))[secret]
+
+
+def _secrets(stack, service):
+    definitions = json.loads(stack.named("aws:ecs/taskDefinition:TaskDefinition", service).inputs[
+        "containerDefinitions"])
+    (app,) = [c for c in definitions if c["name"] == service]
+    return {s["name"]: s["valueFrom"] for s in app["secrets"]}
 
 
 def _environment(stack, service):

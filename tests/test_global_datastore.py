@@ -205,3 +205,54 @@ def test_the_drill_role_may_move_this_datastore_and_only_with_it(on, evaluations
         for region in ("us-east-1", "us-west-2")]
     off = evaluations["backup"].named("aws:iam/rolePolicy:RolePolicy", "drill-operator").inputs["policy"]
     assert "elasticache:" not in off
+
+
+# --- the auth token: one for the datastore, the primary's
+
+
+RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+SECRET = "aws:secretsmanager/secret:Secret"
+VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
+
+
+def _written_token(stack) -> str:
+    return stack.named(VERSION, "cache-auth-token").inputs["secretString"]
+
+
+def _token_generation(stack, service: str) -> str:
+    (app,) = [c for c in json.loads(stack.named("aws:ecs/taskDefinition:TaskDefinition", service).inputs[
+        "containerDefinitions"]) if c["name"] == service]
+    marker = {e["name"]: e["value"] for e in app["environment"]}["ROTATION_GENERATIONS"]
+    return dict(part.split(":", 1) for part in marker.split(","))["redis-auth-token"]
+
+
+@pytest.mark.parametrize("shape", ["on", "west"])
+def test_both_caches_use_the_primarys_token_the_backup_from_a_copy_in_its_region(shape, request):
+    """A shared token is right whether a secondary has its own or the datastore's (AWS documents one AuthTokenEnabled
+    for the datastore): the primary replicates its secret, whichever region is active (nothing writes the replica),
+    and the backup copies it into its own region's secret, which its cache and tasks read."""
+    primary, backup = request.getfixturevalue(shape)[1].values()
+    token = primary.named(RANDOM_PASSWORD, "cache-auth-token").state["result"]
+    replica_key = primary.named("aws:kms/key:Key", "replica-key").state["arn"]
+    assert primary.named(SECRET, "cache-auth-token").inputs["replicas"] == [
+        {"region": "us-west-2", "kmsKeyId": replica_key}]
+    assert not [r for r in backup.of_type(RANDOM_PASSWORD) if r.name == "cache-auth-token"]
+    own = backup.named(SECRET, "cache-auth-token")
+    assert own.inputs["name"] == "trading-platform/production/us-west-2/redis-auth-token"
+    assert own.inputs["kmsKeyId"].startswith("arn:aws:kms:us-west-2:") and not own.inputs.get("replicas")
+    assert _written_token(backup) == _written_token(primary) == token
+    for stack in (primary, backup):
+        assert stack.named(CACHE, "cache").inputs["authTokenWo"] == token
+    (app,) = [c for c in json.loads(backup.named("aws:ecs/taskDefinition:TaskDefinition", "beat").inputs[
+        "containerDefinitions"]) if c["name"] == "beat"]
+    assert {s["name"]: s["valueFrom"] for s in app["secrets"]}["REDIS_AUTH_TOKEN"] == own.state["arn"]
+
+
+def test_a_new_version_reaches_the_backups_copy_and_restarts_its_tasks(on, tmp_path):
+    rotated = _pair(write_project(tmp_path, **{stack: {**ON, f"{NS}:cache.authTokenVersion": 2} for stack in STACKS}))
+    for stack in STACKS:
+        before, after = on[1][stack], rotated[stack]
+        assert _written_token(before) != _written_token(after) == _written_token(rotated["primary"])
+        assert after.named(CACHE, "cache").inputs["authTokenWoVersion"] == 4
+        for service in ("api", "worker", "beat"):
+            assert _token_generation(before, service) != _token_generation(after, service), (stack, service)

@@ -45,9 +45,15 @@ def test_services_reach_the_data_stores_secrets_and_images(named, stack):
     for service in ("api", "beat", "worker"):
         assert has(named, f"{stack}/{service}", "connects to", f"{stack}/cache")
         assert has(named, f"{stack}/{service}", "reads secrets from", f"{stack}/connection-secret")
+        # The cache's token is the region's own, as its cache's.
+        assert has(named, f"{stack}/{service}", "reads secrets from", f"{stack}/cache-auth-token", cross=False)
+    assert has(named, f"{stack}/cache", "takes its password from", f"{stack}/cache-auth-token", cross=False)
+    for service in ("api", "worker"):
         # The shared secrets are the primary's; the backup's services read their replicas in us-west-2.
         assert has(named, f"{stack}/{service}", "reads secrets from", "primary/shared-secrets",
                    cross=stack == "backup")
+    # beat reads only the cache's host and token: nothing of the primary's.
+    assert not has(named, f"{stack}/beat", "reads secrets from", "primary/shared-secrets")
     # The web serves static files: no database, no cache, no secret.
     assert not [e for e in named if e[:2] == (stack, "web") and e[4] in ("database", "cache", "shared-secrets")]
     for service in ("api", "beat", "web", "worker"):
@@ -85,7 +91,7 @@ def test_links_across_the_regions(named):
     assert has(named, "backup/replication-probe", "reads secrets from", "primary/shared-secrets", cross=True)
     crossing = {(e[0], e[1], e[3], e[4]) for e in named if e[5]}
     assert all(e[0] != e[3] for e in named if e[5])  # only between the stacks here
-    assert len(crossing) == 13
+    assert len(crossing) == 12
 
 
 def test_no_plumbing_no_self_edges_and_a_readable_count(pair, named):
@@ -105,7 +111,8 @@ def test_the_services_group_stands_for_shared_links(pair, evaluations):
     assert (group, "connects to (api, worker)", "database") in drawn
     assert (group, "runs on", "cluster") in drawn  # all four: no names
     assert ("alb", "routes to (api, web)", group) in drawn
-    assert (SERVICE_GROUP.format(stack="backup"), "reads secrets from (api, beat, worker)", "shared-secrets") in drawn
+    assert (SERVICE_GROUP.format(stack="backup"), "reads secrets from (api, worker)", "shared-secrets") in drawn
+    assert (SERVICE_GROUP.format(stack="backup"), "reads secrets from (api, beat, worker)", "cache-auth-token") in drawn
     assert ("worker", "writes to", "backups") in drawn  # one member: its own edge
 
 

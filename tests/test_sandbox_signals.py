@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from synth import stored
 from synth.engine import REPO
 
 
@@ -36,7 +37,8 @@ def test_a_stopped_sandbox_leaves_nothing_behind(tmp_path, module, after, stop):
     work = tmp_path / "work"
     work.mkdir()
     started = subprocess.Popen([sys.executable, "-m", module], cwd=work, start_new_session=True,
-                               env={**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": str(REPO)},
+                               env={**{k: v for k, v in os.environ.items() if k != stored.VARIABLE},
+                                    "TMPDIR": str(tmp), "PYTHONPATH": str(REPO)},
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     time.sleep(after)
     started.send_signal(stop)

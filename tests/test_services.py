@@ -16,6 +16,7 @@ from synth.engine import evaluate
 NS = "trading-platform"
 SERVICE = "aws:ecs/service:Service"
 TASK = "aws:ecs/taskDefinition:TaskDefinition"
+VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
 DIGEST = "sha256:" + "ab" * 32
 
 
@@ -264,10 +265,24 @@ def _known_secret_values(stack_names, project_dir):
     for name in stack_names:
         evaluate(name, project_dir, cache)
     values = {SECRET_PLACEHOLDER.format(key=f"{NS}:{k}") for k in ("jwtSecret", "googleClientId")}
-    values |= {r.state["result"] for r in cache["primary"].of_type("random:index/randomPassword:RandomPassword")}
-    values |= {r.inputs["authTokenWo"] for r in cache["backup"].of_type(
-        "aws:elasticache/replicationGroup:ReplicationGroup")}
+    # The generated ones: the primary's shared secrets, each region's Redis token.
+    values |= {r.state["result"] for stack in cache.values()
+               for r in stack.of_type("random:index/randomPassword:RandomPassword")}
     return cache, values
+
+
+def token_arn(stack):
+    """The region's own Redis token, which `secret_arns` leaves out (it is never handed over)."""
+    return stack.named("aws:secretsmanager/secret:Secret", "cache-auth-token").state["arn"]
+
+
+def generations(stack, primary):
+    """What each service's ROTATION_GENERATIONS must be: the version ids of the values it reads (the shared ones'
+    as the primary wrote them)."""
+    shared = primary.outputs["secret_versions"]
+    token = stack.named(VERSION, "cache-auth-token").state["versionId"]
+    api = ",".join(f"{name}:{shared[name]}" for name in sorted(shared)) + f",redis-auth-token:{token}"
+    return {"api": api, "worker": f"redis-auth-token:{token}", "beat": f"redis-auth-token:{token}"}
 
 
 def test_no_secret_value_in_any_container_environment(project):
@@ -278,13 +293,36 @@ def test_no_secret_value_in_any_container_environment(project):
         for name in ("api", "web", "worker", "beat"):
             c = container(stack, name)
             environment = {e["name"]: e["value"] for e in c["environment"]}
-            rotation = {"api": "redis-auth-token=1", "worker": "redis-auth-token=1", "beat": "redis-auth-token=1"}
+            rotation = generations(stack, cache["primary"])
             assert environment == {"LOG_LEVEL": "INFO", "DEBUG": "false", "AWS_REGION": stack.region,
                                    "PLATFORM_REGION": stack.region, "PLATFORM_ROLE": stack.stack,
                                    **({"ROTATION_GENERATIONS": rotation[name]} if name in rotation else {}),
                                    **({"DATABASE_POOL_SIZE": "5"} if name in ("api", "worker") else {})}
             assert not [v for v in environment.values() if any(s in v for s in secrets)]
             assert not any(s in json.dumps(c) for s in secrets)  # nowhere in the definition
+
+
+def test_a_new_jwt_secret_restarts_the_tasks_that_read_it_in_both_stacks(evaluations, project):
+    """ECS reads secrets only at task start: a new jwtSecret (here: set, where the shipped files generate one) is a
+    new secret version, whose id alone changes the definitions of the tasks that read it, in both stacks (the backup
+    takes it from the primary's `secret_versions`). The others keep theirs."""
+    cache: dict = {}
+    evaluate("backup", project(primary={f"{NS}:jwtSecret": {"secure": "v1:AAAnew"}}), cache)
+    before, after = (stacks["primary"].outputs["secret_versions"]["jwt-secret"] for stacks in (evaluations, cache))
+    assert re.fullmatch(r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}", after) and before != after
+    for name, stack in cache.items():
+        for service in ("api", "web", "worker", "beat"):
+            old, new = (_generations(stacks[name], service) for stacks in (evaluations, cache))
+            if service == "api":
+                assert f"jwt-secret:{before}" in old and f"jwt-secret:{after}" in new, name
+                assert old.replace(before, after) == new  # nothing else changed
+            else:
+                assert old == new, (name, service)
+        assert SECRET_PLACEHOLDER.format(key=f"{NS}:jwtSecret") not in json.dumps(container(stack, "api"))
+
+
+def _generations(stack, service):
+    return {e["name"]: e["value"] for e in container(stack, service)["environment"]}.get("ROTATION_GENERATIONS")
 
 
 def test_secrets_are_injected_from_this_regions_secrets_manager(project):
@@ -295,7 +333,7 @@ def test_secrets_are_injected_from_this_regions_secrets_manager(project):
 
 
 def _assert_injected(stack):
-    arns = stack.outputs["secret_arns"]
+    arns = {**stack.outputs["secret_arns"], "redis-auth-token": token_arn(stack)}
     api = {s["name"]: s["valueFrom"] for s in container(stack, "api")["secrets"]}
     assert api == {
         "DATABASE_USER": arns["database-credentials"] + ":username::",
@@ -358,7 +396,7 @@ def test_containers_run_unprivileged_on_a_read_only_root(stack):
 
 
 def test_execution_roles_read_only_their_own_secrets_image_and_logs(stack):
-    arns = stack.outputs["secret_arns"]
+    arns = {**stack.outputs["secret_arns"], "redis-auth-token": token_arn(stack)}
     for name, secrets in (("api", set(arns.values())), ("worker", {arns["database-credentials"], arns["connection"],
                                                                    arns["redis-auth-token"]}),
                           ("beat", {arns["connection"], arns["redis-auth-token"]}), ("web", set())):

@@ -208,6 +208,11 @@ KEY_CASES = [
     ("primary", "environment", "pre--prod", "single '-' inside"),
     ("backup", "environment", "staging", "differs from the other stack's"),
     ("backup", "cache.authTokenVersion", 2, "the value in Pulumi.primary.yaml (one version rotates both stacks)"),
+    ("primary", "cache.authTokenSoleVersion", 2, "an integer from 1 to 1 (at most cache.authTokenVersion 1: the "
+                                                 "version whose token alone the caches accept"),
+    ("primary", "cache.authTokenSoleVersion", "1", "is not an integer"),
+    ("backup", "cache.authTokenSoleVersion", 1, "null, the value in Pulumi.primary.yaml (the pair rotates its tokens "
+                                                "in the same steps)"),
     ("primary", "database.passwordRotationDays", 0, "from 1 to 1000"),
     ("primary", "jwtSecret", "hunter2-in-plaintext", "is stored in plaintext in the stack file"),
     ("primary", "backups.coldStorageAfterDays", 2500, "at least 90 days before"),
@@ -232,6 +237,15 @@ def test_tier_settings_errors(project, stack_name, key, value, words):
     assert "\n" not in message
     assert message.startswith(f"Pulumi.{stack_name}.yaml: {NS}:{key}")
     assert words in message and "allowed:" in message
+
+
+def test_a_rotation_step_written_in_one_file_only_is_refused_naming_that_file(project):
+    """Step 2 of a token rotation in the primary's file alone: the backup's evaluation blames the file that changed."""
+    both = {f"{NS}:cache.authTokenVersion": 2}
+    with pytest.raises(SettingsError) as raised:
+        evaluate("backup", project(primary={**both, f"{NS}:cache.authTokenSoleVersion": 2}, backup=both))
+    assert str(raised.value).startswith(f"Pulumi.primary.yaml: {NS}:cache.authTokenSoleVersion 2 differs from the "
+                                        "other stack's; allowed: null, the value in Pulumi.backup.yaml")
 
 
 def test_a_plaintext_secret_is_refused_without_echoing_it(project):
