@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--graph", type=Path, metavar="FILE",
                         help="write the architecture graph of both stacks (.dot, .mmd, .md or .svg)")
     parser.add_argument("--graph-detail", choices=("components", "resources"),
-                        help="default: resources for .dot/.svg, components for .mmd/.md")
+                        help="default: resources for .dot, components for .svg, .mmd and .md")
     parser.add_argument("--check", action="store_true",
                         help="exit 1 when a mandatory policy is violated, and print the violations")
     args = parser.parse_args(argv)

@@ -687,5 +687,6 @@ def write(evaluations: Evaluation | Iterable[Evaluation], path: Path, detail: st
     elif suffix == ".dot":
         path.write_text(to_dot(stacks, detail or "resources"), encoding="utf-8")
     else:
-        path.write_bytes(subprocess.run([executable, "-Tsvg"], input=to_dot(stacks, detail or "resources").encode(),
+        # A picture: the components (every resource drew one about 25,000 px tall).
+        path.write_bytes(subprocess.run([executable, "-Tsvg"], input=to_dot(stacks, detail or "components").encode(),
                                         capture_output=True, check=True, timeout=120).stdout)

@@ -3,6 +3,7 @@ platform (flows, replication across the regions, references) and without the plu
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -209,3 +210,14 @@ def test_graph_option_writes_one_drawing_of_both_stacks(tmp_path):
     mermaid = (tmp_path / "arch.mmd").read_text()
     assert "subgraph stack_primary[" in mermaid and "subgraph stack_backup[" in mermaid
     assert "backup_database -.->" in mermaid
+
+
+def test_svg_draws_the_components_by_default(evaluations, tmp_path, monkeypatch):
+    """Every resource drew an SVG about 25,000 px tall: a picture is of the components unless asked. graphviz is not on
+    these machines: a `dot` that echoes its input shows what it was given."""
+    echo = tmp_path / "dot"
+    echo.write_text("#!/bin/sh\ncat\n")
+    echo.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    write([evaluations["primary"], evaluations["backup"]], tmp_path / "arch.svg")
+    assert (tmp_path / "arch.svg").read_text() == to_dot([evaluations["primary"], evaluations["backup"]], "components")
