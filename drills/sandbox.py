@@ -598,14 +598,11 @@ class RoundTrip:
         return drills(list(args))
 
     def _leg(self, *args: str) -> int:
-        earlier = set(self.reports.glob("drill-*.md"))
-        code = self.drills(*args, "--execute", "--probe-url", self.world.front.url, "--probe-interval", "0.2",
+        # The drill prints its outcome and its reports' paths; the reports repeat the reconcile block it prints,
+        # which `reconcile` then prints again as it runs: said once, here.
+        return self.drills(*args, "--execute", "--probe-url", self.world.front.url, "--probe-interval", "0.2",
                            "--probe-timeout", "30", "--promotion-keeps-source-link", "--journal-dir",
                            str(self.journals), "--report-dir", str(self.reports), *self.world.args())
-        # This leg's report only: an earlier run's, in the same directory, is not this one's.
-        for report in sorted(set(self.reports.glob("drill-*.md")) - earlier):
-            self.say("\n" + report.read_text())
-        return code
 
     def evacuate(self) -> int:
         return self._leg("run", "--scenario", "region-evacuation", "--confirm", BACKUP)

@@ -51,7 +51,8 @@ def test_a_cut_stream_loses_what_was_written_after_the_cut(world, pair, tmp_path
     watcher, cut = when(table_on_standby, pair.cut_stream)
     assert run(world, tmp_path, "--db-probe-lead", str(lead)) == 0
     watcher.join()
-    fenced = {s["name"]: s for s in journal(tmp_path)["steps"]}["fence-primary-writers"]["ended_at_epoch"]
+    # Writes end with the last fence, at the database.
+    fenced = {s["name"]: s for s in journal(tmp_path)["steps"]}["fence-primary-database"]["ended_at_epoch"]
     summary, markdown = report(tmp_path)
     cut_for = fenced - cut["at"]
     assert cut_for >= lead - 1
