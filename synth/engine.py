@@ -21,14 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+from pulumi.runtime import resource as resource_runtime
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.settings import ROOT as ROOT_RESOURCE
 from pulumi.runtime.settings import SETTINGS
 from pulumi.runtime.stack import run_in_stack
 
+from components.registry import context_fingerprint
 from regions import console
-from regions.settings import OFFLINE, PROJECT, SettingsError, load_settings
+from regions.settings import OFFLINE, PROJECT, SettingsError, StackSettings, load_settings
 from regions.stackfile import StackFileError, read_stack_file, stack_file_name
 from synth.mocks import GLOBAL_DATASTORE, AwsMocks, Registration
 from synth.stored import stored
@@ -152,6 +155,18 @@ def _engine_environment(project_dir: Path) -> Iterator[None]:
 
 
 @contextmanager
+def _source_positions_off() -> Iterator[None]:
+    """The SDK walks the Python stack at every registration to tell the engine where in the program a resource
+    was made; the mocks never read it, and the walk is about a tenth of an evaluation (bench/synth.py)."""
+    saved = resource_runtime._get_stack_trace
+    resource_runtime._get_stack_trace = source_pb2.StackTrace
+    try:
+        yield
+    finally:
+        resource_runtime._get_stack_trace = saved
+
+
+@contextmanager
 def _collector_paused() -> Iterator[None]:
     """The SDK allocates many short-lived cyclic objects per resource, and every collection they trigger
     rescans the hundreds of thousands of objects pulumi_aws's classes leave on the heap: pausing the
@@ -218,6 +233,21 @@ def _replicated_secrets(peer: Evaluation, region: str) -> dict[str, dict[str, An
             for v in peer.of_type("aws:secretsmanager/secretVersion:SecretVersion") if v.inputs["secretId"] in names}
 
 
+def _read_beside(project_dir: Path, settings: StackSettings) -> dict[str, Any]:
+    """What the program reads from the project directory beside its config: every stack file (a stack's evaluation
+    also takes what its peer's config makes, replicated secrets' values, which the peer's outputs do not show), the
+    image contexts it fingerprints and an adopted network's local Terraform state."""
+    state = settings.network.terraform
+    contexts = {name: project_dir / source.context for name, source in settings.images.sources.items()
+                if source.context}
+    return {
+        "files": {p.name: p.read_text(encoding="utf-8") for p in sorted(project_dir.glob("Pulumi*.yaml"))},
+        "images": {name: context_fingerprint(context, context / settings.images.sources[name].dockerfile)
+                   for name, context in contexts.items()},
+        "state": (project_dir / state.path).read_text(encoding="utf-8") if state and state.path else None,
+    }
+
+
 def evaluate(stack: str, project_dir: Path = REPO, cache: dict[str, Evaluation] | None = None,
              program: Path = PROGRAM) -> Evaluation:
     """Evaluate `Pulumi.<stack>.yaml` in `project_dir`. A stack that references another stack
@@ -256,12 +286,16 @@ def evaluate(stack: str, project_dir: Path = REPO, cache: dict[str, Evaluation] 
     mocks = AwsMocks(stack, raw.get("aws:region", ""), stack_outputs, global_datastores, replicated_secrets)
 
     def run() -> Evaluation:
-        with _engine_environment(project_dir), _collector_paused(), console.interrupts_deferred():
+        with (_engine_environment(project_dir), _collector_paused(), _source_positions_off(),
+              console.interrupts_deferred()):
             # A fresh context per stack: the SDK keeps its settings, config and root in context variables.
             return contextvars.copy_context().run(_run, stack, raw, secret_keys, mocks, program)
 
-    own = project_dir.resolve() == REPO and program.resolve() == PROGRAM
-    result = stored(REPO, stack, raw, secret_keys, stack_outputs, run) if own else run()
+    if program == PROGRAM:
+        inputs = [stack, raw, sorted(secret_keys), stack_outputs, _read_beside(project_dir, settings)]
+        result = stored(REPO, inputs, run)
+    else:
+        result = run()
     cache[stack] = result
     return result
 

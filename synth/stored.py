@@ -1,11 +1,12 @@
 """Evaluations of this repository's stack files kept on disk, for the processes of one test run.
 
-The tests evaluate the repository's own two stack files dozens of times, in four workers and in the processes they
-start (`python -m synth`): the same inputs, the same result, over a second each. With `SYNTH_EVALUATIONS=DIR` set
-(tests/conftest.py sets it for a run) an evaluation of this repository's program and stack files is read from DIR
-when one with the same inputs was stored there: the stack's config, its peer's outputs, and every source file the
-program runs, with every stack file. Only the repository's own project directory: a test's copy may change what the
-program reads beside its config (image contexts, Terraform states). The warnings the program logged are logged again
+The tests evaluate the same stack files dozens of times, in four workers and in the processes they start
+(`python -m synth`, the drills' emulated `pulumi up`), in the repository and in copies of it: the same inputs, the
+same result, over half a second each. With `SYNTH_EVALUATIONS=DIR` set (tests/conftest.py sets it for a run) an
+evaluation of this repository's program is read from DIR when one with the same inputs was stored there: every
+source file the program runs, and what the caller names as everything else it reads (synth/engine.py: the config,
+the peer's outputs, every stack file beside it, the image contexts and a Terraform state). An evaluation does not
+depend on where its project directory is, only on what is in it. The warnings the program logged are logged again
 on a hit.
 """
 
@@ -39,12 +40,9 @@ def _sources_digest(repo: Path) -> str:
     return digest.hexdigest()
 
 
-def _key(repo: Path, stack: str, raw: dict[str, str], secret_keys: list[str], peer_outputs: dict) -> str:
-    # Every stack file, read each time: a stack's evaluation also takes what its peer's config makes (replicated
-    # secrets' values), which the peer's outputs do not show.
-    files = {p.name: p.read_text(encoding="utf-8") for p in sorted(repo.glob("Pulumi*.yaml"))}
-    inputs = json.dumps([stack, raw, sorted(secret_keys), peer_outputs, files], sort_keys=True, default=str)
-    return hashlib.sha256((_sources_digest(repo) + inputs).encode()).hexdigest()
+def _key(repo: Path, inputs: Any) -> str:
+    text = json.dumps(inputs, sort_keys=True, default=str)
+    return hashlib.sha256((_sources_digest(repo) + text).encode()).hexdigest()
 
 
 @contextmanager
@@ -67,13 +65,13 @@ def _logged() -> Iterator[list[tuple[int, str]]]:
         logging.getLogger().removeHandler(handler)
 
 
-def stored(repo: Path, stack: str, raw: dict[str, str], secret_keys: list[str], peer_outputs: dict,
-           run: Callable[[], Any]) -> Any:
-    """`run()`'s evaluation, or the one stored for the same inputs when SYNTH_EVALUATIONS names a directory."""
+def stored(repo: Path, inputs: Any, run: Callable[[], Any]) -> Any:
+    """`run()`'s evaluation of `repo`'s program, or the one stored for the same `inputs` (JSON-able: all the program
+    reads beside its sources) when SYNTH_EVALUATIONS names a directory."""
     directory = os.environ.get(VARIABLE)
     if not directory:
         return run()
-    path = Path(directory) / f"{_key(repo, stack, raw, secret_keys, peer_outputs)}.pickle"
+    path = Path(directory) / f"{_key(repo, inputs)}.pickle"
     try:
         evaluation, records = pickle.loads(path.read_bytes())
     except (OSError, pickle.PickleError, EOFError, ValueError):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import write_project
 
 from synth.engine import REPO, evaluate
 from synth.report import diff, table, to_json
@@ -156,24 +157,50 @@ def test_an_evaluation_of_the_repositorys_files_is_stored_once_and_logged_again(
         logging.getLogger().warning("googleClientId is not set")
         return {"evaluated": len(runs)}
 
-    raw = {"aws:region": "us-east-1"}
-    first = stored.stored(REPO, "primary", raw, [], {}, run)
+    inputs = ["primary", {"aws:region": "us-east-1"}]
+    first = stored.stored(REPO, inputs, run)
     caplog.clear()
-    again = stored.stored(REPO, "primary", dict(raw), [], {}, run)
+    again = stored.stored(REPO, ["primary", {"aws:region": "us-east-1"}], run)
     assert first == again == {"evaluated": 1} and len(runs) == 1
     assert [r.getMessage() for r in caplog.records] == ["googleClientId is not set"]
-    assert stored.stored(REPO, "primary", {"aws:region": "us-west-2"}, [], {}, run) == {"evaluated": 2}
-    assert stored.stored(REPO, "primary", raw, [], {"org/primary": {"region": "x"}}, run) == {"evaluated": 3}
+    assert stored.stored(REPO, ["primary", {"aws:region": "us-west-2"}], run) == {"evaluated": 2}
     monkeypatch.delenv(stored.VARIABLE)
-    assert stored.stored(REPO, "primary", raw, [], {}, run) == {"evaluated": 4}  # without the variable: nothing stored
+    assert stored.stored(REPO, inputs, run) == {"evaluated": 3}  # without the variable: nothing stored
 
 
-def test_a_copy_of_the_project_is_evaluated_not_read_from_the_store(project, monkeypatch, tmp_path):
-    # A copy may differ from the repository beside its config (image contexts, Terraform states).
+def test_copies_of_the_project_share_an_evaluation_until_what_the_program_reads_differs(tmp_path, monkeypatch):
+    """The store's key is everything the program reads (synth/engine.py, _read_beside), not the directory: a copy with
+    the same files is a hit; another peer file, or a changed file in an image's build context, is evaluated."""
     from synth import stored
 
-    monkeypatch.setenv(stored.VARIABLE, str(tmp_path / "store"))
-    evaluate("primary", project())
-    assert not (tmp_path / "store").exists()
-    evaluate("primary", REPO)
-    assert len(list((tmp_path / "store").iterdir())) == 1
+    store = tmp_path / "store"
+    monkeypatch.setenv(stored.VARIABLE, str(store))
+    first, second, third = (tmp_path / name for name in ("a", "b", "c"))
+    for directory in (first, second, third):
+        directory.mkdir()
+        write_project(directory)
+
+    def entries() -> int:
+        return len(list(store.iterdir()))
+
+    assert evaluate("primary", first).outputs == evaluate("primary", second).outputs and entries() == 1
+    write_project(third, backup={"trading-platform:budget.monthlyUsd": 9999})
+    evaluate("primary", third)
+    assert entries() == 2  # the primary's evaluation takes its peer's file too
+
+    context = tmp_path / "api"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM scratch\n")
+    for directory in (first, second):
+        write_project(directory, primary={"trading-platform:images.api": {"context": str(context),
+                                                                          "dockerfile": "Dockerfile"}})
+    built = evaluate("primary", first)
+    assert evaluate("primary", second).resources == built.resources and entries() == 3
+    (context / "main.py").write_text("print('a change')\n")
+    rebuilt = evaluate("primary", first)
+    assert entries() == 4
+
+    def image(evaluation):
+        return evaluation.named("docker:index/image:Image", "images-api").inputs["imageName"]
+
+    assert image(rebuilt) != image(built)
