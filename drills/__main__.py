@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from drills import phases, reconcile, report, status
@@ -39,6 +38,7 @@ from drills.retire import delete_retired
 from drills.runner import ABORTED, execute, heartbeat_needed, promoted, rollback, start_heartbeat, writes_ended
 from drills.scenarios import BUILDERS, PROMOTING, RETURNING, SCENARIOS, Context
 from regions import console
+from regions.sessions import new_session
 from regions.stackfile import StackFileError, given_stack_file, stack_file_name
 
 USAGE, PREFLIGHT_FAILED = 2, 3
@@ -464,7 +464,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     assert primary.failover_switch is not None
     region = args.region or primary.failover_switch.region
     endpoint = parse_endpoints(args.endpoint_url).get(region)
-    session = boto3.session.Session()
+    session = new_session()
     found = status.check(primary, backup, region, lambda service: session.client(
         service, region_name=region, endpoint_url=endpoint, config=status.CONFIG))
     if args.format == "json":

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 from drills.outputs import InputError
+from regions.sessions import new_session
 
 
 def delete_retired(region: str, identifier: str, snapshot: str, say: Callable[[str], None]) -> None:
     """Delete the instance leaving `snapshot`, and wait until it is gone; nothing to do when it already is.
     AWS refuses while deletion protection is on: the retire phase's `pulumi up` turns it off."""
-    rds = boto3.session.Session().client("rds", region_name=region)
+    rds = new_session().client("rds", region_name=region)
     try:
         found = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
     except ClientError as exc:

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 import botocore.config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -21,6 +20,7 @@ from drills.endpoints import unreachable
 from drills.outputs import SERVICES, FailoverSwitch, ReplicationProbe, StackOutputs
 from drills.probe import Answer, probe_once, wait_for_region
 from drills.progress import Ticker
+from regions.sessions import new_session
 
 SCENARIOS = ("dns-failover", "region-evacuation", "failback")
 # The scenarios that move the writer: the database probe measures what they lose.
@@ -116,7 +116,7 @@ class Context:
         if key not in self._clients:
             # The region being evacuated may be out; a planned switchover's source is the live writer.
             config = _BEST_EFFORT_CONFIG if region == self.source.region and not self.no_loss else _CONFIG
-            self._clients[key] = boto3.session.Session().client(service, region_name=region, config=config,
+            self._clients[key] = new_session().client(service, region_name=region, config=config,
                                                                 endpoint_url=self.endpoints.get(region))
         return self._clients[key]
 

@@ -6,11 +6,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-import boto3
 import botocore.config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
 from drills.outputs import InputError
+from regions.sessions import new_session
 from rightsize.metrics import Metric, Series, fetch
 from rightsize.rules import DatabaseState, Targets
 
@@ -37,12 +37,12 @@ def _call(what: str, region: str, action: Callable[[], T]) -> T:
 
 
 def _client(service: str, region: str) -> Any:
-    return boto3.session.Session().client(service, region_name=region, config=_CONFIG)
+    return new_session().client(service, region_name=region, config=_CONFIG)
 
 
 def check_credentials() -> None:
     """Before anything is read: no credentials is bad input, not an AWS failure."""
-    if boto3.session.Session().get_credentials() is None:
+    if new_session().get_credentials() is None:
         raise InputError(f"no AWS credentials: {_CREDENTIALS}")
 
 

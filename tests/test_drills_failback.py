@@ -118,6 +118,7 @@ def test_a_failed_failback_aborts_back_to_us_west_2(world, pair, tmp_path, monke
     trip = RoundTrip(world, tmp_path, tmp_path / "reports", lambda line: None)
     assert trip.evacuate() == 0
     trip.reconcile()  # records the evacuation and rebuilds us-east-1's replica
+    world.wait_for_probe(PRIMARY, BACKUP)  # as an operator waits for the rebuilt replica's first readings
 
     def refused(ctx, detail):
         raise ClientError({"Error": {"Code": "InvalidDBInstanceState", "Message": "backing up"}}, "PromoteReadReplica")
