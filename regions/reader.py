@@ -46,6 +46,14 @@ class Reader:
         # Where paths in the settings start: the engine runs the program there.
         self.project_dir = project_dir
         self.objects: dict[str, dict[str, Any]] = {}
+        # What each typed read allowed and its default (MISSING: required), by path: docs/settings.md is made of
+        # these (regions/settingsdoc.py), so the reference cannot drift from what is enforced.
+        self.rules: dict[str, tuple[str, Any]] = {}
+
+    def read(self, path: str, allowed: str, default: Any = MISSING) -> Any:
+        """The value at `path`, recording what it allows for docs/settings.md; the caller checks it."""
+        self.rules[path] = (allowed, default)
+        return self.get(path, default)
 
     def fail(self, key: str, found: Any, allowed: str, problem: str = "is not allowed") -> SettingsError:
         return SettingsError(self.stack_file, key, found, allowed, problem)
@@ -100,7 +108,7 @@ class Reader:
         return path if ":" in path else f"{PROJECT}:{path}"
 
     def string(self, path: str, pattern: re.Pattern[str], allowed: str, default: Any = MISSING) -> str:
-        value = self.get(path, default)
+        value = self.read(path, allowed, default)
         if value is MISSING:
             raise self.fail(self.key(path), MISSING, allowed)
         if not isinstance(value, str) or not pattern.fullmatch(value):
@@ -109,7 +117,7 @@ class Reader:
 
     def choice(self, path: str, choices: tuple[str, ...], default: Any = MISSING) -> str:
         allowed = "one of " + ", ".join(choices)
-        value = self.get(path, default)
+        value = self.read(path, allowed, default)
         if value is MISSING:
             raise self.fail(self.key(path), MISSING, allowed)
         if value not in choices:
@@ -117,7 +125,7 @@ class Reader:
         return value
 
     def boolean(self, path: str, default: Any = MISSING) -> bool:
-        value = self.get(path, default)
+        value = self.read(path, "true or false", default)
         if value in ("true", "false"):  # top-level scalars arrive as strings
             value = value == "true"
         if not isinstance(value, bool):
@@ -136,7 +144,7 @@ class Reader:
 
     def number(self, path: str, lo: float, hi: float, default: Any = MISSING) -> float:
         allowed = f"a number from {lo:g} to {hi:g}"
-        value = self.get(path, default)
+        value = self.read(path, allowed, default)
         if value is MISSING:
             raise self.fail(self.key(path), MISSING, allowed)
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -146,14 +154,15 @@ class Reader:
         return value
 
     def choice_int(self, path: str, choices: tuple[int, ...], default: int, what: str) -> int:
-        value = self.get(path, default)
+        allowed = f"one of {', '.join(map(str, choices))} ({what})"
+        value = self.read(path, allowed, default)
         if isinstance(value, bool) or value not in choices:
-            raise self.fail(self.key(path), value, f"one of {', '.join(map(str, choices))} ({what})")
+            raise self.fail(self.key(path), value, allowed)
         return value
 
     def integer(self, path: str, lo: int, hi: int, default: Any = MISSING, why: str = "") -> int:
         allowed = f"an integer from {lo} to {hi}{why}"
-        value = self.get(path, default)
+        value = self.read(path, allowed, default)
         if value is MISSING:
             raise self.fail(self.key(path), MISSING, allowed)
         if isinstance(value, bool) or not isinstance(value, int):

@@ -144,9 +144,9 @@ SECRET_SETTINGS = ("jwtSecret", "googleClientId")
 
 
 def _parse_cidr(reader: Reader, path: str, default: str) -> str:
-    value = reader.get(path, default)
     allowed = (f"an RFC 1918 IPv4 network from /{MIN_VPC_PREFIX} to /{MAX_VPC_PREFIX} "
                f"with no host bits, e.g. {default}")
+    value = reader.read(path, allowed, default)
     try:
         network = ipaddress.ip_network(value) if isinstance(value, str) else None
     except ValueError:
@@ -764,8 +764,18 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
                   secret_keys: Collection[str] = ()) -> StackSettings:
     """Validate one stack's config (`raw`, as the engine passes it, with the keys it marks secret) against
     the stack files beside it."""
-    reader = Reader(stack_file_name(stack), raw, secret_keys, project_dir)
+    return _settings(Reader(stack_file_name(stack), raw, secret_keys, project_dir), stack, project)
 
+
+def settings_rules(raw: Mapping[str, str], stack: str, project_dir: Path,
+                   secret_keys: Collection[str] = ()) -> dict[str, tuple[str, Any]]:
+    """What each setting this stack file reads allows, and its default (docs/settings.md)."""
+    reader = Reader(stack_file_name(stack), raw, secret_keys, project_dir)
+    _settings(reader, stack, PROJECT)
+    return reader.rules
+
+
+def _settings(reader: Reader, stack: str, project: str) -> StackSettings:
     region_name = reader.get("aws:region")
     if region_name is MISSING:
         raise reader.fail("aws:region", MISSING, "one of " + ", ".join(REGIONS))
@@ -788,7 +798,7 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
                                   "is set, but the primary creates the shared secrets and the backup reads them "
                                   "(this value would be ignored)")
     profile = PROFILES[role]
-    others = other_stacks(project_dir, reader.stack_file)
+    others = other_stacks(reader.project_dir, reader.stack_file)
     peer_role = "backup" if role == "primary" else "primary"
     peer_file, peer = next(((name, raw) for name, raw in others if _peek(raw, f"{PROJECT}:role") == peer_role),
                            (None, {}))
@@ -863,11 +873,7 @@ def load_settings(raw: Mapping[str, str], stack: str, project_dir: Path, project
 
 
 def _retention(reader: Reader, path: str, default: int) -> int:
-    value = reader.integer(path, LOG_RETENTION_DAYS[0], LOG_RETENTION_DAYS[-1], default)
-    if value not in LOG_RETENTION_DAYS:
-        raise reader.fail(reader.key(path), value,
-                          "one of the CloudWatch Logs retention periods " + ", ".join(map(str, LOG_RETENTION_DAYS)))
-    return value
+    return reader.choice_int(path, LOG_RETENTION_DAYS, default, "the CloudWatch Logs retention periods")
 
 
 def raw_config() -> dict[str, str]:

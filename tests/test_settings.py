@@ -290,3 +290,22 @@ def test_a_pair_error_names_the_file_that_was_changed(project, capsys, edited, e
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and error.startswith(f"synth: Pulumi.{named}.yaml: ")
     assert words in error
+
+
+def test_the_settings_reference_is_made_from_what_validation_enforces(monkeypatch):
+    """docs/settings.md's table: every key of the schema, with the allowed values and defaults the typed reads
+    recorded; a key without a meaning, or a default changed in the code, shows."""
+    from regions import settingsdoc
+
+    assert settingsdoc.main(["--check"]) == 0
+    rules = settingsdoc._rules()
+    assert rules["primary"]["database.backupRetentionDays"] == (
+        "an integer from 7 to 35 (at least a week of point-in-time recovery)", 14)
+    changed = {role: {**found, "database.backupRetentionDays": (found["database.backupRetentionDays"][0], 21)}
+               for role, found in rules.items()}
+    row = ("| `trading-platform:database.backupRetentionDays` | automated backups' retention | an integer from 7 to 35 "
+           "(at least a week of point-in-time recovery) | `21` |")
+    assert row in settingsdoc.table(changed)
+    monkeypatch.delitem(settingsdoc.MEANINGS, "cache.nodes")
+    monkeypatch.setitem(settingsdoc.MEANINGS, "cache.nodez", "a typo")
+    assert settingsdoc.problems(rules) == ["cache.nodez: names no setting", "cache.nodes: no meaning"]
