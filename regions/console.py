@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
@@ -31,6 +32,7 @@ def run(main: Callable[[], int], name: str, *, stateless: bool = False) -> None:
     logging.getLogger().addFilter(_Once())
     for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop, _raise_interrupt)
+    sys.unraisablehook = _stop_again
     if stateless:
         signal.signal(signal.SIGINT, lambda *_: _interrupted(name, immediately=True))
     try:
@@ -87,6 +89,17 @@ def _raise_interrupt(*_: object) -> None:
         _pending = True
         return
     raise KeyboardInterrupt
+
+
+def _stop_again(unraisable: Any) -> None:
+    """A stop that lands in a finalizer (a __del__, a weakref callback), where Python ignores exceptions, would be lost
+    and the command would run on: it is sent again to the main thread, from a thread, once the finalizer is over."""
+    if not issubclass(unraisable.exc_type, KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
+        return
+    main = threading.main_thread().ident
+    assert main is not None
+    threading.Timer(0.01, signal.pthread_kill, (main, signal.SIGINT)).start()
 
 
 def _interrupted(name: str, immediately: bool = False) -> int:

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -220,6 +221,32 @@ def test_ctrl_c_prints_one_line():
     _, rest = started.communicate(timeout=60)
     assert started.returncode == 130, first + rest
     assert rest.strip().splitlines()[-1] == "synth: interrupted" and "Traceback" not in first + rest
+
+
+def test_a_stop_that_lands_in_a_finalizer_still_stops_the_command():
+    """Python ignores an exception raised in a finalizer: a SIGTERM handled there would be lost, and the command
+    would run to its end. It is sent again, and the command stops as for any other stop."""
+    program = """
+import signal, sys, time
+from regions import console
+
+class Finalized:
+    def __del__(self):
+        signal.raise_signal(signal.SIGTERM)
+        sum(range(1000))  # the handler runs here, inside the finalizer
+
+def main():
+    Finalized()
+    time.sleep(20)
+    print("ran to the end")
+    return 0
+
+console.run(main, "finalized")
+"""
+    started = time.monotonic()
+    ended = subprocess.run([sys.executable, "-c", program], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert (ended.returncode, ended.stdout, ended.stderr) == (130, "", "finalized: interrupted\n")
+    assert time.monotonic() - started < 15
 
 
 def test_a_key_written_twice_is_refused_by_synth_and_reconcile_alike(tmp_path, capsys):
