@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from drills.pgpair import PostgresPair
+from drills.pgpair import ClusterTemplate, PostgresPair
 from drills.sandbox import MotoServer, World
 from synth import stored
 from synth.engine import REPO, Evaluation, evaluate
@@ -114,10 +114,18 @@ esac
     return install
 
 
+@pytest.fixture(scope="session")
+def cluster_template():
+    """One initdb per worker, copied for each pair."""
+    template = ClusterTemplate()
+    yield template
+    template.close()
+
+
 @pytest.fixture
-def pair():
+def pair(cluster_template):
     """Two PostgreSQL servers on loopback, a writer and its streaming standby."""
-    with PostgresPair() as started:
+    with PostgresPair(template=cluster_template) as started:
         yield started
 
 
