@@ -38,7 +38,7 @@ from drills.retire import delete_retired
 from drills.runner import ABORTED, execute, heartbeat_needed, promoted, rollback, start_heartbeat, writes_ended
 from drills.scenarios import BUILDERS, PROMOTING, RETURNING, SCENARIOS, Context
 from regions import console
-from regions.sessions import new_session
+from regions.sessions import have_credentials, new_session
 from regions.stackfile import StackFileError, given_stack_file, stack_file_name
 
 USAGE, PREFLIGHT_FAILED = 2, 3
@@ -241,6 +241,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_plan(args.scenario, ctx)
         say("dry run: add --execute --confirm " + ctx.target.region + " to run it")
         return 0
+    _credentials()
     if args.confirm != ctx.target.region:
         found = f"found {args.confirm!r}" if args.confirm else "not given"
         raise InputError(f"--confirm must be the region users go to, {ctx.target.region} ({found}); "
@@ -318,6 +319,7 @@ def _from_journal(args: argparse.Namespace) -> tuple[Journal, Context]:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     journal, ctx = _from_journal(args)
+    _credentials()
     if journal.data["status"] not in RESUMABLE:
         raise InputError(f"{args.journal}: the drill is {journal.data['status']}; nothing to resume"
                          + ("; finish the abort with `abort`" if journal.is_open else ""))
@@ -340,6 +342,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_abort(args: argparse.Namespace) -> int:
     journal, ctx = _from_journal(args)
+    _credentials()
     if journal.data["status"] in ("aborted", "done"):
         raise InputError(f"{args.journal}: the drill is {journal.data['status']}; nothing to abort")
     if promoted(journal):
@@ -382,6 +385,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_preflight(args: argparse.Namespace) -> int:
     primary, backup = _load_outputs(args)
+    _credentials()
     ctx = _context(primary, backup, vars(args))
     ctx.since = time.time() - MEASURE_LEAD
     ctx.command = ["python", "-m", "drills", *args.argv]
@@ -461,6 +465,7 @@ def cmd_failback_phase(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     primary, backup = _load_outputs(args)
+    _credentials()
     assert primary.failover_switch is not None
     region = args.region or primary.failover_switch.region
     endpoint = parse_endpoints(args.endpoint_url).get(region)
@@ -566,6 +571,12 @@ def _failback_commands(commands: argparse._SubParsersAction) -> None:
                        help="apply it, keeping comments and order; for rebuild, first delete the retired instance "
                             "leaving its final snapshot (with the credentials pulumi up runs with)")
     phase.set_defaults(func=cmd_failback_phase)
+
+
+def _credentials() -> None:
+    if not have_credentials():
+        raise InputError("no AWS credentials: set AWS_PROFILE to the drill role's profile (docs/runbook.md), or "
+                         "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; nothing was called")
 
 
 def _directories(args: argparse.Namespace) -> None:

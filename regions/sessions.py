@@ -30,6 +30,12 @@ def _loader() -> botocore.loaders.Loader:
     return botocore.loaders.Loader(extra_search_paths=extra)
 
 
+def have_credentials() -> bool:
+    """Whether boto3 finds credentials where it looks (environment, profile, SSO, instance role): checked once before a
+    command calls AWS, so that their absence is one line, not one failure per call."""
+    return new_session().get_credentials() is not None
+
+
 def new_session() -> boto3.session.Session:
     """A new boto3 session (its own credentials and configuration, read from the environment now)."""
     core = botocore.session.get_session()

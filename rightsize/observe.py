@@ -10,7 +10,7 @@ import botocore.config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
 from drills.outputs import InputError
-from regions.sessions import new_session
+from regions.sessions import have_credentials, new_session
 from rightsize.metrics import Metric, Series, fetch
 from rightsize.rules import DatabaseState, Targets
 
@@ -42,7 +42,7 @@ def _client(service: str, region: str) -> Any:
 
 def check_credentials() -> None:
     """Before anything is read: no credentials is bad input, not an AWS failure."""
-    if new_session().get_credentials() is None:
+    if not have_credentials():
         raise InputError(f"no AWS credentials: {_CREDENTIALS}")
 
 

@@ -317,3 +317,20 @@ def test_a_usage_error_is_one_line_with_the_reason_first(capsys):
     assert exited.value.code == 2
     assert one_line(capsys.readouterr().err).startswith(
         "python -m drills run: argument --scenario: invalid choice: 'nope'")
+
+
+@pytest.mark.parametrize("command", [["preflight"], ["run", "--scenario", "dns-failover", "--execute", "--confirm",
+                                                      "us-west-2"], ["status"], ["failback", "preflight"]])
+def test_no_credentials_is_one_line_before_any_call(tmp_path, outputs, monkeypatch, capsys, command):
+    """Not one failure per check: the drill says once that it has no credentials, and calls nothing."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.chdir(tmp_path)
+    assert drills_cli.main([*command, *outputs]) == 2
+    assert one_line(capsys.readouterr().err) == (
+        "drills: no AWS credentials: set AWS_PROFILE to the drill role's profile (docs/runbook.md), or "
+        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; nothing was called")
+    assert not (tmp_path / ".drills").exists()
