@@ -118,6 +118,15 @@ class MotoServer:
             self.process.kill()
             self.process.wait(timeout=10)
 
+    def failure(self) -> str | None:
+        """What became of the server, once it is gone (a server that stops refuses connections a moment before it
+        exits)."""
+        try:
+            code = self.process.wait(timeout=2) if self.process else None
+        except subprocess.TimeoutExpired:
+            return None
+        return None if code is None else f"the AWS emulator stopped (moto_server exited with {code})"
+
     def reset(self, seed: int = 7) -> None:
         """Forget all state, and seed moto's id generator so a rebuilt world gets the same ids."""
         for path in ("/moto-api/reset", f"/moto-api/seed?a={seed}"):
@@ -443,9 +452,17 @@ class AwsFront:
                     pair.promote(databases[region[0]])
                 upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
                 try:
-                    upstream.request(self.command, self.path, body, dict(self.headers))
-                    response = upstream.getresponse()
-                    content = response.read()
+                    try:
+                        upstream.request(self.command, self.path, body, dict(self.headers))
+                        response = upstream.getresponse()
+                        content = response.read()
+                    except (OSError, http.client.HTTPException):
+                        # As a gateway answers when what is behind it is gone (no body: the services' protocols
+                        # differ, JSON or XML): botocore retries, then raises a ClientError, not a traceback.
+                        self.send_response(502)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
                     self.send_response(response.status)
                     for name, value in response.getheaders():
                         if name.lower() not in ("transfer-encoding", "connection", "content-length"):
@@ -574,6 +591,10 @@ def main(argv: list[str] | None = None) -> int:
                     if code or args.evacuation_only:
                         return code
                     return trip.back()
+                except (ClientError, BotoCoreError) as exc:
+                    # The sandbox's own calls (the emulated pulumi, the world's readings) go to moto directly.
+                    print(f"drills.sandbox: {world.moto.failure() or 'an AWS call failed'}: {exc}", file=sys.stderr)
+                    return 1
                 finally:
                     world.close()
     except (PostgresMissing, RuntimeError) as exc:

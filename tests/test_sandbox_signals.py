@@ -51,3 +51,27 @@ def test_a_stopped_sandbox_leaves_nothing_behind(tmp_path, module, after, stop):
     assert _left(started.pid, str(tmp)) == ""
     assert list(tmp.iterdir()) == []
     tmp.rmdir()
+
+
+def test_a_sandbox_whose_moto_dies_says_so_without_a_traceback(tmp_path):
+    """moto killed under a running drill sandbox: the drill's calls fail as AWS calls do (the front answers 502 for
+    what it cannot reach), the sandbox ends non-zero with what happened, and leaves nothing behind."""
+    tmp = Path(tempfile.mkdtemp(prefix="sandbox-moto-"))
+    tmp.chmod(0o711)
+    started = subprocess.Popen([sys.executable, "-m", "drills.sandbox", "--evacuation-only"], cwd=tmp_path,
+                               start_new_session=True, env={**{k: v for k, v in os.environ.items()
+                                                               if k != stored.VARIABLE}, "TMPDIR": str(tmp)},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Once the evacuation runs (its journal named), moto goes.
+    for line in started.stdout:
+        if line.startswith("journal:"):
+            break
+    assert subprocess.run(["pkill", "-s", str(started.pid), "-f", "moto_server"]).returncode == 0
+    out, err = started.communicate(timeout=90)
+    assert started.returncode not in (0, 130) and "Traceback" not in err + out, err
+    deadline = time.time() + 10
+    while _left(started.pid, str(tmp)) and time.time() < deadline:
+        time.sleep(0.2)
+    assert _left(started.pid, str(tmp)) == ""
+    assert list(tmp.iterdir()) == []
+    tmp.rmdir()
