@@ -241,7 +241,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_plan(args.scenario, ctx)
         say("dry run: add --execute --confirm " + ctx.target.region + " to run it")
         return 0
-    _credentials()
     if args.confirm != ctx.target.region:
         found = f"found {args.confirm!r}" if args.confirm else "not given"
         raise InputError(f"--confirm must be the region users go to, {ctx.target.region} ({found}); "
@@ -253,6 +252,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     already = open_journals(args.journal_dir)
     if already:
         raise InputError(f"a drill is in progress ({already[0]}): resume or abort it first")
+    _credentials()
     ctx.drill_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
     ctx.since = time.time() - MEASURE_LEAD
     ctx.command = ["python", "-m", "drills", *args.argv]
@@ -385,8 +385,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_preflight(args: argparse.Namespace) -> int:
     primary, backup = _load_outputs(args)
-    _credentials()
     ctx = _context(primary, backup, vars(args))
+    _credentials()
     ctx.since = time.time() - MEASURE_LEAD
     ctx.command = ["python", "-m", "drills", *args.argv]
     passed, _ = _preflight(ctx, args.journal_dir)
@@ -465,10 +465,10 @@ def cmd_failback_phase(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     primary, backup = _load_outputs(args)
-    _credentials()
     assert primary.failover_switch is not None
     region = args.region or primary.failover_switch.region
     endpoint = parse_endpoints(args.endpoint_url).get(region)
+    _credentials()
     session = new_session()
     found = status.check(primary, backup, region, lambda service: session.client(
         service, region_name=region, endpoint_url=endpoint, config=status.CONFIG))

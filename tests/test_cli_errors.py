@@ -182,8 +182,10 @@ def test_a_bad_replication_probe_output_is_named(tmp_path, capsys, probe, line):
     assert one_line(capsys.readouterr().err) == f"drills: {tmp_path / 'backup.json'}: {line}"
 
 
-def test_status_with_its_region_out_is_not_ready_in_one_line(outputs, capsys):
+def test_status_with_its_region_out_is_not_ready_in_one_line(outputs, capsys, monkeypatch):
     """A region that does not answer is a reason, not a traceback (and still exit 3, not ready)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "operator")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "operator")
     assert drills_cli.main(["status", "--endpoint-url", "us-west-2=http://127.0.0.1:9", *outputs]) == 3
     out = capsys.readouterr().out
     assert "Traceback" not in out and out.strip().splitlines()[-1].startswith("NOT READY: us-west-2 did not answer")
