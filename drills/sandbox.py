@@ -41,7 +41,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from drills import replication, switch
@@ -52,6 +51,7 @@ from drills.outputs import FailoverSwitch, ReplicationProbe
 from drills.pgpair import PostgresMissing, PostgresPair, Server
 from drills.probes import Mode, ProbeProcesses
 from regions import console
+from regions.sessions import new_session
 from synth.engine import REPO
 
 ACCOUNT = "123456789012"
@@ -95,6 +95,7 @@ class MotoServer:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
+        self._clients: dict[tuple[str, str], Any] = {}
 
     def start(self) -> MotoServer:
         executable = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
@@ -133,7 +134,13 @@ class MotoServer:
             urllib.request.urlopen(urllib.request.Request(self.url + path, method="POST"), timeout=10).close()
 
     def client(self, service: str, region: str) -> Any:
-        return _client(self, service, region)
+        """This server's client of `service` in `region`, made once: a client is thread-safe, and it keeps the
+        configuration it was made with (a test may point AWS_CONFIG_FILE at an operator's profile later)."""
+        if (service, region) not in self._clients:
+            self._clients[service, region] = new_session().client(
+                service, region_name=region, endpoint_url=self.url, aws_access_key_id="sandbox",
+                aws_secret_access_key="sandbox")
+        return self._clients[service, region]
 
     def environment(self) -> dict[str, str]:
         return {"AWS_ENDPOINT_URL": self.url, "AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox",
@@ -186,7 +193,7 @@ class Front:
 
     def __init__(self, moto: MotoServer, primary: RegionEndpoint, backup: RegionEndpoint):
         front = self
-        self.cloudwatch = _client(moto, "cloudwatch", SWITCH.region)
+        self.cloudwatch = moto.client("cloudwatch", SWITCH.region)
         self.period = switch.alarm(self.cloudwatch, SWITCH)["Period"]
         self.primary, self.backup = primary, backup
         self.switched = False
@@ -227,24 +234,19 @@ class Front:
             return False
 
 
-def _client(moto: MotoServer, service: str, region: str) -> Any:
-    return boto3.client(service, region_name=region, endpoint_url=moto.url, aws_access_key_id="sandbox",
-                        aws_secret_access_key="sandbox")
-
-
 def _services(moto: MotoServer, region: str, capacities: dict[str, dict[str, int]], cidr: str) -> dict[str, Any]:
     """The cluster, its four services at their desired counts, and the scalable targets of api, web and worker;
     the database's security group with its ingress from the tasks'. Returns the stack's `db_fence` output."""
-    ec2 = _client(moto, "ec2", region)
+    ec2 = moto.client("ec2", region)
     vpc = ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=cidr.replace("/16", "/19"))["Subnet"]["SubnetId"]
     group = ec2.create_security_group(GroupName="app", Description="app", VpcId=vpc)["GroupId"]
     db = ec2.create_security_group(GroupName="db", Description="db", VpcId=vpc)["GroupId"]
     ec2.authorize_security_group_ingress(GroupId=db, IpPermissions=[{
         "IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "UserIdGroupPairs": [{"GroupId": group}]}])
-    ecs = _client(moto, "ecs", region)
+    ecs = moto.client("ecs", region)
     ecs.create_cluster(clusterName=IDENTIFIER)
-    scaling = _client(moto, "application-autoscaling", region)
+    scaling = moto.client("application-autoscaling", region)
     for name, capacity in capacities.items():
         ecs.register_task_definition(family=f"{IDENTIFIER}-{name}", requiresCompatibilities=["FARGATE"],
                                      networkMode="awsvpc", cpu="256", memory="512",
@@ -262,7 +264,7 @@ def _services(moto: MotoServer, region: str, capacities: dict[str, dict[str, int
 
 
 def _bucket(moto: MotoServer, region: str) -> None:
-    s3 = _client(moto, "s3", region)
+    s3 = moto.client("s3", region)
     bucket = f"{IDENTIFIER}-backups-{region}-{ACCOUNT}"
     s3.create_bucket(Bucket=bucket, **({} if region == "us-east-1" else
                                        {"CreateBucketConfiguration": {"LocationConstraint": region}}))
@@ -271,7 +273,7 @@ def _bucket(moto: MotoServer, region: str) -> None:
 
 def _switch_alarm(moto: MotoServer) -> None:
     """The switch's alarm, as the primary stack makes it but with a 1-second period (see above)."""
-    _client(moto, "cloudwatch", SWITCH.region).put_metric_alarm(
+    moto.client("cloudwatch", SWITCH.region).put_metric_alarm(
         AlarmName=SWITCH.alarm_name, Namespace=SWITCH.namespace, MetricName=SWITCH.metric_name,
         Dimensions=SWITCH.cloudwatch_dimensions, Statistic="Maximum", Period=1, EvaluationPeriods=1, Threshold=1,
         ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="ignore")
@@ -320,15 +322,15 @@ def build_world(moto: MotoServer, outputs: dict[str, dict]) -> None:
         _bucket(moto, outputs[role]["region"])
     _restarts(moto, outputs)
     _switch_alarm(moto)
-    writer = _client(moto, "rds", PRIMARY).create_db_instance(
+    writer = moto.client("rds", PRIMARY).create_db_instance(
         DBInstanceIdentifier=IDENTIFIER, DBInstanceClass="db.r6g.large", Engine="postgres", MultiAZ=True,
         MasterUsername="trading_admin", MasterUserPassword="sandbox-only-password", AllocatedStorage=100,
         DeletionProtection=True)
-    rds_backup = _client(moto, "rds", BACKUP)
+    rds_backup = moto.client("rds", BACKUP)
     rds_backup.create_db_instance_read_replica(DBInstanceIdentifier=IDENTIFIER, DBInstanceClass="db.r6g.large",
                                                SourceDBInstanceIdentifier=writer["DBInstance"]["DBInstanceArn"])
     rds_backup.create_db_snapshot(DBSnapshotIdentifier=f"{IDENTIFIER}-nightly", DBInstanceIdentifier=IDENTIFIER)
-    _client(moto, "s3", PRIMARY).put_bucket_replication(
+    moto.client("s3", PRIMARY).put_bucket_replication(
         Bucket=outputs["primary"]["backup_bucket_name"], ReplicationConfiguration={
             "Role": f"arn:aws:iam::{ACCOUNT}:role/backups-replication",
             "Rules": [{"ID": "backups-to-peer-region", "Status": "Enabled", "Priority": 1, "Filter": {"Prefix": ""},
@@ -339,7 +341,7 @@ def build_world(moto: MotoServer, outputs: dict[str, dict]) -> None:
 def _secrets(moto: MotoServer, credentials: dict[str, object]) -> dict[str, dict[str, str]]:
     """The shared secrets, created in us-east-1 with their replicas in us-west-2 as the primary stack makes them:
     {region: {name: ARN}}."""
-    secrets = _client(moto, "secretsmanager", PRIMARY)
+    secrets = moto.client("secretsmanager", PRIMARY)
     values = {"database-credentials": json.dumps(credentials), "jwt-secret": "sandbox-only-jwt-secret"}
     arns = {name: secrets.create_secret(Name=f"{SECRET_PREFIX}/{name}", SecretString=values[name],
                                         AddReplicaRegions=[{"Region": BACKUP}])["ARN"] for name in SHARED}
@@ -356,7 +358,7 @@ def _restarts(moto: MotoServer, outputs: dict[str, dict]) -> None:
                           "resources": [credentials], "detail": {"labelUpdated": ["AWSCURRENT"]}})
     for role in ("primary", "backup"):
         region = outputs[role]["region"]
-        events = _client(moto, "events", region)
+        events = moto.client("events", region)
         events.put_rule(Name=RESTART_RULE, EventPattern=pattern, State="ENABLED")
         if role == "primary":
             events.put_targets(Rule=RESTART_RULE, Targets=[{
@@ -368,13 +370,13 @@ def _restarts(moto: MotoServer, outputs: dict[str, dict]) -> None:
 def stop_replication_to_replica(moto: MotoServer, region: str, secret_id: str) -> dict[str, str]:
     """Secrets Manager's StopReplicationToReplica, which moto lacks, called in the replica's `region`: the replica
     becomes a standalone secret with the same ARN, value and tags, and its primary stops replicating to it."""
-    replica = _client(moto, "secretsmanager", region)
+    replica = moto.client("secretsmanager", region)
     described = replica.describe_secret(SecretId=secret_id)
     source = described.get("PrimaryRegion")
     if not source or source == region:
         raise ValueError(f"{secret_id} is not a replica in {region}")
     value = replica.get_secret_value(SecretId=secret_id)["SecretString"]
-    _client(moto, "secretsmanager", source).remove_regions_from_replication(
+    moto.client("secretsmanager", source).remove_regions_from_replication(
         SecretId=described["Name"], RemoveReplicaRegions=[region])
     # moto takes a resource's id from this tag: the suffix AWS keeps.
     suffix = described["ARN"].rsplit("-", 1)[1]
@@ -553,7 +555,7 @@ class World:
         return self._args + (["--db-ca-bundle", str(self.postgres.ca_bundle)] if self.postgres else [])
 
     def client(self, service: str, region: str) -> Any:
-        return _client(self.moto, service, region)
+        return self.moto.client(service, region)
 
     def environment(self) -> dict[str, str]:
         return {**self.moto.environment(), "AWS_ENDPOINT_URL": self.aws.url}
