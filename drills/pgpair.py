@@ -51,8 +51,20 @@ class Server:
     def pg_ctl(self, *args: str) -> None:
         _run([str(binaries() / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60", *args])
 
-    def start(self) -> None:
-        self.pg_ctl("-l", str(self.data / "server.log"), "-o", f"-p {self.port}", "start")
+    def start(self, any_port: bool = False) -> None:
+        """Start on its port; with `any_port`, on another free one when that was taken meanwhile (free_port only
+        says it was free a moment ago, and the tests start servers in several processes at once)."""
+        for attempt in range(3):
+            try:
+                self.pg_ctl("-l", str(self.data / "server.log"), "-o", f"-p {self.port}", "start")
+                return
+            except RuntimeError as exc:
+                log = self.data / "server.log"
+                said = log.read_text(errors="replace").strip().splitlines()[-3:] if log.is_file() else []
+                taken = any("could not create listen socket" in line for line in said)
+                if not (any_port and attempt < 2 and taken):
+                    raise RuntimeError(f"{exc}; {self.name}'s log: {' / '.join(said) or 'empty'}") from None
+                self.port = free_port()
 
     def stop(self, mode: str = "fast") -> None:
         if (self.data / "postmaster.pid").exists():
@@ -143,10 +155,10 @@ class PostgresPair:
     def start(self) -> PostgresPair:
         try:
             self._init_writer()
-            self.writer.start()
+            self.writer.start(any_port=True)
             self._init_roles()
             self._clone_standby()
-            self.standby.start()
+            self.standby.start(any_port=True)
             self.wait_streaming()
         except BaseException:
             self.close()

@@ -19,6 +19,7 @@ from drill_world import acknowledged, expected_rpo, heartbeats, journal, report,
 import drills.__main__ as cli
 import drills.scenarios as scenarios
 from drills import heartbeat
+from drills.pgpair import PostgresPair
 from drills.sandbox import BACKUP, PRIMARY, free_port
 
 
@@ -213,3 +214,21 @@ def test_a_write_acknowledged_after_the_stop_is_not_counted(pair, tmp_path):
     time.sleep(1)
     assert record.summary()["acknowledged"] == before
     assert all(e.get("after_stop") for e in record.entries() if "id" in e and e["acked_at"] > time.time() - 1.2)
+
+
+def test_a_pair_whose_port_was_taken_meanwhile_starts_on_another(cluster_template, monkeypatch):
+    """free_port only says a port was free a moment ago: with servers starting in several processes, the writer's
+    may be taken before it binds. It starts on another; the standby streams from it there."""
+    import socket
+
+    from drills import pgpair
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = iter([taken.getsockname()[1]])
+        free_port = pgpair.free_port
+        monkeypatch.setattr(pgpair, "free_port", lambda: next(ports, None) or free_port())
+        with PostgresPair(template=cluster_template) as started:
+            assert started.writer.port != taken.getsockname()[1]
+            assert not started.writer.in_recovery() and started.receiving(started.standby)
