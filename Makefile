@@ -45,7 +45,7 @@ bench: venv  ## synth timings for the README
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
-drill-sandbox: venv postgres  ## region-evacuation end to end: moto, loopback endpoints, two PostgreSQL servers
+drill-sandbox: venv postgres  ## docs/runbook.md followed end to end: moto, loopback endpoints, two PostgreSQL servers
 	$(PY) -m drills.sandbox
 
 rightsize-sandbox: venv  ## right-sizing end to end on moto: recommendations, --write, then synth --cost

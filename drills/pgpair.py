@@ -8,9 +8,11 @@ TLS with a certificate made here for 127.0.0.1, as the stacks' parameter group f
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -84,9 +86,19 @@ class Server:
 
 
 def _run(command: list[str], **kwargs: object) -> None:
-    done = subprocess.run(_as_owner(command), capture_output=True, text=True, check=False, **kwargs)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {(done.stderr or done.stdout).strip()}")
+    # A group of its own, killed whole when this process is stopped meanwhile: as root the command runs under
+    # runuser, and killing runuser alone would leave initdb or pg_basebackup writing into a folder being removed.
+    with subprocess.Popen(_as_owner(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True, **kwargs) as process:
+        try:
+            out, err = process.communicate()
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}): {(err or out).strip()}")
 
 
 def _owned_folder(prefix: str) -> Path:
@@ -240,13 +252,21 @@ hot_standby = on
             server.query("SELECT pg_promote(true, 60)")
 
     def close(self) -> None:
-        """Stop both servers and delete their files."""
+        """Stop both servers and delete their files, whatever moment a stop interrupted their start."""
         for server in (self.standby, self.writer):
             try:
                 server.stop("immediate")
             except RuntimeError:
                 pass  # already gone: nothing to stop
-        shutil.rmtree(self.root, ignore_errors=True)
+        # A server pg_ctl had launched when it was killed runs in a session of its own, perhaps before writing the
+        # pid file pg_ctl stops it by: every process started on this folder goes.
+        subprocess.run(["pkill", "-KILL", "-f", f"{self.root}/"], check=False)
+        deadline = time.time() + 10
+        while self.root.exists():
+            shutil.rmtree(self.root, ignore_errors=True)
+            if time.time() > deadline:
+                break
+            time.sleep(0.05)
 
     def __enter__(self) -> PostgresPair:
         return self.start()

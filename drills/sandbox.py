@@ -99,8 +99,11 @@ class MotoServer:
 
     def start(self) -> MotoServer:
         executable = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
+        # Without moto's catalogue of public AMIs (nothing here runs EC2 instances): loading it into each region's
+        # EC2 backend, again after every reset, was a third of the server's CPU in the tests.
         self.process = subprocess.Popen([executable, "-H", "127.0.0.1", "-p", str(self.port)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        env={**os.environ, "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"})
         try:
             deadline = time.time() + 20
             while time.time() < deadline:
@@ -570,15 +573,26 @@ class World:
             self.moto.stop()
 
 
+def _setenv(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Build the world with two PostgreSQL servers, then: a region evacuation with the database probe; the
-    stack files reconciled and the printed commands run (`pulumi` emulated from the program's own evaluation,
-    drills/emulated_pulumi.py), which rebuilds us-east-1's replica; the failback's planned switchover; its
-    reconcile and commands, which rebuild us-west-2's replica. Ends with both stack files compared with the
-    repository's and a report for each leg."""
+    """Build the world (moto, the regions' endpoints, two PostgreSQL servers, the replication probes), then follow
+    docs/runbook.md in it, every command as written: a region evacuation, its reconcile and the commands that
+    rebuild us-east-1's replica; the planned failback and the commands that rebuild us-west-2's; a DNS failover
+    drill. `pulumi` is emulated from the program's own evaluation (drills/emulated_pulumi.py). Ends with both stack
+    files compared with the repository's; the drills' reports are written to drill-reports/."""
     parser = argparse.ArgumentParser(prog="python -m drills.sandbox", description=main.__doc__)
-    parser.add_argument("--evacuation-only", action="store_true", help="stop after the evacuation's report")
+    parser.add_argument("--evacuation-only", action="store_true",
+                        help="follow the runbook's section 1 only (us-east-1 is down), then stop")
     args = parser.parse_args(argv)
+    from drills.runbook import RUNBOOK, Runbook, sections  # it builds on this module's RoundTrip
+    chosen = sections(RUNBOOK.read_text(encoding="utf-8"))
+    reports, cwd = Path("drill-reports").resolve(), Path.cwd()
     try:
         with tempfile.TemporaryDirectory(prefix="drill-sandbox-") as tmp:
             print("starting two PostgreSQL servers (writer and streaming standby) and moto on loopback ...",
@@ -588,16 +602,22 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     print(__doc__.split("\n\n")[1].replace("\n", " "), flush=True)
                     os.environ.update(world.environment())
-                    trip = RoundTrip(world, Path(tmp), Path("drill-reports"))
-                    code = trip.evacuate()
+                    trip = RoundTrip(world, Path(tmp), reports)
+                    book = Runbook(trip, _setenv, reports=reports)
+                    os.chdir(trip.project)
+                    code = book.follow(chosen[:2] if args.evacuation_only else chosen)
                     if code or args.evacuation_only:
                         return code
-                    return trip.back()
+                    same = [name for name in ("Pulumi.primary.yaml", "Pulumi.backup.yaml")
+                            if (trip.project / name).read_text() == (REPO / name).read_text()]
+                    print(f"\nstack files as they started: {', '.join(same) or 'neither'}")
+                    return 0 if len(same) == 2 else 1
                 except (ClientError, BotoCoreError) as exc:
                     # The sandbox's own calls (the emulated pulumi, the world's readings) go to moto directly.
                     print(f"drills.sandbox: {world.moto.failure() or 'an AWS call failed'}: {exc}", file=sys.stderr)
                     return 1
                 finally:
+                    os.chdir(cwd)
                     world.close()
     except (PostgresMissing, RuntimeError) as exc:
         print(f"drills.sandbox: {exc}", file=sys.stderr)
@@ -629,24 +649,6 @@ class RoundTrip:
 
     def evacuate(self) -> int:
         return self._leg("run", "--scenario", "region-evacuation", "--confirm", BACKUP)
-
-    def back(self) -> int:
-        """Reconcile the evacuation (rebuilding us-east-1's replica), fail back, reconcile that (rebuilding
-        us-west-2's); 0 when both stack files end as they started."""
-        self.reconcile()
-        # As an operator waits for the rebuilt replica to catch up: its probe's first readings.
-        self.world.wait_for_probe(PRIMARY, BACKUP)
-        self.say("\n== failback preflight\n")
-        if self.drills("failback", "preflight", "--journal-dir", str(self.journals), *self.world.args()):
-            return 3
-        code = self._leg("failback", "run", "--confirm", PRIMARY)
-        if code:
-            return code
-        self.reconcile()
-        same = [name for name in ("Pulumi.primary.yaml", "Pulumi.backup.yaml")
-                if (self.project / name).read_text() == (REPO / name).read_text()]
-        self.say(f"\nstack files as they started: {', '.join(same) or 'neither'}")
-        return 0 if len(same) == 2 else 1
 
     def reconcile(self) -> None:
         """`reconcile --write` of the newest journal, then its commands."""

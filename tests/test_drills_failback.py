@@ -1,10 +1,7 @@
-"""The whole round trip on two real PostgreSQL servers, as an operator runs it: the evacuation, the stack files
-reconciled and the printed commands run (`pulumi` emulated from the program's own evaluation), the failback's
-planned switchover measured by the replication probes, and its refusals and abort."""
+"""The failback on two real PostgreSQL servers: its phases' order, its refusals and its abort. The whole round trip,
+as docs/runbook.md has the operator run it, is tests/test_runbook.py."""
 
 from __future__ import annotations
-
-import json
 
 import boto3
 from botocore.exceptions import ClientError
@@ -13,66 +10,6 @@ from drill_world import eventually
 import drills.__main__ as cli
 import drills.scenarios as scenarios
 from drills.sandbox import BACKUP, IDENTIFIER, PRIMARY, RoundTrip
-from synth.engine import REPO
-
-
-def test_evacuation_and_failback_end_where_they_started(world, pair, tmp_path, capsys):
-    """The whole round trip as an operator runs it: the drill tool's commands in order, `pulumi` emulated from
-    the program's own evaluation of the stack files the tool writes. Both regions end in their original roles,
-    the files as they started, and the planned switchover lost nothing, by the heartbeat."""
-    lines: list[str] = []
-    trip = RoundTrip(world, tmp_path, tmp_path / "reports", lines.append)
-    assert trip.evacuate() == 0
-    assert trip.back() == 0, "\n".join(lines)
-    for name in ("Pulumi.primary.yaml", "Pulumi.backup.yaml"):
-        assert (trip.project / name).read_text() == (REPO / name).read_text()
-    # Each database was rebuilt once, from the other, and the primary's is the writer again.
-    assert not pair.writer.in_recovery() and pair.standby.in_recovery() and pair.receiving(pair.standby)
-    # Each former writer was deleted outside Pulumi leaving its named snapshot, refreshed away, and the replica
-    # created by `up`: never a Pulumi replacement, which would replace what depends on the instance.
-    printed = capsys.readouterr().out.splitlines()
-    deleted = [line for line in printed if "deleting, leaving the final snapshot trading-platform-production-retired-"
-               in line]
-    created = [line for line in lines if "created as a read replica of" in line]
-    assert [line.split()[2].rstrip(":") for line in deleted] == [PRIMARY, BACKUP]
-    assert [line.split()[0] for line in created] == [PRIMARY, BACKUP]
-    # Nothing ran against a detached former writer: the primary's first `up` after the evacuation starts nothing.
-    first_up = lines.index("$ pulumi up -s primary")
-    output = lines[first_up + 1:next(i for i in range(first_up + 1, len(lines)) if lines[i].startswith("$"))]
-    # api, worker and beat were fenced to 0 already; the probe stops (nothing to write to, nothing replicates).
-    assert output == [f"  {PRIMARY} web: desired 2 -> 0", f"  {PRIMARY} replication probe: stopped"]
-    # Each `up` moved the probes with activeRegion: the writer's beside each writer in turn, ending as they began.
-    probes = {region: [line.split(": ", 1)[1] for line in lines if line.strip().startswith(f"{region} replication")]
-              for region in (PRIMARY, BACKUP)}
-    assert probes == {PRIMARY: ["stopped", f"reader (writer in {BACKUP})", f"writer (writer in {PRIMARY})"],
-                      BACKUP: [f"writer (writer in {BACKUP})", "stopped", f"reader (writer in {PRIMARY})"]}
-    rds = boto3.client("rds", region_name=BACKUP, endpoint_url=world.moto.url)
-    (replica,) = rds.describe_db_instances(DBInstanceIdentifier=IDENTIFIER)["DBInstances"]
-    assert replica["ReadReplicaSourceDBInstanceIdentifier"] == f"arn:aws:rds:{PRIMARY}:123456789012:db:{IDENTIFIER}"
-    # The former writers were deleted only after their protection was lifted, each leaving its named snapshot.
-    for region in (PRIMARY, BACKUP):
-        snapshots = boto3.client("rds", region_name=region, endpoint_url=world.moto.url).describe_db_snapshots()
-        assert any(s["DBSnapshotIdentifier"].startswith(f"{IDENTIFIER}-retired-") for s in snapshots["DBSnapshots"])
-    # A report for each leg; the failback promoted only once every acknowledged heartbeat had arrived.
-    legs = {json.loads(p.read_text())["scenario"]: json.loads(p.read_text())
-            for p in (tmp_path / "reports").glob("drill-*.json")}
-    assert set(legs) == {"region-evacuation", "failback"}
-    back = legs["failback"]
-    assert back["status"] == "done" and back["rpo_seconds"] == 0 and back["rows_lost"] == 0
-    assert back["moved"] == {"from": BACKUP, "to": PRIMARY}
-    wait = {s["name"]: s for s in back["steps"]}["wait-for-replica-lag"]["detail"]
-    assert wait["nothing_missing"] and wait["heartbeat"]["rows_missing"] == 0
-    # Measured by the probes' metrics in us-east-1, the region users went back to.
-    assert wait["heartbeat"]["method"] == "replication-probe" and wait["heartbeat"]["read_in"] == PRIMARY
-    assert back["rpo_reason"].startswith(f"measured through the databases by the replication probe, read from "
-                                         f"CloudWatch in {PRIMARY}")
-    # Users are back on the primary's region, which runs the active capacities; the backup its standby's.
-    assert world.front.primary_serving()
-    ecs = {region: {s["serviceName"]: s["desiredCount"] for s in boto3.client(
-        "ecs", region_name=region, endpoint_url=world.moto.url).describe_services(
-        cluster=IDENTIFIER, services=["api", "web", "worker", "beat"])["services"]} for region in (PRIMARY, BACKUP)}
-    assert ecs[PRIMARY] == {"api": 2, "web": 2, "worker": 2, "beat": 1}
-    assert {k: ecs[BACKUP][k] for k in ("api", "worker", "beat")} == {"api": 1, "worker": 0, "beat": 0}
 
 
 def test_a_rebuild_before_the_retire_is_refused(world, pair, tmp_path, capsys):

@@ -245,11 +245,12 @@ BROKER_ACTIONS = {"elasticache:DescribeGlobalReplicationGroups", "elasticache:Fa
 
 
 def test_drill_role_grants_what_the_drill_calls(evaluations):
-    # The AWS operations the drill tool calls, by botocore's method names: not its sandbox and the sandbox's
-    # emulated pulumi, nor retire.py, which deletes a retired database with the credentials pulumi up runs with.
+    # The AWS operations the drill tool calls, by botocore's method names: not its sandbox, the sandbox's
+    # emulated pulumi and runbook, nor retire.py, which deletes a retired database with the credentials pulumi up
+    # runs with.
     calls = set()
     for path in (REPO / "drills").glob("*.py"):
-        if path.name not in ("sandbox.py", "emulated_pulumi.py", "retire.py"):
+        if path.name not in ("sandbox.py", "emulated_pulumi.py", "runbook.py", "retire.py"):
             calls |= set(re.findall(r"\.([a-z]+(?:_[a-z0-9]+)+)\(", path.read_text()))
     granted = set()
     for statement in json.loads(evaluations["backup"].named(

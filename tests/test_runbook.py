@@ -1,82 +1,84 @@
-"""docs/runbook.md, run as written: every command of its shell blocks, in order, in the sandbox's world (moto, two
-PostgreSQL servers, the replication probes), from a copy of the project as the operator's working directory.
-
-What an emulation cannot take as written: `pulumi` is emulated from the program's own evaluation (drills/
-emulated_pulumi.py); an `aws` command is checked against what `reconcile` printed (moto has no automated-backups
-replication to stop); a drill gets the world's health URL, `--promotion-keeps-source-link` (moto keeps a promoted
-replica's source link) and the databases' certificate; the placeholders are filled; section 3's hold is 1 s.
-"""
+"""docs/runbook.md, run as written (drills/runbook.py): every command of its shell blocks, in order, in the sandbox's
+world (moto, two PostgreSQL servers, the replication probes), from a copy of the project as the operator's working
+directory. The evacuation and the failback it describes end where they started: roles, stack files, capacities."""
 
 from __future__ import annotations
 
 import json
-import re
-import shlex
-import shutil
 
-from drills.__main__ import main as drills
-from drills.sandbox import BACKUP, PRIMARY, RoundTrip
+from drills.runbook import RUNBOOK, Runbook, sections
+from drills.sandbox import BACKUP, IDENTIFIER, PRIMARY, RoundTrip
 from synth.engine import REPO
 
-RUNBOOK = REPO / "docs" / "runbook.md"
-# Trailing comments: two spaces or more, then #.
-_COMMENT = re.compile(r"\s{2,}#.*$")
+
+def test_the_runbook_has_the_sections_an_incident_needs():
+    chosen = sections(RUNBOOK.read_text(encoding="utf-8"))
+    assert [s.title for s in chosen] == ["Before an incident", "1. us-east-1 is down",
+                                         "2. Going back to us-east-1 (planned failback)", "3. A drill"]
+    assert all(command.split()[0] in ("pulumi", "python", "aws", "export") for s in chosen for command in s.commands)
 
 
-def commands() -> list[str]:
-    found = []
-    for block in re.findall(r"```sh\n(.*?)```", RUNBOOK.read_text(encoding="utf-8"), re.S):
-        for line in block.replace("\\\n", " ").splitlines():
-            line = _COMMENT.sub("", line).strip()
-            if line and not line.startswith("#"):
-                found.append(re.sub(r"\s+", " ", line))
-    return found
+def test_the_runbook_runs_as_written_and_ends_where_it_started(world, pair, tmp_path, monkeypatch, capsys):
+    lines: list[str] = []
+    trip = RoundTrip(world, tmp_path, tmp_path / "unused", lines.append)
 
-
-def test_the_runbook_runs_as_written(world, tmp_path, monkeypatch):
-    trip = RoundTrip(world, tmp_path, tmp_path / "unused", lambda line: None)
-    monkeypatch.chdir(trip.project)
-    # The operator's profile: the drill role, here moto's credentials.
-    config = tmp_path / "aws-config"
-    config.write_text("[profile drill]\naws_access_key_id = sandbox\naws_secret_access_key = sandbox\n")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.delenv(name)
-    for region in (PRIMARY, BACKUP):
-        world.client("cloudwatch", region).put_metric_alarm(
-            AlarmName="api-5xx", Namespace="AWS/ApplicationELB", MetricName="HTTPCode_Target_5XX_Count",
-            Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=10, ComparisonOperator="GreaterThanThreshold")
-    outputs = dict(zip(("primary", "backup"), world.outputs_args()[1::2], strict=True))
-    emulation = {"run": ["--probe-url", world.front.url, "--probe-interval", "0.2", "--probe-timeout", "30",
-                         "--promotion-keeps-source-link", "--db-ca-bundle", str(world.postgres.ca_bundle)],
-                 "preflight": ["--db-ca-bundle", str(world.postgres.ca_bundle)]}
-    ran = []
-    for written in commands():
-        journals = sorted((trip.project / ".drills").glob("drill-*.json"), key=lambda p: p.stat().st_mtime)
-        command = (written.replace("drill-<id>", journals[-1].stem if journals else "drill-<id>")
-                   .replace("<your error-rate alarm>", "api-5xx").replace("<account>", "123456789012")
-                   .replace("<environment>", "production").replace("--hold 300", "--hold 1"))
-        words = shlex.split(command)
-        if words[0] == "export":
-            monkeypatch.setenv(*words[1].split("=", 1))
-        elif words[:3] == ["pulumi", "stack", "output"]:
-            shutil.copy(outputs[words[words.index("-s") + 1]], words[-1])
-        elif words[0] == "pulumi":
-            trip.run(command)
-        elif words[0] == "aws":
-            printed = json.loads(journals[-1].read_text())["reconcile"]["commands"]
-            assert command in printed, f"{written}: not what reconcile printed: {printed}"
+    def setenv(name: str, value: str | None) -> None:
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
         else:
-            assert words[:3] == ["python", "-m", "drills"], written
-            if words[3:5] == ["failback", "preflight"]:
-                world.wait_for_probe(PRIMARY, BACKUP)  # "once it has caught up": the rebuilt replica's first readings
-            extra = emulation.get(words[4] if words[3] == "failback" else words[3], [])
-            assert drills([*words[3:], *extra]) == 0, written
-        ran.append(words[0])
-    assert ran.count("python") >= 12 and ran.count("aws") == 2
+            monkeypatch.setenv(name, value)
+
+    book = Runbook(trip, setenv, lines.append)
+    monkeypatch.chdir(trip.project)
+    chosen = sections(RUNBOOK.read_text(encoding="utf-8"))
+    assert book.follow(chosen) == 0, "\n".join(lines)
+    ran = [line.split()[1] for line in lines if line.startswith("$ ")]
+    assert ran.count("python") >= 12 and ran.count("aws") == 2 and ran.count("pulumi") >= 14
     # An evacuation and a failback, each reconciled: the stack files are as they were; the dns-failover drill last.
     for name in ("Pulumi.primary.yaml", "Pulumi.backup.yaml"):
         assert (trip.project / name).read_text() == (REPO / name).read_text()
-    reports = [json.loads(p.read_text()) for p in (trip.project / ".drills" / "reports").glob("drill-*.json")]
-    assert sorted((r["scenario"], r["status"]) for r in reports) == [
-        ("dns-failover", "done"), ("failback", "done"), ("region-evacuation", "done")]
+    reports = {json.loads(p.read_text())["scenario"]: json.loads(p.read_text())
+               for p in (trip.project / ".drills" / "reports").glob("drill-*.json")}
+    assert {scenario: r["status"] for scenario, r in reports.items()} == {
+        "dns-failover": "done", "failback": "done", "region-evacuation": "done"}
+    # Each database was rebuilt once, from the other, and the primary's is the writer again.
+    assert not pair.writer.in_recovery() and pair.standby.in_recovery() and pair.receiving(pair.standby)
+    # Each former writer was deleted outside Pulumi leaving its named snapshot, refreshed away, and the replica
+    # created by `up`: never a Pulumi replacement, which would replace what depends on the instance.
+    printed = capsys.readouterr().out.splitlines()
+    deleted = [line for line in printed if "deleting, leaving the final snapshot trading-platform-production-retired-"
+               in line]
+    created = [line for line in lines if "created as a read replica of" in line]
+    assert [line.split()[2].rstrip(":") for line in deleted] == [PRIMARY, BACKUP]
+    assert [line.split()[0] for line in created] == [PRIMARY, BACKUP]
+    # Nothing ran against a detached former writer: the primary's first `up` after the evacuation starts nothing.
+    first_up = lines.index("$ pulumi up -s primary")
+    output = lines[first_up + 1:next(i for i in range(first_up + 1, len(lines)) if lines[i].startswith(("$", "\n==")))]
+    # api, worker and beat were fenced to 0 already; the probe stops (nothing to write to, nothing replicates).
+    assert output == [f"  {PRIMARY} web: desired 2 -> 0", f"  {PRIMARY} replication probe: stopped"]
+    # Each `up` moved the probes with activeRegion: the writer's beside each writer in turn, ending as they began.
+    probes = {region: [line.split(": ", 1)[1] for line in lines if line.strip().startswith(f"{region} replication")]
+              for region in (PRIMARY, BACKUP)}
+    assert probes == {PRIMARY: ["stopped", f"reader (writer in {BACKUP})", f"writer (writer in {PRIMARY})"],
+                      BACKUP: [f"writer (writer in {BACKUP})", "stopped", f"reader (writer in {PRIMARY})"]}
+    # The world's clients: boto3's default session read the AWS config before the runbook's profile was set.
+    (replica,) = world.client("rds", BACKUP).describe_db_instances(DBInstanceIdentifier=IDENTIFIER)["DBInstances"]
+    assert replica["ReadReplicaSourceDBInstanceIdentifier"] == f"arn:aws:rds:{PRIMARY}:123456789012:db:{IDENTIFIER}"
+    for region in (PRIMARY, BACKUP):
+        snapshots = world.client("rds", region).describe_db_snapshots()
+        assert any(s["DBSnapshotIdentifier"].startswith(f"{IDENTIFIER}-retired-") for s in snapshots["DBSnapshots"])
+    # The failback promoted only once every acknowledged heartbeat had arrived, measured by the probes' metrics in
+    # us-east-1, the region users went back to.
+    back = reports["failback"]
+    assert back["rpo_seconds"] == 0 and back["rows_lost"] == 0 and back["moved"] == {"from": BACKUP, "to": PRIMARY}
+    wait = {s["name"]: s for s in back["steps"]}["wait-for-replica-lag"]["detail"]
+    assert wait["nothing_missing"] and wait["heartbeat"]["rows_missing"] == 0
+    assert wait["heartbeat"]["method"] == "replication-probe" and wait["heartbeat"]["read_in"] == PRIMARY
+    assert back["rpo_reason"].startswith(f"measured through the databases by the replication probe, read from "
+                                         f"CloudWatch in {PRIMARY}")
+    # Users are back on the primary's region, which runs the active capacities; the backup its standby's.
+    assert world.front.primary_serving()
+    ecs = {region: {s["serviceName"]: s["desiredCount"] for s in world.client("ecs", region).describe_services(
+        cluster=IDENTIFIER, services=["api", "web", "worker", "beat"])["services"]} for region in (PRIMARY, BACKUP)}
+    assert ecs[PRIMARY] == {"api": 2, "web": 2, "worker": 2, "beat": 1}
+    assert {k: ecs[BACKUP][k] for k in ("api", "worker", "beat")} == {"api": 1, "worker": 0, "beat": 0}
