@@ -32,9 +32,10 @@ synth: venv  ## offline synth of both stacks
 	$(PY) -m synth
 
 # Four workers on two cores: the drill tests mostly wait on their PostgreSQL servers and moto; whole files go
-# to one worker, so each module's moto server and fixtures start once.
+# to one worker, so each module's moto server and fixtures start once, the slowest files first
+# (tests/conftest.py's SLOWEST_FIRST, in collection order).
 test: venv postgres  ## the whole test suite
-	$(PY) -m pytest -n 4 --dist loadfile
+	$(PY) -m pytest -n 4 --dist loadfile --no-loadscope-reorder
 
 lint: venv
 	$(VENV)/bin/ruff check .
