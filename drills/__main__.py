@@ -14,6 +14,11 @@ refused to go on (the journal says where; `resume` or `abort`), 5 aborted by a s
 
 from __future__ import annotations
 
+from regions import console
+
+if __name__ == "__main__":  # before the imports below; the installed commands: regions/commands.py
+    console.stop_at_once("drills")
+
 import argparse
 import getpass
 import json
@@ -37,7 +42,6 @@ from drills.preflight import run_checks
 from drills.retire import delete_retired
 from drills.runner import ABORTED, execute, heartbeat_needed, promoted, rollback, start_heartbeat, writes_ended
 from drills.scenarios import BUILDERS, PROMOTING, RETURNING, SCENARIOS, Context
-from regions import console
 from regions.sessions import have_credentials, new_session
 from regions.stackfile import StackFileError, given_stack_file, stack_file_name
 

@@ -21,6 +21,11 @@ PostgreSQL servers.
 
 from __future__ import annotations
 
+from regions import console
+
+if __name__ == "__main__":  # before the imports below; the installed commands: regions/commands.py
+    console.stop_at_once("drills.sandbox")
+
 import argparse
 import http.client
 import json
@@ -50,7 +55,6 @@ from drills.loopback import free_port
 from drills.outputs import FailoverSwitch, ReplicationProbe
 from drills.pgpair import PostgresMissing, PostgresPair, Server
 from drills.probes import Mode, ProbeProcesses
-from regions import console
 from regions.sessions import new_session
 from synth.engine import REPO
 

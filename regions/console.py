@@ -102,6 +102,14 @@ def _stop_again(unraisable: Any) -> None:
     threading.Timer(0.01, signal.pthread_kill, (main, signal.SIGINT)).start()
 
 
+def stop_at_once(name: str) -> None:
+    """For a command's first lines, before its imports (pulumi, boto3: a second or more): a stop meanwhile ends it at
+    once with run()'s one line and exit 130, where Python would print a KeyboardInterrupt traceback from the middle
+    of an import. Nothing is started yet; run() installs the handlers that stop what it starts."""
+    for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, lambda *_: _interrupted(name, immediately=True))
+
+
 def _interrupted(name: str, immediately: bool = False) -> int:
     print(f"{name}: interrupted", file=sys.stderr, flush=True)
     if immediately:

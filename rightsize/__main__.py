@@ -12,6 +12,11 @@ bad input (one line naming the file, output or option), 3 when an AWS call fails
 
 from __future__ import annotations
 
+from regions import console
+
+if __name__ == "__main__":  # before the imports below; the installed commands: regions/commands.py
+    console.stop_at_once("rightsize")
+
 import argparse
 import json
 import sys
@@ -20,7 +25,6 @@ from pathlib import Path
 
 from drills import reconcile
 from drills.outputs import InputError, read_document, stack_document
-from regions import console
 from regions.settings import SettingsError
 from regions.stackfile import StackFileError
 from rightsize import inputs, observe, report, rules, trial

@@ -8,6 +8,11 @@ the result with synth:
 
 from __future__ import annotations
 
+from regions import console
+
+if __name__ == "__main__":  # before the imports below; the installed commands: regions/commands.py
+    console.stop_at_once("rightsize.sandbox")
+
 import argparse
 import json
 import os
@@ -20,7 +25,6 @@ from typing import Any
 
 from drills import reconcile
 from drills.sandbox import MotoServer
-from regions import console
 from rightsize.__main__ import main as rightsize
 from synth.__main__ import main as synth
 from synth.engine import REPO, evaluate

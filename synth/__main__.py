@@ -12,12 +12,16 @@ mandatory policy violated.
 
 from __future__ import annotations
 
+from regions import console
+
+if __name__ == "__main__":  # before the imports below; the installed commands: regions/commands.py
+    console.stop_at_once("synth")
+
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-from regions import console
 from regions.settings import SettingsError
 from regions.stackfile import StackFileError, stack_file_name
 from synth.cost import estimate, standby_share, usage_of

@@ -282,6 +282,30 @@ def test_the_installed_commands_run_from_any_directory(tmp_path):
         assert helped.returncode == 0 and helped.stdout.startswith("usage: "), (command, helped.stderr)
 
 
+def _catches_sighup(pid: int) -> bool:
+    """Whether the process handles SIGHUP: Python does not by default, console.stop_at_once does, first thing."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+    return bool(caught & 1 << (signal.SIGHUP - 1))
+
+
+@pytest.mark.parametrize("command", [[sys.executable, "-m", "synth"], [sys.executable, "-m", "drills.sandbox"],
+                                     [str(Path(sys.executable).parent / "trading-drills"), "--help"]])
+def test_ctrl_c_while_a_command_imports_prints_one_line(command, tmp_path):
+    """The imports take a second or more (pulumi, boto3): a Ctrl-C then is one line too, not a traceback from
+    inside an import."""
+    started = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 10
+    while not _catches_sighup(started.pid) and time.time() < deadline:
+        time.sleep(0.005)
+    # Caught before any of the virtualenv's compiled modules (grpc, psycopg, yaml) is loaded: while importing.
+    assert "site-packages" not in Path(f"/proc/{started.pid}/maps").read_text()
+    started.send_signal(signal.SIGINT)
+    _, stderr = started.communicate(timeout=60)
+    name = command[2] if command[1] == "-m" else "drills"
+    assert started.returncode == 130 and stderr == f"{name}: interrupted\n", stderr
+
+
 def test_stack_file_takes_a_file_in_failback_phase_as_in_rightsize(tmp_path, capsys):
     project = _project(tmp_path)
     stack_file = project / "Pulumi.primary.yaml"
