@@ -30,8 +30,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from drills import phases, reconcile, report, status
 from drills.endpoints import parse_endpoints
 from drills.heartbeat import TABLE as HEARTBEAT_TABLE
@@ -42,7 +40,7 @@ from drills.preflight import run_checks
 from drills.retire import delete_retired
 from drills.runner import ABORTED, execute, heartbeat_needed, promoted, rollback, start_heartbeat, writes_ended
 from drills.scenarios import BUILDERS, PROMOTING, RETURNING, SCENARIOS, Context
-from regions.sessions import have_credentials, new_session
+from regions.sessions import AWS_ERRORS, have_credentials, new_session
 from regions.stackfile import StackFileError, given_stack_file, stack_file_name
 
 USAGE, PREFLIGHT_FAILED = 2, 3
@@ -96,7 +94,8 @@ def _not_negative(text: str) -> float:
     return _seconds(text, 0, inclusive=True)
 
 
-def _tuning(parser: argparse.ArgumentParser) -> None:
+def _tuning(parser: argparse.ArgumentParser, heartbeats: bool = True) -> None:
+    """The options that shape a drill; without `heartbeats` (a preflight) not the database probe's pace."""
     _lag_options(parser, 300, False)
     parser.add_argument("--journal-dir", type=Path, default=Path(".drills"),
                         help="where the drill's journal is written, and open journals are looked for")
@@ -116,10 +115,11 @@ def _tuning(parser: argparse.ArgumentParser) -> None:
                             "from here until the fence and read the databases directly (default: off; an evacuation "
                             "turns it off, with a warning, when the writer's region is unreachable; a writer that "
                             "cannot be reached otherwise fails the preflight)")
-    probe.add_argument("--db-probe-interval", type=_positive, default=1.0, metavar="SECONDS",
-                       help="seconds between heartbeats (default 1)")
-    probe.add_argument("--db-probe-lead", type=_not_negative, default=5.0, metavar="SECONDS",
-                       help="heartbeats before the first step, for a baseline (default 5)")
+    if heartbeats:
+        probe.add_argument("--db-probe-interval", type=_positive, default=1.0, metavar="SECONDS",
+                           help="seconds between heartbeats (default 1)")
+        probe.add_argument("--db-probe-lead", type=_not_negative, default=5.0, metavar="SECONDS",
+                           help="heartbeats before the first step, for a baseline (default 5)")
     probe.add_argument("--db-ca-bundle", metavar="PEM",
                        help="RDS's CA bundle (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem): "
                             "verify the database servers; without it TLS is required but the server unverified")
@@ -273,7 +273,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         ctx.heartbeat_record = Record(heartbeat_path(args.journal_dir, ctx.drill_id))
         try:
             start_heartbeat(ctx, say, args.db_probe_lead)
-        except (DatabaseError, ClientError, BotoCoreError) as exc:
+        except (DatabaseError, *AWS_ERRORS) as exc:
             ctx.stop_heartbeat()
             say(f"the database probe could not start: {exc}\npreflight failed: nothing was changed")
             return PREFLIGHT_FAILED
@@ -337,7 +337,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if ctx.db_probe and heartbeat_needed(journal, steps):
         try:
             start_heartbeat(ctx, say)
-        except (DatabaseError, ClientError, BotoCoreError) as exc:
+        except (DatabaseError, *AWS_ERRORS) as exc:
             # Recorded: the measurement then says the old writer went away, and from when.
             ctx.heartbeat_record.append({"at": time.time(), "error": str(exc)})
             say(f"database probe: the writer cannot be reached ({exc}); measuring from the writes it acknowledged")
@@ -501,7 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     _inputs(plan), _tuning(plan), _run_options(plan)
     plan.set_defaults(func=cmd_plan)
     preflight = commands.add_parser("preflight", help="readiness checks; changes nothing")
-    _inputs(preflight), _tuning(preflight), _aws(preflight)
+    _inputs(preflight), _tuning(preflight, heartbeats=False), _aws(preflight)
     preflight.add_argument("--stop-alarm", action="append", default=[], help="check that this alarm exists")
     preflight.set_defaults(func=cmd_preflight)
     run = commands.add_parser("run", help="plan, or with --execute --confirm REGION run a scenario")
@@ -547,7 +547,7 @@ def _failback_commands(commands: argparse._SubParsersAction) -> None:
     plan.set_defaults(func=cmd_failback_plan)
     preflight = steps.add_parser("preflight", help="readiness for the switchover: the primary's replica "
                                  "replicating from the backup's writer and caught up; changes nothing")
-    _inputs(preflight), _tuning(preflight), _aws(preflight)
+    _inputs(preflight), _tuning(preflight, heartbeats=False), _aws(preflight)
     preflight.add_argument("--stop-alarm", action="append", default=[], help="check that this alarm exists")
     preflight.set_defaults(func=cmd_preflight, scenario="failback")
     run = steps.add_parser("run", help="the planned switchover, with --execute --confirm <the primary's region>")

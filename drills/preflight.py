@@ -15,12 +15,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from drills import handover, heartbeat, replication, switch
 from drills.endpoints import unreachable
 from drills.journal import open_journals
 from drills.scenarios import Context
+from regions.sessions import AWS_ERRORS
 
 MAX_BACKUP_AGE = dt.timedelta(hours=24)
 
@@ -154,7 +153,7 @@ def _database_probe(ctx: Context) -> Check:
     try:
         try:
             writer = ctx.database(p)
-        except (ClientError, BotoCoreError) as exc:
+        except AWS_ERRORS as exc:
             if not unreachable(exc) or ctx.no_loss:
                 raise
             ctx.db_probe = False
@@ -325,7 +324,7 @@ CHECKS: dict[str, tuple[Callable[[Context], Check], bool]] = {
 def _run(name: str, check: Callable[[Context], Check], primary_side: bool, ctx: Context) -> Check:
     try:
         return check(ctx)
-    except (ClientError, BotoCoreError, IndexError, KeyError) as exc:
+    except (*AWS_ERRORS, IndexError, KeyError) as exc:
         if primary_side and unreachable(exc) and not ctx.no_loss:
             return Check(name, False, False, f"{ctx.source.region} unreachable, not checked: {exc}")
         return Check(name, False, True, f"could not check: {exc}")

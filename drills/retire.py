@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+from botocore.parsers import ResponseParserError
 
 from drills.outputs import InputError
-from regions.sessions import new_session
+from regions.sessions import AWS_ERRORS, new_session
 
 
 def delete_retired(region: str, identifier: str, snapshot: str, say: Callable[[str], None]) -> None:
@@ -24,7 +25,7 @@ def delete_retired(region: str, identifier: str, snapshot: str, say: Callable[[s
             say(f"  {identifier} in {region}: already deleted")
             return
         raise InputError(f"rds[{region}].describe_db_instances({identifier}): {exc}") from None
-    except BotoCoreError as exc:
+    except (BotoCoreError, ResponseParserError) as exc:
         raise InputError(f"rds[{region}].describe_db_instances({identifier}): {exc}") from None
     if found[0].get("DeletionProtection"):
         raise InputError(f"{identifier} in {region} still has deletion protection on: run the retire phase's "
@@ -36,6 +37,6 @@ def delete_retired(region: str, identifier: str, snapshot: str, say: Callable[[s
         say(f"  {identifier} in {region}: deleting, leaving the final snapshot {snapshot} ...")
         rds.get_waiter("db_instance_deleted").wait(DBInstanceIdentifier=identifier,
                                                   WaiterConfig={"Delay": 30, "MaxAttempts": 120})
-    except (ClientError, BotoCoreError, WaiterError) as exc:
+    except (*AWS_ERRORS, WaiterError) as exc:
         raise InputError(f"rds[{region}].delete_db_instance({identifier}): {exc}") from None
     say(f"  {identifier} in {region}: deleted")

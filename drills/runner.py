@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from drills.endpoints import unreachable
 from drills.heartbeat import DatabaseError
 from drills.journal import Journal, iso, now
 from drills.probe import ProbeTimeout
 from drills.scenarios import Context, Refused, Step, StopCondition, SwitchDidNotHold
+from regions.sessions import AWS_ERRORS
 
 DONE, STEP_FAILED, ABORTED = 0, 4, 5
 Say = Callable[[str], None]
@@ -39,7 +38,7 @@ def rollback(journal: Journal, steps: list[Step], ctx: Context, say: Say) -> str
         say(f"  undo {entry['name']} ...")
         try:
             step.undo(ctx, entry.get("detail") or {})
-        except (ClientError, BotoCoreError) as exc:
+        except AWS_ERRORS as exc:
             entry["undo_error"] = str(exc)
             failed.append(entry["name"])
             say(f"  undo of {entry['name']} FAILED: {exc}")
@@ -137,7 +136,7 @@ def _run_step(journal: Journal, step: Step, ctx: Context, say: Say, started: flo
     try:
         ctx.check_stop_conditions()
         detail.update(step.run(ctx, detail))
-    except (ClientError, BotoCoreError, ProbeTimeout, TimeoutError, Refused, SwitchDidNotHold,
+    except (*AWS_ERRORS, ProbeTimeout, TimeoutError, Refused, SwitchDidNotHold,
             DatabaseError) as exc:
         skipped = step.best_effort and unreachable(exc)
         entry.update(status="skipped" if skipped else "failed", error=str(exc), ended_at=iso(now()),

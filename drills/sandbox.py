@@ -55,7 +55,7 @@ from drills.loopback import free_port
 from drills.outputs import FailoverSwitch, ReplicationProbe
 from drills.pgpair import PostgresMissing, PostgresPair, Server
 from drills.probes import Mode, ProbeProcesses
-from regions.sessions import new_session
+from regions.sessions import AWS_ERRORS, new_session
 from synth.engine import REPO
 
 ACCOUNT = "123456789012"
@@ -616,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
                             if (trip.project / name).read_text() == (REPO / name).read_text()]
                     print(f"\nstack files as they started: {', '.join(same) or 'neither'}")
                     return 0 if len(same) == 2 else 1
-                except (ClientError, BotoCoreError) as exc:
+                except AWS_ERRORS as exc:
                     # The sandbox's own calls (the emulated pulumi, the world's readings) go to moto directly.
                     print(f"drills.sandbox: {world.moto.failure() or 'an AWS call failed'}: {exc}", file=sys.stderr)
                     return 1

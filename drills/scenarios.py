@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import botocore.config
-from botocore.exceptions import BotoCoreError, ClientError
 
 from drills import fences, handover, heartbeat, replication, switch
 from drills.capacity import Capacities, plan_calls, restore_capacity, set_capacity
@@ -20,7 +19,7 @@ from drills.endpoints import unreachable
 from drills.outputs import SERVICES, FailoverSwitch, ReplicationProbe, StackOutputs
 from drills.probe import Answer, probe_once, wait_for_region
 from drills.progress import Ticker
-from regions.sessions import new_session
+from regions.sessions import AWS_ERRORS, new_session
 
 SCENARIOS = ("dns-failover", "region-evacuation", "failback")
 # The scenarios that move the writer: the database probe measures what they lose.
@@ -133,7 +132,7 @@ class Context:
                 try:
                     found = self.client("cloudwatch", region).describe_alarms(
                         AlarmNames=[name], AlarmTypes=["MetricAlarm", "CompositeAlarm"])
-                except (ClientError, BotoCoreError) as exc:
+                except AWS_ERRORS as exc:
                     if region == self.source.region and unreachable(exc) and not self.no_loss:
                         # The region being evacuated may be out; its alarms cannot be read then.
                         self.unreachable_regions.add(region)
@@ -438,7 +437,7 @@ def _measure_data_loss(ctx: Context, detail: dict) -> dict:
              "write_failures": summary["failures"]}
     try:
         return {**found, "measured": ctx.heartbeat_behind(ctx.target), "error": None}
-    except (heartbeat.DatabaseError, ClientError, BotoCoreError) as exc:
+    except (heartbeat.DatabaseError, *AWS_ERRORS) as exc:
         return {**found, "measured": None, "error": str(exc)}
 
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import botocore.config
-from botocore.exceptions import BotoCoreError, ClientError
 
 from drills import replication, switch
 from drills.outputs import StackOutputs
+from regions.sessions import AWS_ERRORS
 
 READY, NOT_READY = 0, 3
 # An answer at 3 a.m. in seconds, not after minutes of retries against a region that hangs.
@@ -147,7 +147,7 @@ def check(primary: StackOutputs, backup: StackOutputs, region: str, client: Call
                                        "(a drill or a failover in progress?)")
         _replication(status, active, standby, cloudwatch, now)
         _standby_here(status, standby, client)
-    except (ClientError, BotoCoreError) as exc:
+    except AWS_ERRORS as exc:
         status.blockers.append(f"{region} did not answer: {exc}")
     status.document.update(ready=status.ready, not_ready_because=status.blockers)
     return status

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import botocore.config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
+from botocore.parsers import ResponseParserError
 
 from drills.outputs import InputError
 from regions.sessions import have_credentials, new_session
@@ -32,7 +33,7 @@ def _call(what: str, region: str, action: Callable[[], T]) -> T:
     except ClientError as exc:
         code, message = (exc.response.get("Error", {}).get(k) for k in ("Code", "Message"))
         raise AwsError(f"{what} in {region} failed: {code or 'error'}: {message or exc}") from None
-    except BotoCoreError as exc:
+    except (BotoCoreError, ResponseParserError) as exc:
         raise AwsError(f"{what} in {region} failed: {exc}") from None
 
 

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -191,6 +193,43 @@ def test_status_with_its_region_out_is_not_ready_in_one_line(outputs, capsys, mo
     assert "Traceback" not in out and out.strip().splitlines()[-1].startswith("NOT READY: us-west-2 did not answer")
 
 
+@pytest.mark.parametrize(("body", "said"), [
+    # botocore reads an HTML page as an empty answer: the drill's lookup would be a KeyError.
+    (b"<html><body>Please sign in to the network</body></html>",
+     "DescribeAlarms: the endpoint answered 200 with a web page, not AWS"),
+    # ... and what its JSON protocol cannot parse as a message (CloudWatch's calls are JSON).
+    (b"<?xml version='1.0'?><Describe", "DescribeAlarms: the endpoint answered 200 with a body that is not JSON"),
+])
+def test_an_endpoint_that_answers_with_a_web_page_is_a_reason_too(outputs, capsys, monkeypatch, body, said):
+    """A proxy's or captive portal's page with status 200, where AWS's answer was due."""
+
+    class Portal(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST  # noqa: N815
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Portal)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "operator")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "operator")
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        assert drills_cli.main(["status", "--endpoint-url", f"us-west-2={url}", *outputs]) == 3
+    finally:
+        server.shutdown()
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1].startswith("NOT READY: us-west-2 did not answer"), out
+    assert said in out
+
+
 # --- pipes and Ctrl-C
 
 
@@ -335,6 +374,16 @@ def test_every_drills_option_and_command_is_explained():
 
     walk(drills_cli.build_parser(), ["drills"])
     assert missing == []
+
+
+def test_a_preflight_offers_only_what_it_uses(capsys):
+    """A preflight starts no heartbeat: the database probe's pace is run's; its promotion options are run's too."""
+    for command in (["preflight"], ["failback", "preflight"]):
+        with pytest.raises(SystemExit):
+            drills_cli.build_parser().parse_args([*command, "--help"])
+        helped = capsys.readouterr().out
+        assert "--db-probe " in helped and "--db-ca-bundle" in helped
+        assert not {"--db-probe-interval", "--db-probe-lead", "--promotion-keeps-source-link"} & set(helped.split())
 
 
 def test_a_usage_error_is_one_line_with_the_reason_first(capsys):
