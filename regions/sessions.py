@@ -37,10 +37,13 @@ def _refuse_what_aws_does_not_send(operation_model: Any, response_dict: dict[str
     body = response_dict.get("body")
     if not isinstance(body, bytes) or not body.strip():
         return  # a stream, or an empty answer: for the parser
+    service = operation_model.service_model
+    # The protocol botocore chose among the service's (newer botocore); else the service's only one.
+    protocol = getattr(service, "resolved_protocol", service.protocol)
     what = None
     if body[:512].lstrip().lower().startswith((b"<html", b"<!doctype html")):
         what = "a web page"
-    elif operation_model.service_model.resolved_protocol in ("json", "rest-json"):
+    elif protocol in ("json", "rest-json"):
         try:
             json.loads(body)
         except ValueError:
