@@ -26,8 +26,9 @@ RUNBOOK = REPO / "docs" / "runbook.md"
 _COMMENT = re.compile(r"\s{2,}#.*$")
 # The error-rate alarm section 3's --stop-alarm names, made in both regions of the world.
 STOP_ALARM = "api-5xx"
-PLACEHOLDERS = {"<your error-rate alarm>": STOP_ALARM, "<account>": ACCOUNT, "<environment>": "production",
-                "--hold 300": "--hold 1"}
+# The page's placeholders filled in for this world, and the one value shortened (a 5-minute hold).
+REPLACED = {"<your error-rate alarm>": STOP_ALARM, "<account>": ACCOUNT, "<environment>": "production",
+            "--hold 300": "--hold 1"}
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,8 @@ class Runbook:
     def run(self, written: str) -> int:
         journals = self._journals()
         command = written.replace("drill-<id>", journals[-1].stem if journals else "drill-<id>")
-        for placeholder, value in PLACEHOLDERS.items():
-            command = command.replace(placeholder, value)
+        for written_as, value in REPLACED.items():
+            command = command.replace(written_as, value)
         words = shlex.split(command)
         if words[0] == "pulumi" and words[1:3] != ["stack", "output"]:
             self.trip.run(command)  # says the command and what the emulated `pulumi` did
