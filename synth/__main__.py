@@ -22,8 +22,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from regions.settings import SettingsError
-from regions.stackfile import StackFileError, stack_file_name
+from regions.settings import SettingsError, load_settings
+from regions.stackfile import StackFileError, read_stack_file, stack_file_name
 from synth.cost import estimate, standby_share, usage_of
 from synth.cost import table as cost_table
 from synth.engine import PROGRAM, REPO, evaluate
@@ -93,9 +93,15 @@ def main(argv: list[str] | None = None) -> int:
 
     cache: dict = {}
     try:
+        # Every stack file read and validated before the evaluations, which take seconds each: a mistake in the
+        # backup's file is named at once, not after the primary's evaluation.
         for stack in stacks:
             if not (project_dir / stack_file_name(stack)).exists():
                 raise StackFileError(f"{stack_file_name(stack)}: no such stack file in {project_dir}")
+            raw, secret_keys = read_stack_file(project_dir / stack_file_name(stack))
+            if program == PROGRAM:
+                load_settings(raw, stack, project_dir, secret_keys=secret_keys)
+        for stack in stacks:
             evaluate(stack, project_dir, cache, program)
     except (SettingsError, StackFileError) as exc:
         print(f"synth: {exc}", file=sys.stderr)

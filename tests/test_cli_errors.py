@@ -18,6 +18,7 @@ import pytest
 
 import drills.__main__ as drills_cli
 import drills.sandbox as sandbox
+import synth.__main__ as synth_cli
 from drills import reconcile
 from drills.outputs import InputError
 from drills.sandbox import stack_outputs, write_outputs
@@ -305,6 +306,16 @@ def test_a_key_written_twice_is_refused_by_synth_and_reconcile_alike(tmp_path, c
     assert str(refused.value) == (f"{project / 'Pulumi.primary.yaml'}: not valid YAML at line {line}, column 3: "
                                   "duplicate key 'trading-platform:role'")
     assert (project / "Pulumi.primary.yaml").read_text() == text
+
+
+def test_a_broken_backup_file_is_named_before_any_evaluation(tmp_path, capsys, monkeypatch):
+    """Each evaluation takes seconds: every stack file is read and validated first."""
+    text = (REPO / "Pulumi.backup.yaml").read_text() + "  trading-platform:role: backup\n"
+    project = _project(tmp_path, **{"Pulumi.backup.yaml": text})
+    evaluated = []
+    monkeypatch.setattr(synth_cli, "evaluate", lambda stack, *args: evaluated.append(stack))
+    assert synth_main(["--project-dir", str(project)]) == 2
+    assert "Pulumi.backup.yaml: not valid YAML" in capsys.readouterr().err and evaluated == []
 
 
 def test_the_installed_commands_run_from_any_directory(tmp_path):
