@@ -205,11 +205,13 @@ def _preflight(ctx: Context, journal_dir: Path) -> tuple[bool, list[dict]]:
     return passed, [c.to_dict() for c in checks]
 
 
-def _say_reconcile(plan: dict, journal_path: Path) -> None:
-    say("The stack files should now say (python -m drills reconcile --journal "
-        f"{journal_path} --write applies this; the failover switch is a metric, not a setting: no `up` moves it):")
-    for setting in plan["settings"]:
-        say(f"  {reconcile.line(setting)}")
+def _say_reconcile(plan: dict, journal_path: Path, written: bool = False) -> None:
+    """What the stack files should now say, unless `written` has just said it line by line, then the commands."""
+    if not written:
+        say("The stack files should now say (python -m drills reconcile --journal "
+            f"{journal_path} --write applies this; the failover switch is a metric, not a setting: no `up` moves it):")
+        for setting in plan["settings"]:
+            say(f"  {reconcile.line(setting)}")
     say("Then, in this order:")
     for command in plan["commands"]:
         say(f"  {command}")
@@ -377,7 +379,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         say(f"in {args.project_dir.resolve()}:")
         for line in reconcile.write(args.project_dir, plan["settings"]):
             say(f"  {line}")
-    _say_reconcile(plan, args.journal)
+    _say_reconcile(plan, args.journal, written=args.write)
     return 0
 
 

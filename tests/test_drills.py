@@ -853,7 +853,10 @@ def test_reconcile_writes_the_stack_files_keeping_comments_and_twice_changes_not
     before = {s: (directory / f"Pulumi.{s}.yaml").read_text() for s in ("primary", "backup")}
     capsys.readouterr()
     assert cli.main(["reconcile", "--journal", str(path), "--project-dir", str(directory), "--write"]) == 0
-    assert 'Pulumi.backup.yaml: trading-platform:activeRegion: "us-west-2" (was "us-east-1")' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert 'Pulumi.backup.yaml: trading-platform:activeRegion: "us-west-2" (was "us-east-1")' in out
+    # What it wrote, said once (not again as what the files should say), then what to run.
+    assert "should now say" not in out and out.count("activeRegion") == 2 and "Then, in this order:" in out
     after = {s: (directory / f"Pulumi.{s}.yaml").read_text() for s in ("primary", "backup")}
     for stack in ("primary", "backup"):
         changed = [line for line in difflib.ndiff(before[stack].splitlines(), after[stack].splitlines())
