@@ -1,5 +1,6 @@
 """docs/runbook.md followed in the sandbox's world: every command of its shell blocks, in order and as written, from a
-copy of the project as the operator's working directory (`make drill-sandbox`, tests/test_runbook.py).
+copy of the project as the operator's working directory (`make drill-sandbox`, tests/test_runbook.py). Section 1
+("us-east-1 is down") runs with us-east-1 lost until its block that begins once it is back.
 
 What an emulation cannot take as written: `pulumi` is emulated from the program's own evaluation
 (drills/emulated_pulumi.py) and `pulumi stack output` gives the world's outputs; an `aws` command is checked against
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from drills.loopback import free_port
 from drills.sandbox import ACCOUNT, BACKUP, PRIMARY, RoundTrip
 from synth.engine import REPO
 
@@ -34,7 +36,16 @@ REPLACED = {"<your error-rate alarm>": STOP_ALARM, "<account>": ACCOUNT, "<envir
 @dataclass(frozen=True)
 class Section:
     title: str
-    commands: list[str]
+    blocks: list[list[str]]
+
+    @property
+    def commands(self) -> list[str]:
+        return [command for block in self.blocks for command in block]
+
+    def region_lost(self, block: int) -> bool | None:
+        """In section 1 (us-east-1 is down), whether us-east-1 is lost during the block: in all but the last,
+        which begins "once us-east-1 is back". None elsewhere: the region stays as it is."""
+        return block < len(self.blocks) - 1 if self.title.startswith("1.") else None
 
 
 def sections(text: str) -> list[Section]:
@@ -44,14 +55,16 @@ def sections(text: str) -> list[Section]:
     titled = [("Before an incident", parts[0]), *zip(parts[1::2], parts[2::2], strict=True)]
     found = []
     for title, body in titled:
-        commands = []
+        blocks = []
         for block in re.findall(r"```sh\n(.*?)```", body, re.S):
+            commands = []
             for line in block.replace("\\\n", " ").splitlines():
                 line = _COMMENT.sub("", line).strip()
                 if line and not line.startswith("#"):
                     commands.append(re.sub(r"\s+", " ", line))
-        if commands:
-            found.append(Section(title.strip(), commands))
+            blocks.append(commands)
+        if any(blocks):
+            found.append(Section(title.strip(), blocks))
     return found
 
 
@@ -64,6 +77,7 @@ class Runbook:
                  reports: Path | None = None):
         self.trip, self.world, self.setenv, self.say = trip, trip.world, setenv, say
         self.project = trip.project
+        self.unreachable: list[str] = []  # the drill's arguments while us-east-1 is lost
         self.outputs = dict(zip(("primary", "backup"), self.world.outputs_args()[1::2], strict=True))
         certificate = ["--db-ca-bundle", str(self.world.postgres.ca_bundle)] if self.world.postgres else []
         self.emulation = {"run": ["--probe-url", self.world.front.url, "--probe-interval", "0.2",
@@ -86,12 +100,32 @@ class Runbook:
         """Each section's commands in order; the first that fails ends it with its exit code, said."""
         for section in chosen:
             self.say(f"\n== {section.title}")
-            for written in section.commands:
-                code = self.run(written)
-                if code:
-                    self.say(f"runbook: `{written}` ended with exit {code}")
-                    return code
+            for number, block in enumerate(section.blocks):
+                lost = section.region_lost(number)
+                if lost is not None:
+                    self._us_east_1(lost)
+                for written in block:
+                    code = self.run(written)
+                    if code:
+                        self.say(f"runbook: `{written}` ended with exit {code}")
+                        return code
         return 0
+
+    def _us_east_1(self, lost: bool) -> None:
+        """us-east-1 lost, as the drill tool sees it: its AWS endpoints refuse connections, the replication stream
+        from its writer is cut, and its probe goes with the region (the writer's last acknowledgements stay in
+        us-west-2's CloudWatch). Back: its endpoints answer again."""
+        if lost and not self.unreachable:
+            self.say(f"(the sandbox: {PRIMARY} is lost: its endpoints refuse connections, its replication stream is "
+                     "cut, its probe stops)")
+            if self.world.postgres:
+                self.world.postgres.cut_stream()
+            if self.world.probes:
+                self.world.probes.stop(PRIMARY)
+            self.unreachable = ["--endpoint-url", f"{PRIMARY}=http://127.0.0.1:{free_port()}"]
+        elif not lost and self.unreachable:
+            self.say(f"(the sandbox: {PRIMARY} is back)")
+            self.unreachable = []
 
     def _journals(self) -> list[Path]:
         return sorted((self.project / ".drills").glob("drill-*.json"), key=lambda p: p.stat().st_mtime)
@@ -120,8 +154,9 @@ class Runbook:
             if words[3:5] == ["failback", "preflight"]:
                 # "once it has caught up": the rebuilt replica's first readings
                 self.world.wait_for_probe(PRIMARY, BACKUP)
-            return self.trip.drills(*words[3:], *self.emulation.get(words[4] if words[3] == "failback" else words[3],
-                                                                     []))
+            emulated = self.emulation.get(words[4] if words[3] == "failback" else words[3], [])
+            calls_aws = words[3] in ("status", "preflight", "run", "resume", "abort")
+            return self.trip.drills(*words[3:], *emulated, *(self.unreachable if calls_aws else []))
         else:
             self.say("  not a command the sandbox knows")
             return 1

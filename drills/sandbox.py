@@ -586,10 +586,11 @@ def _setenv(name: str, value: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Build the world (moto, the regions' endpoints, two PostgreSQL servers, the replication probes), then follow
-    docs/runbook.md in it, every command as written: a region evacuation, its reconcile and the commands that
-    rebuild us-east-1's replica; the planned failback and the commands that rebuild us-west-2's; a DNS failover
-    drill. `pulumi` is emulated from the program's own evaluation (drills/emulated_pulumi.py). Ends with both stack
-    files compared with the repository's; the drills' reports are written to drill-reports/."""
+    docs/runbook.md in it, every command as written: a region evacuation with us-east-1 lost, its reconcile and, once
+    us-east-1 is back, the commands that rebuild us-east-1's replica; the planned failback and the commands that
+    rebuild us-west-2's; a DNS failover drill. `pulumi` is emulated from the program's own evaluation
+    (drills/emulated_pulumi.py). Ends with both stack files compared with the repository's; the drills' reports are
+    written to drill-reports/."""
     parser = argparse.ArgumentParser(prog="python -m drills.sandbox", description=main.__doc__)
     parser.add_argument("--evacuation-only", action="store_true",
                         help="follow the runbook's section 1 only (us-east-1 is down), then stop")

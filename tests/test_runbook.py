@@ -1,6 +1,7 @@
 """docs/runbook.md, run as written (drills/runbook.py): every command of its shell blocks, in order, in the sandbox's
 world (moto, two PostgreSQL servers, the replication probes), from a copy of the project as the operator's working
-directory. The evacuation and the failback it describes end where they started: roles, stack files, capacities."""
+directory, section 1 with us-east-1 lost. The evacuation and the failback it describes end where they started: roles,
+stack files, capacities."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ def test_the_runbook_has_the_sections_an_incident_needs():
     assert [s.title for s in chosen] == ["Before an incident", "1. us-east-1 is down",
                                          "2. Going back to us-east-1 (planned failback)", "3. A drill"]
     assert all(command.split()[0] in ("pulumi", "python", "aws", "export") for s in chosen for command in s.commands)
+    # us-east-1 is lost until the block that begins "once us-east-1 is back", its last, which calls it first.
+    down = chosen[1]
+    assert [down.region_lost(i) for i in range(len(down.blocks))] == [True, True, False]
+    assert down.blocks[-1][0].startswith("aws rds stop-db-instance-automated-backups-replication")
+    assert chosen[2].region_lost(0) is None
 
 
 def test_the_runbook_runs_as_written_and_ends_where_it_started(world, pair, tmp_path, monkeypatch, capsys):
@@ -51,15 +57,26 @@ def test_the_runbook_runs_as_written_and_ends_where_it_started(world, pair, tmp_
     created = [line for line in lines if "created as a read replica of" in line]
     assert [line.split()[2].rstrip(":") for line in deleted] == [PRIMARY, BACKUP]
     assert [line.split()[0] for line in created] == [PRIMARY, BACKUP]
-    # Nothing ran against a detached former writer: the primary's first `up` after the evacuation starts nothing.
+    # Section 1 ran with us-east-1 lost: its steps there were skipped, and reconcile printed them to do once it is
+    # back; the loss was measured from us-west-2's CloudWatch alone.
+    evacuation = reports["region-evacuation"]
+    steps = {s["name"]: s["status"] for s in evacuation["steps"]}
+    assert {steps[name] for name in ("fence-primary-writers", "fence-primary-database", "stop-primary-rotation")} == {
+        "skipped"}
+    assert evacuation["rpo_reason"].startswith(f"measured through the databases by the replication probe, read "
+                                               f"from CloudWatch in {BACKUP}")
+    assert f"aws ecs update-service --region {PRIMARY} --cluster {IDENTIFIER} --service beat --desired-count 0" in (
+        evacuation["reconcile"]["commands"])
+    # Nothing runs against a detached former writer: the primary's first `up` once us-east-1 is back stops what the
+    # fence could not reach (its probe went with the region).
     first_up = lines.index("$ pulumi up -s primary")
     output = lines[first_up + 1:next(i for i in range(first_up + 1, len(lines)) if lines[i].startswith(("$", "\n==")))]
-    # api, worker and beat were fenced to 0 already; the probe stops (nothing to write to, nothing replicates).
-    assert output == [f"  {PRIMARY} web: desired 2 -> 0", f"  {PRIMARY} replication probe: stopped"]
+    assert output == [f"  {PRIMARY} {service}: desired {count} -> 0"
+                      for service, count in (("api", 2), ("beat", 1), ("web", 2), ("worker", 2))]
     # Each `up` moved the probes with activeRegion: the writer's beside each writer in turn, ending as they began.
     probes = {region: [line.split(": ", 1)[1] for line in lines if line.strip().startswith(f"{region} replication")]
               for region in (PRIMARY, BACKUP)}
-    assert probes == {PRIMARY: ["stopped", f"reader (writer in {BACKUP})", f"writer (writer in {PRIMARY})"],
+    assert probes == {PRIMARY: [f"reader (writer in {BACKUP})", f"writer (writer in {PRIMARY})"],
                       BACKUP: [f"writer (writer in {BACKUP})", "stopped", f"reader (writer in {PRIMARY})"]}
     # The world's clients: boto3's default session read the AWS config before the runbook's profile was set.
     (replica,) = world.client("rds", BACKUP).describe_db_instances(DBInstanceIdentifier=IDENTIFIER)["DBInstances"]
