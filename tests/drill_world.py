@@ -50,6 +50,13 @@ def acknowledged(tmp_path):
     return heartbeat.Record(path).entries()
 
 
+def counted(tmp_path):
+    """The acknowledged writes the promotion had to keep: not one acknowledged only after the drill stopped the
+    heartbeat at the fence (test_a_write_acknowledged_after_the_stop_is_not_counted), which under load is often the
+    write in flight at the stop."""
+    return [a for a in acknowledged(tmp_path) if "id" in a and not a.get("after_stop")]
+
+
 def eventually(condition, timeout=10):
     """The front reads the switch's metric, whose newest datapoint CloudWatch (moto) returns a moment later."""
     deadline = time.time() + timeout
@@ -79,9 +86,9 @@ def when(condition, then, timeout=30):
 
 
 def expected_rpo(tmp_path, server):
-    """The RPO computed independently: the last acknowledged write's time against the newest row the promoted
-    server holds, read from it directly."""
-    last = [a for a in acknowledged(tmp_path) if "id" in a][-1]["written_at"]
+    """The RPO computed independently: the last counted write's time against the newest row the promoted server
+    holds, read from it directly."""
+    last = counted(tmp_path)[-1]["written_at"]
     (newest,) = server.query(f"SELECT extract(epoch FROM max(written_at)) FROM {TABLE}", dbname="trading")[0]
     return round(last - float(newest), 3)
 
