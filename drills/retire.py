@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from botocore.exceptions import BotoCoreError, ClientError, WaiterError
-from botocore.parsers import ResponseParserError
+from botocore.exceptions import ClientError, WaiterError
 
 from drills.outputs import InputError
 from regions.sessions import AWS_ERRORS, new_session
@@ -25,7 +24,7 @@ def delete_retired(region: str, identifier: str, snapshot: str, say: Callable[[s
             say(f"  {identifier} in {region}: already deleted")
             return
         raise InputError(f"rds[{region}].describe_db_instances({identifier}): {exc}") from None
-    except (BotoCoreError, ResponseParserError) as exc:
+    except AWS_ERRORS as exc:  # after ClientError's own case above
         raise InputError(f"rds[{region}].describe_db_instances({identifier}): {exc}") from None
     if found[0].get("DeletionProtection"):
         raise InputError(f"{identifier} in {region} still has deletion protection on: run the retire phase's "

@@ -80,9 +80,7 @@ class Runbook:
         self.unreachable: list[str] = []  # the drill's arguments while us-east-1 is lost
         self.outputs = dict(zip(("primary", "backup"), self.world.outputs_args()[1::2], strict=True))
         certificate = ["--db-ca-bundle", str(self.world.postgres.ca_bundle)] if self.world.postgres else []
-        self.emulation = {"run": ["--probe-url", self.world.front.url, "--probe-interval", "0.2",
-                                  "--probe-timeout", "30", "--promotion-keeps-source-link", *certificate,
-                                  *(["--report-dir", str(reports)] if reports else [])],
+        self.emulation = {"run": [*trip.emulated(), *certificate, *(["--report-dir", str(reports)] if reports else [])],
                           "preflight": certificate}
         # The operator's profile: the drill role, here moto's credentials.
         config = self.project.parent / "aws-config"
@@ -145,7 +143,7 @@ class Runbook:
         elif words[0] == "pulumi":
             shutil.copy(self.outputs[words[words.index("-s") + 1]], self.project / words[-1])
         elif words[0] == "aws":
-            printed = json.loads(journals[-1].read_text())["reconcile"]["commands"] if journals else []
+            printed = json.loads(journals[-1].read_text()).get("reconcile", {}).get("commands", []) if journals else []
             if command not in printed:
                 self.say(f"  not what reconcile printed: {printed}")
                 return 1

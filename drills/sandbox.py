@@ -645,15 +645,16 @@ class RoundTrip:
         from drills.__main__ import main as drills
         return drills(list(args))
 
-    def _leg(self, *args: str) -> int:
-        # The drill prints its outcome and its reports' paths; the reports repeat the reconcile block it prints,
-        # which `reconcile` then prints again as it runs: said once, here.
-        return self.drills(*args, "--execute", "--probe-url", self.world.front.url, "--probe-interval", "0.2",
-                           "--probe-timeout", "30", "--promotion-keeps-source-link", "--journal-dir",
-                           str(self.journals), "--report-dir", str(self.reports), *self.world.args())
+    def emulated(self) -> list[str]:
+        """What a drill needs in this world beyond what an operator types: the front's health URL, a probe pace for
+        a drill of seconds, and --promotion-keeps-source-link (moto keeps a promoted replica's source link)."""
+        return ["--probe-url", self.world.front.url, "--probe-interval", "0.2", "--probe-timeout", "30",
+                "--promotion-keeps-source-link"]
 
     def evacuate(self) -> int:
-        return self._leg("run", "--scenario", "region-evacuation", "--confirm", BACKUP)
+        return self.drills("run", "--scenario", "region-evacuation", "--confirm", BACKUP, "--execute",
+                           *self.emulated(), "--journal-dir", str(self.journals), "--report-dir", str(self.reports),
+                           *self.world.args())
 
     def reconcile(self) -> None:
         """`reconcile --write` of the newest journal, then its commands."""

@@ -7,11 +7,10 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import botocore.config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
-from botocore.parsers import ResponseParserError
+from botocore.exceptions import ClientError, NoCredentialsError, PartialCredentialsError
 
 from drills.outputs import InputError
-from regions.sessions import have_credentials, new_session
+from regions.sessions import AWS_ERRORS, have_credentials, new_session
 from rightsize.metrics import Metric, Series, fetch
 from rightsize.rules import DatabaseState, Targets
 
@@ -33,7 +32,7 @@ def _call(what: str, region: str, action: Callable[[], T]) -> T:
     except ClientError as exc:
         code, message = (exc.response.get("Error", {}).get(k) for k in ("Code", "Message"))
         raise AwsError(f"{what} in {region} failed: {code or 'error'}: {message or exc}") from None
-    except (BotoCoreError, ResponseParserError) as exc:
+    except AWS_ERRORS as exc:  # after ClientError's own case above
         raise AwsError(f"{what} in {region} failed: {exc}") from None
 
 
